@@ -1,0 +1,198 @@
+"""Single environments: :class:`gymnasium.Env` classes over the Rust core.
+
+Each class documents its process the way Gymnasium's classic-control environments do. The physics,
+the constraint checks and the random streams all live in the core; these classes only adapt the API.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+
+from . import _core
+from ._spaces import action_space, observation_space
+
+__all__ = ["IndustrialEnv", "ChemicalReactorEnv", "IndustrialBenchmarkEnv"]
+
+
+def _seed_value(seed: int | None) -> int | None:
+    if seed is None:
+        return None
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        from .exceptions import ConfigError
+
+        raise ConfigError(f"seed: must be a non-negative integer or None, got {seed!r}")
+    return int(seed) % (1 << 64)
+
+
+class IndustrialEnv(gym.Env[np.ndarray, np.ndarray]):
+    """Base class: one environment of the catalogue, stepped by the Rust core.
+
+    Subclasses set ``env_id``. Constructor keyword arguments are the environment's options (see
+    each subclass); unknown or invalid options raise :class:`~neorl_industrial.ConfigError`.
+    """
+
+    env_id: ClassVar[str] = ""
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": [], "render_fps": 4}
+
+    def __init__(self, render_mode: str | None = None, **options: Any) -> None:
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            from .exceptions import ConfigError
+
+            raise ConfigError(
+                f"render_mode: {render_mode!r} is not supported; choose from {self.metadata['render_modes']}"
+            )
+        self.render_mode = render_mode
+        self._options = dict(options)
+        self._core = _core.CoreVecEnv(self.env_id, 1, "disabled", None, self._options)
+        self.core_spec: dict[str, Any] = self._core.spec()
+        self.observation_space = observation_space(self.core_spec)
+        self.action_space = action_space(self.core_spec)
+        self.horizon: int = int(self.core_spec["horizon"])
+        self.constraint_names: list[str] = list(self._core.constraint_names)
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """Starts an episode; ``seed`` fixes the env's random stream (same seed, same trajectory)."""
+        s = _seed_value(seed)
+        super().reset(seed=seed)
+        return self._core.reset_single(s)
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        """Applies a normalised action in [-1, 1]; out-of-range finite values are clipped (``info["clipped"]``)."""
+        return self._core.step_single(action)
+
+    def render(self) -> None:
+        return None
+
+    # Pickling keeps the full state (process, hidden variables, RNG stream, step count).
+    def __getstate__(self) -> dict[str, Any]:
+        return {
+            "options": self._options,
+            "render_mode": self.render_mode,
+            "snapshot": self._core.snapshot(),
+            "np_random": self._np_random,
+        }
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(render_mode=state["render_mode"], **state["options"])  # type: ignore[misc]
+        self._core.restore(*state["snapshot"])
+        self._np_random = state["np_random"]
+
+
+class ChemicalReactorEnv(IndustrialEnv):
+    """Exothermic continuous stirred-tank reactor (CSTR): keep a concentration on its set-point.
+
+    ## Description
+    An irreversible exothermic reaction A -> B runs in a cooled, continuously fed tank (Seborg, Edgar,
+    Mellichamp & Doyle, *Process Dynamics and Control*, Example 2.5; pc-gym's ``cstr`` model). The agent
+    sets the coolant temperature ``Tc``. Warmer coolant speeds the reaction and lowers the
+    concentration of A; above about 304 K the heat released outruns the cooling and the reactor runs
+    away thermally. The episode follows a set-point schedule for ``Ca``.
+
+    ## Action Space
+    ``Box(-1, 1, (1,), float32)``, mapped linearly to ``Tc`` in [290, 310] K:
+    ``Tc = 290 + (a + 1) / 2 * 20``. Finite values outside [-1, 1] are clipped (counted in
+    ``info["clipped"]``); NaN, inf or a wrong shape raise :class:`~neorl_industrial.InvalidActionError`.
+
+    ## Observation Space
+    ``Box(float32)`` of shape (3,):
+
+    | Num | Observation  | Unit  | Min | Max |
+    |-----|--------------|-------|-----|-----|
+    | 0   | Ca           | mol/L | 0   | 1   |
+    | 1   | T            | K     | 200 | 600 |
+    | 2   | Ca set-point | mol/L | 0   | 1   |
+
+    The set-point shown is the one the next action is scored against.
+
+    ## Rewards
+    ``-1000 * (Ca - Ca_setpoint)^2`` after each step (pc-gym's benchmark scale).
+
+    ## Starting State
+    ``[Ca, T] = [0.8 mol/L, 330 K]`` with coolant at 300 K; ``x0_spread`` perturbs it.
+
+    ## Episode End
+    - Termination: emergency shutdown when a critical constraint is violated (``T > 350 K``,
+      thermal runaway); ``info["shutdown_reason"]`` names it.
+    - Truncation: after ``horizon`` steps (default 60, i.e. 26 min of process time).
+
+    ## Constraints
+    ``temperature_high`` T <= 331 K (warning), ``thermal_runaway`` T <= 350 K (critical),
+    ``coolant_ramp`` |dTc| <= 5 K per step (warning). Current values are in ``info["constraints"]``.
+
+    ## Arguments
+    ``gymnasium.make("neorl_industrial/ChemicalReactor-v0", horizon=60, setpoints=[0.85, 0.90, 0.87],
+    x0_spread=0.0, noise=0.0)``
+
+    - ``horizon``: steps per episode; the set-point pieces split it evenly.
+    - ``setpoints``: Ca set-points in mol/L, each held for an equal share of the episode.
+    - ``x0_spread``: relative spread of the initial Ca (and 5% of it on T), uniform, in [0, 0.2].
+    - ``noise``: relative standard deviation of Gaussian measurement noise on Ca and T, in [0, 0.5].
+
+    ## Integration
+    Dormand–Prince 5(4) with per-env adaptive steps at 1e-10 tolerance: every step matches the
+    1e-12 reference solution within 1e-6 relative, runaway included.
+
+    ## Version History
+    - v0: Initial version.
+    """
+
+    env_id = "ChemicalReactor-v0"
+
+
+class IndustrialBenchmarkEnv(IndustrialEnv):
+    """The Siemens Industrial Benchmark: a stochastic, partially observable industrial plant.
+
+    ## Description
+    A faithful port of ``industrial-benchmark-python`` 2.0 (Hein et al., "A benchmark environment
+    motivated by industrial control problems", IEEE SSCI 2017): three steerings (velocity, gain,
+    shift) act on hidden fatigue dynamics, a delayed operational cost and a "goldstone"
+    miscalibration landscape; consumption is noisy. The step order and equations are the original's;
+    the random draws come from the env's own stream.
+
+    ## Action Space
+    ``Box(-1, 1, (3,), float32)``: changes of velocity (x1), gain (x10) and shift (x ~5.75) per step.
+
+    ## Observation Space
+    ``Box(float32)`` of shape (6,):
+
+    | Num | Observation     | Min | Max  |
+    |-----|-----------------|-----|------|
+    | 0   | p (set-point)   | 0   | 100  |
+    | 1   | v (velocity)    | 0   | 100  |
+    | 2   | g (gain)        | 0   | 100  |
+    | 3   | h (shift)       | 0   | 100  |
+    | 4   | f (fatigue)     | 0   | 1000 |
+    | 5   | c (consumption) | 0   | 1000 |
+
+    ## Rewards
+    ``-(3 f + c)``.
+
+    ## Starting State
+    ``v = g = h = 50``, then one zero-action step, as the original's constructor does.
+
+    ## Episode End
+    Truncation after ``horizon`` steps (default 1000); the plant has no terminal state.
+
+    ## Constraints
+    ``fatigue_high`` and ``consumption_high`` (warnings); limits and measured violation rates are in
+    ``env.core_spec["constraints"]`` and the catalogue (``neorl-industrial envs``).
+
+    ## Arguments
+    ``gymnasium.make("neorl_industrial/IndustrialBenchmark-v0", setpoint=70, stationary_setpoint=True,
+    horizon=1000)``
+
+    ## Version History
+    - v0: Initial version.
+    """
+
+    env_id = "IndustrialBenchmark-v0"
+
+
+ENV_CLASSES: dict[str, type[IndustrialEnv]] = {
+    cls.env_id: cls for cls in (ChemicalReactorEnv, IndustrialBenchmarkEnv)
+}

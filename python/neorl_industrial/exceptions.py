@@ -1,0 +1,41 @@
+"""The exception tree of neorl_industrial.
+
+Every error the package raises on purpose derives from :class:`NeorlError`. Errors about bad input
+also derive from :class:`ValueError`, so ``except ValueError`` keeps working for callers who do not
+know this package.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "NeorlError",
+    "InvalidActionError",
+    "ConfigError",
+    "UnknownEnvironmentError",
+    "ResetNeededError",
+    "StateError",
+]
+
+
+class NeorlError(Exception):
+    """Base class of every error raised by neorl_industrial."""
+
+
+class InvalidActionError(NeorlError, ValueError):
+    """An action was malformed: wrong shape or dtype, NaN or infinite; the message names env and element."""
+
+
+class ConfigError(NeorlError, ValueError):
+    """A configuration value (constructor option, constraint, CLI option, file) was rejected."""
+
+
+class UnknownEnvironmentError(ConfigError):
+    """No environment is registered under the requested id."""
+
+
+class ResetNeededError(NeorlError, RuntimeError):
+    """A call came in the wrong order: step before reset, or after the episode ended without autoreset."""
+
+
+class StateError(NeorlError, ValueError):
+    """A saved state (pickle, snapshot) does not fit the environment it is restored into."""

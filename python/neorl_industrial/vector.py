@@ -1,0 +1,224 @@
+"""Vectorized environments: one :class:`gymnasium.vector.VectorEnv` over one Rust batch.
+
+The whole batch steps in Rust (rayon across envs, the GIL released); this class turns the core's
+arrays into Gymnasium's return values, infos batched with ``_key`` masks exactly as Gymnasium's own
+vector envs batch them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
+
+from . import _core
+from ._spaces import action_space, observation_space
+from .exceptions import ConfigError
+
+__all__ = ["VectorIndustrialEnv"]
+
+_MODES = {
+    AutoresetMode.NEXT_STEP: "next_step",
+    AutoresetMode.SAME_STEP: "same_step",
+    AutoresetMode.DISABLED: "disabled",
+}
+
+
+def _mode(value: AutoresetMode | str) -> AutoresetMode:
+    if isinstance(value, AutoresetMode):
+        return value
+    try:
+        return AutoresetMode(str(value).lower())
+    except ValueError:
+        raise ConfigError(
+            f"autoreset_mode: must be one of {[m.value for m in AutoresetMode]}, got {value!r}"
+        ) from None
+
+
+def _seeds(seed: int | list[int | None] | None, n: int) -> list[int | None] | None:
+    if seed is None:
+        return None
+    if isinstance(seed, (int, np.integer)) and not isinstance(seed, (bool, np.bool_)):
+        if seed < 0:
+            raise ConfigError(f"seed: must be non-negative, got {seed}")
+        return [(int(seed) + i) % (1 << 64) for i in range(n)]
+    seeds = list(seed)
+    if len(seeds) != n:
+        raise ConfigError(f"seed: a list of seeds needs one per env ({n}), got {len(seeds)}")
+    for s in seeds:
+        if s is not None and (isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 0):
+            raise ConfigError(f"seed: each seed must be a non-negative integer or None, got {s!r}")
+    return [None if s is None else int(s) % (1 << 64) for s in seeds]
+
+
+class VectorIndustrialEnv(VectorEnv):
+    """A batch of ``num_envs`` environments of one id, stepped together in Rust.
+
+    Args:
+        env_id: Catalogue id, e.g. ``"ChemicalReactor-v0"`` (a ``neorl_industrial/`` prefix is accepted).
+        num_envs: Batch size.
+        autoreset_mode: Gymnasium's ``AutoresetMode`` (or its name): ``NEXT_STEP`` (default),
+            ``SAME_STEP`` (ended envs reset within the step; ``info["final_obs"]`` and
+            ``info["final_info"]`` hold what they ended with) or ``DISABLED`` (reset ended envs with
+            ``reset(options={"reset_mask": mask})``).
+        num_threads: Threads stepping this batch (default: one per core, shared). Results are
+            identical for any value.
+        **options: The environment's options (see its class).
+
+    Env ``i`` reset with ``reset(seed=s)`` follows the same trajectory as a single env reset with
+    ``seed=s + i``, whatever the batch size or thread count.
+    """
+
+    metadata: dict[str, Any] = {"render_modes": [], "autoreset_mode": AutoresetMode.NEXT_STEP}
+
+    def __init__(
+        self,
+        env_id: str,
+        num_envs: int = 1,
+        autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
+        num_threads: int | None = None,
+        render_mode: str | None = None,
+        **options: Any,
+    ) -> None:
+        if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
+            raise ConfigError(f"num_envs: must be a positive integer, got {num_envs!r}")
+        if render_mode is not None:
+            raise ConfigError(f"render_mode: vector envs do not render, got {render_mode!r}")
+        mode = _mode(autoreset_mode)
+        self.env_id = env_id.removeprefix("neorl_industrial/")
+        self._options = dict(options)
+        self._num_threads = num_threads
+        self._core = _core.CoreVecEnv(self.env_id, int(num_envs), _MODES[mode], num_threads, self._options)
+        self.core_spec: dict[str, Any] = self._core.spec()
+        self.num_envs = int(num_envs)
+        self.autoreset_mode = mode
+        self.metadata = {**self.metadata, "autoreset_mode": mode}
+        self.render_mode = None
+        self.single_observation_space = observation_space(self.core_spec)
+        self.single_action_space = action_space(self.core_spec)
+        self.observation_space = batch_space(self.single_observation_space, self.num_envs)
+        self.action_space = batch_space(self.single_action_space, self.num_envs)
+        self.constraint_names: list[str] = list(self._core.constraint_names)
+        self.horizon: int = int(self.core_spec["horizon"])
+
+    # ------------------------------------------------------------------ API
+    def reset(
+        self,
+        *,
+        seed: int | list[int | None] | None = None,
+        options: dict[str, Any] | None = None,
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """Resets every env, or those in ``options["reset_mask"]`` (a bool array of shape ``(num_envs,)``)."""
+        seeds = _seeds(seed, self.num_envs)
+        if seed is not None:
+            self._np_random_seed = seed if isinstance(seed, int) else None
+        mask = None
+        if options and "reset_mask" in options:
+            mask = self._check_mask(options["reset_mask"])
+        obs, values = self._core.reset(seeds, mask)
+        sel = np.ones(self.num_envs, dtype=np.bool_) if mask is None else mask.copy()
+        info: dict[str, Any] = {}
+        self._put_constraints(info, values, sel)
+        return obs, info
+
+    def step(
+        self, actions: Any
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        """Steps every env with normalised actions of shape ``(num_envs, act_dim)``."""
+        (obs, reward, term, trunc, stepped, clipped, action, values, shutdown, fmask, fobs, fvalues) = (
+            self._core.step(actions)
+        )
+        info: dict[str, Any] = {}
+        if fmask is not None and fmask.any():
+            final_obs = np.full(self.num_envs, None, dtype=object)
+            for i in np.flatnonzero(fmask):
+                final_obs[i] = fobs[i]
+            info["final_obs"] = final_obs
+            info["_final_obs"] = fmask.copy()
+            final_info: dict[str, Any] = {}
+            self._put_step_info(final_info, action, values_or(fvalues, values), clipped, shutdown, fmask)
+            info["final_info"] = final_info
+            info["_final_info"] = fmask.copy()
+            # Ended envs report their reset info; the others their step info.
+            self._put_step_info(info, action, values, clipped, shutdown, stepped & ~fmask)
+            self._put_constraints(info, values, np.ones(self.num_envs, dtype=np.bool_))
+        else:
+            self._put_step_info(info, action, values, clipped, shutdown, stepped)
+            self._put_constraints(info, values, np.ones(self.num_envs, dtype=np.bool_))
+        return obs, reward, term, trunc, info
+
+    def close_extras(self, **kwargs: Any) -> None:
+        self._core = None  # type: ignore[assignment]
+
+    # --------------------------------------------------------------- infos
+    def _check_mask(self, mask: Any) -> np.ndarray:
+        if not isinstance(mask, np.ndarray):
+            raise ConfigError(f"reset_mask: must be a numpy array, got {type(mask).__name__}")
+        if mask.shape != (self.num_envs,):
+            raise ConfigError(f"reset_mask: must have shape ({self.num_envs},), got {mask.shape}")
+        if mask.dtype != np.bool_:
+            raise ConfigError(f"reset_mask: must have dtype bool, got {mask.dtype}")
+        if not mask.any():
+            raise ConfigError("reset_mask: must select at least one env")
+        return mask
+
+    def _put_constraints(self, info: dict[str, Any], values: np.ndarray, mask: np.ndarray) -> None:
+        if not mask.any():
+            return
+        cons: dict[str, Any] = {}
+        for j, name in enumerate(self.constraint_names):
+            col = np.where(mask, values[:, j], 0.0)
+            cons[name] = col
+            cons[f"_{name}"] = mask.copy()
+        info["constraints"] = cons
+        info["_constraints"] = mask.copy()
+
+    def _put_step_info(
+        self,
+        info: dict[str, Any],
+        action: np.ndarray,
+        values: np.ndarray,
+        clipped: np.ndarray,
+        shutdown: np.ndarray,
+        mask: np.ndarray,
+    ) -> None:
+        if not mask.any():
+            return
+        info["action"] = np.where(mask[:, None], action, 0.0)
+        info["_action"] = mask.copy()
+        info["clipped"] = np.where(mask, clipped, 0)
+        info["_clipped"] = mask.copy()
+        down = mask & (shutdown >= 0)
+        if down.any():
+            reasons = np.full(self.num_envs, None, dtype=object)
+            for i in np.flatnonzero(down):
+                reasons[i] = self.constraint_names[int(shutdown[i])]
+            info["shutdown_reason"] = reasons
+            info["_shutdown_reason"] = down
+
+    # ------------------------------------------------------------- pickling
+    def __getstate__(self) -> dict[str, Any]:
+        return {
+            "env_id": self.env_id,
+            "num_envs": self.num_envs,
+            "autoreset_mode": self.autoreset_mode,
+            "num_threads": self._num_threads,
+            "options": self._options,
+            "snapshot": self._core.snapshot(),
+        }
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(  # type: ignore[misc]
+            state["env_id"],
+            state["num_envs"],
+            state["autoreset_mode"],
+            state["num_threads"],
+            **state["options"],
+        )
+        self._core.restore(*state["snapshot"])
+
+
+def values_or(first: np.ndarray | None, fallback: np.ndarray) -> np.ndarray:
+    return fallback if first is None else first

@@ -1,0 +1,313 @@
+//! ChemicalReactor-v0: an exothermic continuous stirred-tank reactor (CSTR), A -> B.
+//!
+//! Model of pc-gym's `cstr` (Bloor et al., "PC-Gym: Benchmark environments for process control
+//! problems", 2024), after Seborg, Edgar, Mellichamp & Doyle, *Process Dynamics and Control*,
+//! Example 2.5 / Table 2.3:
+//!
+//! ```text
+//! dCa/dt = q/V (Caf - Ca) - k0 exp(-EA/R / T) Ca
+//! dT/dt  = q/V (Ti - T) + (-dH)/(rho C) k0 exp(-EA/R / T) Ca + UA/(rho C V) (Tc - T)
+//! ```
+//!
+//! Time in minutes. The agent sets the coolant temperature Tc; above about 304 K the reactor runs
+//! away thermally, which is what the safety constraints are about.
+
+use super::{reject_unknown, take, take_number, Config, ConfigValue, ProcessModel};
+use crate::errors::CoreError;
+use crate::integrate::{dopri5, Tolerance};
+use crate::rng::Rng;
+use crate::spec::{ConstraintKind, ConstraintSpec, EnvSpec, Severity, Variable};
+
+/// Feed flow rate [L/min] (Seborg Table 2.3).
+pub const Q: f64 = 100.0;
+/// Reactor volume [L].
+pub const V: f64 = 100.0;
+/// Density of the mixture [g/L].
+pub const RHO: f64 = 1000.0;
+/// Heat capacity of the mixture [J/(g K)].
+pub const C: f64 = 0.239;
+/// Heat of reaction [J/mol] (exothermic).
+pub const DELTA_H: f64 = -5e4;
+/// Activation energy over the gas constant [K].
+pub const EA_OVER_R: f64 = 8750.0;
+/// Pre-exponential factor [1/min].
+pub const K0: f64 = 7.2e10;
+/// Heat transfer coefficient times area [J/(min K)].
+pub const UA: f64 = 5e4;
+/// Feed temperature [K].
+pub const TI: f64 = 350.0;
+/// Feed concentration [mol/L].
+pub const CAF: f64 = 1.0;
+
+/// Step length [min]: pc-gym's CSTR benchmark spans 26 min in 60 steps.
+pub const DT_MIN: f64 = 26.0 / 60.0;
+/// Default initial state [Ca mol/L, T K].
+pub const X0: [f64; 2] = [0.8, 330.0];
+/// Coolant range the normalised action maps to [K].
+pub const TC_RANGE: (f64, f64) = (290.0, 310.0);
+/// Nominal coolant temperature before the first action [K] (the steady operating point).
+pub const TC_NOMINAL: f64 = 300.0;
+/// Reward scale of pc-gym's CSTR benchmark.
+pub const R_SCALE: f64 = 1000.0;
+
+/// Integration tolerances. Both relative and absolute 1e-10 per step keep every reference case
+/// (runaway included) within 1e-7 relative of the 1e-12 ground truth over 60 steps.
+const TOL: Tolerance = Tolerance {
+    rtol: 1e-10,
+    atol: 1e-10,
+    max_steps: 20_000,
+};
+
+// State layout.
+const CA: usize = 0;
+const T: usize = 1;
+const TC: usize = 2; // coolant temperature last applied [K]
+const TC_PREV: usize = 3; // coolant temperature applied the step before [K]
+const H: usize = 4; // integrator step-size memory [min]
+const CA_MEAS: usize = 5; // measured (possibly noisy) Ca
+const T_MEAS: usize = 6; // measured (possibly noisy) T
+const STATE_LEN: usize = 7;
+
+const OPTIONS: &[&str] = &["horizon", "setpoints", "x0_spread", "noise"];
+
+/// Right-hand side of the CSTR ODE for coolant temperature `tc`.
+#[inline]
+pub fn rhs(x: &[f64; 2], tc: f64) -> [f64; 2] {
+    let (ca, t) = (x[0], x[1]);
+    let ra = K0 * (-EA_OVER_R / t).exp() * ca;
+    [
+        Q / V * (CAF - ca) - ra,
+        Q / V * (TI - t) + (-DELTA_H) * ra / (RHO * C) + UA * (tc - t) / (RHO * C * V),
+    ]
+}
+
+/// Integrates the CSTR over one step of `DT_MIN` at constant coolant `tc`.
+pub fn advance(x: [f64; 2], tc: f64, h: &mut f64) -> [f64; 2] {
+    dopri5(|x| rhs(x, tc), x, DT_MIN, h, TOL)
+}
+
+/// The exothermic CSTR.
+#[derive(Debug, Clone)]
+pub struct ChemicalReactor {
+    spec: EnvSpec,
+    setpoints: Vec<f64>,
+    x0_spread: f64,
+    noise: f64,
+}
+
+impl ChemicalReactor {
+    /// Builds the reactor from constructor options (see the Python docstring).
+    pub fn new(config: &mut Config) -> Result<Self, CoreError> {
+        let horizon = take_number(config, "horizon", 60.0, 1.0, 1e9)?;
+        if horizon.fract() != 0.0 {
+            return Err(CoreError::config(
+                "horizon",
+                format!("must be a whole number, got {horizon}"),
+            ));
+        }
+        let setpoints = match take(config, "setpoints") {
+            None => vec![0.85, 0.90, 0.87],
+            Some(ConfigValue::Number(x)) => vec![x],
+            Some(ConfigValue::List(v)) => v,
+            Some(other) => {
+                return Err(CoreError::config(
+                    "setpoints",
+                    format!("must be a list of numbers, got {other:?}"),
+                ))
+            }
+        };
+        if setpoints.is_empty() || setpoints.iter().any(|s| !(0.0..=1.0).contains(s)) {
+            return Err(CoreError::config(
+                "setpoints",
+                format!(
+                    "must be a non-empty list of concentrations in [0, 1] mol/L, got {setpoints:?}"
+                ),
+            ));
+        }
+        let x0_spread = take_number(config, "x0_spread", 0.0, 0.0, 0.2)?;
+        let noise = take_number(config, "noise", 0.0, 0.0, 0.5)?;
+        reject_unknown(config, "ChemicalReactor-v0", OPTIONS)?;
+        Ok(Self {
+            spec: spec(horizon as u32),
+            setpoints,
+            x0_spread,
+            noise,
+        })
+    }
+
+    /// Ca set-point in force at episode step `t`: the schedule's pieces split the horizon evenly.
+    pub fn setpoint(&self, t: u32) -> f64 {
+        let n = self.setpoints.len();
+        let horizon = self.spec.horizon.max(1) as usize;
+        let i = (t as usize).min(horizon - 1) * n / horizon;
+        self.setpoints[i.min(n - 1)]
+    }
+
+    fn measure(&self, state: &mut [f64], rng: &mut Rng) {
+        if self.noise > 0.0 {
+            state[CA_MEAS] = state[CA] * (1.0 + self.noise * rng.normal());
+            state[T_MEAS] = state[T] * (1.0 + self.noise * rng.normal());
+        } else {
+            state[CA_MEAS] = state[CA];
+            state[T_MEAS] = state[T];
+        }
+    }
+}
+
+fn spec(horizon: u32) -> EnvSpec {
+    EnvSpec {
+        id: "ChemicalReactor-v0",
+        description: "Exothermic CSTR: track a concentration set-point by setting the coolant temperature",
+        observations: vec![
+            Variable::new("Ca", "concentration of A", "mol/L", 0.0, 1.0),
+            Variable::new("T", "reactor temperature", "K", 200.0, 600.0),
+            Variable::new("Ca_setpoint", "concentration set-point", "mol/L", 0.0, 1.0),
+        ],
+        actions: vec![Variable::new("Tc", "coolant temperature", "K", TC_RANGE.0, TC_RANGE.1)],
+        signals: vec![
+            Variable::new("Ca", "concentration of A", "mol/L", 0.0, 1.0),
+            Variable::new("T", "reactor temperature", "K", 200.0, 600.0),
+            Variable::new("Tc", "coolant temperature", "K", TC_RANGE.0, TC_RANGE.1),
+        ],
+        dt: DT_MIN,
+        dt_unit: "min",
+        horizon,
+        constraints: vec![
+            ConstraintSpec {
+                name: "temperature_high",
+                constraint_type: "temperature",
+                signal: "T",
+                kind: ConstraintKind::Upper,
+                limit: 331.0,
+                severity: Severity::Warning,
+            },
+            ConstraintSpec {
+                name: "thermal_runaway",
+                constraint_type: "temperature",
+                signal: "T",
+                kind: ConstraintKind::Upper,
+                limit: 350.0,
+                severity: Severity::Critical,
+            },
+            ConstraintSpec {
+                name: "coolant_ramp",
+                constraint_type: "actuator_rate",
+                signal: "Tc",
+                kind: ConstraintKind::Rate,
+                limit: 5.0,
+                severity: Severity::Warning,
+            },
+        ],
+        // Full cooling: the coldest coolant the actuator can deliver.
+        safe_action: vec![-1.0],
+        source: "pc-gym cstr (Bloor et al. 2024) after Seborg et al., Process Dynamics and Control, Ex. 2.5",
+    }
+}
+
+impl ProcessModel for ChemicalReactor {
+    fn spec(&self) -> &EnvSpec {
+        &self.spec
+    }
+
+    fn state_len(&self) -> usize {
+        STATE_LEN
+    }
+
+    fn reset(&self, state: &mut [f64], rng: &mut Rng) {
+        let (mut ca, mut t) = (X0[0], X0[1]);
+        if self.x0_spread > 0.0 {
+            ca *= 1.0 + rng.uniform_in(-self.x0_spread, self.x0_spread);
+            t *= 1.0 + rng.uniform_in(-self.x0_spread, self.x0_spread) * 0.05;
+        }
+        state[CA] = ca.clamp(0.0, CAF);
+        state[T] = t;
+        state[TC] = TC_NOMINAL;
+        state[TC_PREV] = TC_NOMINAL;
+        state[H] = DT_MIN;
+        self.measure(state, rng);
+    }
+
+    fn step(&self, state: &mut [f64], action: &[f64], t: u32, rng: &mut Rng) -> f64 {
+        let tc = action[0];
+        let mut h = state[H];
+        let x = advance([state[CA], state[T]], tc, &mut h);
+        state[CA] = x[0];
+        state[T] = x[1];
+        state[TC_PREV] = state[TC];
+        state[TC] = tc;
+        state[H] = h;
+        self.measure(state, rng);
+        let err = state[CA] - self.setpoint(t);
+        -R_SCALE * err * err
+    }
+
+    fn observe(&self, state: &[f64], t: u32, obs: &mut [f32]) {
+        obs[0] = state[CA_MEAS] as f32;
+        obs[1] = state[T_MEAS] as f32;
+        obs[2] = self.setpoint(t) as f32;
+    }
+
+    fn signals(&self, state: &[f64], out: &mut [f64]) {
+        out[0] = state[CA];
+        out[1] = state[T];
+        out[2] = state[TC];
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reactor() -> ChemicalReactor {
+        ChemicalReactor::new(&mut Vec::new()).expect("default config is valid")
+    }
+
+    #[test]
+    fn rhs_matches_reference_at_x0() {
+        // ../shared/reference/chemical_reactor_cstr.json: rhs_at_x0_Tc300.
+        let d = rhs(&[0.8, 330.0], 300.0);
+        assert!((d[0] - 0.024192056609099732).abs() < 1e-12);
+        assert!((d[1] - -5.981601801066901).abs() < 1e-9);
+    }
+
+    #[test]
+    fn setpoint_schedule_splits_horizon_in_thirds() {
+        let r = reactor();
+        assert_eq!(r.setpoint(0), 0.85);
+        assert_eq!(r.setpoint(19), 0.85);
+        assert_eq!(r.setpoint(20), 0.90);
+        assert_eq!(r.setpoint(40), 0.87);
+        assert_eq!(r.setpoint(59), 0.87);
+        assert_eq!(r.setpoint(1000), 0.87);
+    }
+
+    #[test]
+    fn extreme_coolant_stays_finite_for_many_steps() {
+        let r = reactor();
+        let mut rng = Rng::from_seed(0);
+        for tc in [290.0, 310.0] {
+            let mut s = vec![0.0; STATE_LEN];
+            r.reset(&mut s, &mut rng);
+            for t in 0..2000 {
+                let rew = r.step(&mut s, &[tc], t, &mut rng);
+                assert!(
+                    rew.is_finite() && s.iter().all(|v| v.is_finite()),
+                    "tc={tc} t={t}"
+                );
+                assert!(s[CA] >= -1e-9 && s[CA] <= 1.0 + 1e-9);
+            }
+        }
+    }
+
+    #[test]
+    fn unknown_and_bad_options_are_named() {
+        let mut c = vec![("horizn".to_string(), ConfigValue::Number(3.0))];
+        let e = ChemicalReactor::new(&mut c).unwrap_err();
+        assert!(e.to_string().contains("horizn"));
+        let mut c = vec![("setpoints".to_string(), ConfigValue::List(vec![2.0]))];
+        assert!(ChemicalReactor::new(&mut c)
+            .unwrap_err()
+            .to_string()
+            .contains("setpoints"));
+    }
+}

@@ -1,0 +1,121 @@
+//! Process models and the registry that maps ids to them.
+//!
+//! A model is a spec plus reset and step on a flat `f64` state slice that it lays out itself
+//! (observable and hidden variables alike), so a batch of envs is one contiguous buffer and an
+//! env's full state can be copied, compared and pickled as plain numbers.
+
+pub mod chemical_reactor;
+// IBSTUB pub mod industrial_benchmark;
+
+use crate::errors::CoreError;
+use crate::rng::Rng;
+use crate::spec::EnvSpec;
+
+/// Configuration value given from Python (`make(id, **kwargs)`), already typed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ConfigValue {
+    /// A boolean flag.
+    Bool(bool),
+    /// A number (ints arrive as floats).
+    Number(f64),
+    /// A list of numbers.
+    List(Vec<f64>),
+}
+
+/// Constructor options as `(name, value)` pairs.
+pub type Config = Vec<(String, ConfigValue)>;
+
+/// A process model: the physics of one environment.
+pub trait ProcessModel: Send + Sync {
+    /// The spec (variables, actions, constraints).
+    fn spec(&self) -> &EnvSpec;
+
+    /// Number of `f64` slots one env's state needs.
+    fn state_len(&self) -> usize;
+
+    /// Writes an initial state.
+    fn reset(&self, state: &mut [f64], rng: &mut Rng);
+
+    /// Advances one step under the physical action `action` and returns the reward.
+    /// `t` is the index of this step within the episode (0 for the first step after reset).
+    fn step(&self, state: &mut [f64], action: &[f64], t: u32, rng: &mut Rng) -> f64;
+
+    /// Writes the observation of `state` at episode step `t` (the number of steps taken so far).
+    fn observe(&self, state: &[f64], t: u32, obs: &mut [f32]);
+
+    /// Writes the current values of the spec's signals (states, the last physical action, derived
+    /// quantities); the model keeps in `state` whatever it needs for them.
+    fn signals(&self, state: &[f64], out: &mut [f64]);
+}
+
+/// Looks a key up in a config, removing it so unknown keys can be reported afterwards.
+pub(crate) fn take(config: &mut Config, key: &str) -> Option<ConfigValue> {
+    let i = config.iter().position(|(k, _)| k == key)?;
+    Some(config.remove(i).1)
+}
+
+/// A number option, checked finite and within `[lo, hi]`.
+pub(crate) fn take_number(
+    config: &mut Config,
+    key: &str,
+    default: f64,
+    lo: f64,
+    hi: f64,
+) -> Result<f64, CoreError> {
+    match take(config, key) {
+        None => Ok(default),
+        Some(ConfigValue::Number(x)) if x.is_finite() && (lo..=hi).contains(&x) => Ok(x),
+        Some(ConfigValue::Number(x)) => Err(CoreError::config(
+            key,
+            format!("must be a finite number in [{lo}, {hi}], got {x}"),
+        )),
+        Some(other) => Err(CoreError::config(
+            key,
+            format!("must be a number, got {other:?}"),
+        )),
+    }
+}
+
+/// A boolean option.
+pub(crate) fn take_bool(config: &mut Config, key: &str, default: bool) -> Result<bool, CoreError> {
+    match take(config, key) {
+        None => Ok(default),
+        Some(ConfigValue::Bool(b)) => Ok(b),
+        Some(other) => Err(CoreError::config(
+            key,
+            format!("must be true or false, got {other:?}"),
+        )),
+    }
+}
+
+/// Fails on any option the model did not consume.
+pub(crate) fn reject_unknown(config: &Config, id: &str, known: &[&str]) -> Result<(), CoreError> {
+    match config.first() {
+        None => Ok(()),
+        Some((k, _)) => Err(CoreError::config(
+            k,
+            format!(
+                "is not an option of {id}; options are: {}",
+                known.join(", ")
+            ),
+        )),
+    }
+}
+
+/// Ids of every registered environment, in catalogue order.
+pub const IDS: &[&str] = &["ChemicalReactor-v0", "IndustrialBenchmark-v0"];
+
+/// Builds a model from its id and options.
+pub fn make(id: &str, mut config: Config) -> Result<Box<dyn ProcessModel>, CoreError> {
+    let id = id.strip_prefix("neorl_industrial/").unwrap_or(id);
+    match id {
+        "ChemicalReactor-v0" => Ok(Box::new(chemical_reactor::ChemicalReactor::new(
+            &mut config,
+        )?)),
+
+        _ => Err(CoreError::UnknownEnv {
+            id: id.to_string(),
+            known: IDS.join(", "),
+        }),
+    }
+}

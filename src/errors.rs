@@ -1,0 +1,119 @@
+//! One error type for the core, mapped once to the Python exception tree.
+//!
+//! The exception classes live in `neorl_industrial/exceptions.py` (Python allows the multiple
+//! inheritance `InvalidActionError(NeorlError, ValueError)` that a native class cannot express);
+//! this module looks them up once and converts every [`CoreError`] variant in one place.
+
+use std::fmt;
+
+use pyo3::exceptions::PyRuntimeError;
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::PyType;
+
+/// Every way the core can refuse a request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CoreError {
+    /// An action was malformed: wrong shape, not finite, wrong type.
+    InvalidAction {
+        /// Env index within the batch, if the problem is one env's.
+        env: Option<usize>,
+        /// Element index within that env's action, if the problem is one element.
+        element: Option<usize>,
+        /// What is wrong.
+        message: String,
+    },
+    /// A configuration value was rejected.
+    Config {
+        /// The option or field at fault.
+        field: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// No environment has this id.
+    UnknownEnv {
+        /// The id asked for.
+        id: String,
+        /// The ids that exist.
+        known: String,
+    },
+    /// A call came in the wrong order (e.g. step before reset, or after the episode ended).
+    ResetNeeded(String),
+    /// A saved state could not be restored.
+    State(String),
+}
+
+impl CoreError {
+    /// A configuration error on `field`.
+    pub fn config(field: &str, message: impl Into<String>) -> Self {
+        CoreError::Config {
+            field: field.to_string(),
+            message: message.into(),
+        }
+    }
+
+    /// An action error not tied to a single env.
+    pub fn action(message: impl Into<String>) -> Self {
+        CoreError::InvalidAction {
+            env: None,
+            element: None,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for CoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CoreError::InvalidAction {
+                env,
+                element,
+                message,
+            } => {
+                match (env, element) {
+                    (Some(e), Some(j)) => write!(f, "action of env {e}, element {j}: ")?,
+                    (Some(e), None) => write!(f, "action of env {e}: ")?,
+                    (None, Some(j)) => write!(f, "action element {j}: ")?,
+                    (None, None) => write!(f, "action: ")?,
+                }
+                f.write_str(message)
+            }
+            CoreError::Config { field, message } => write!(f, "{field}: {message}"),
+            CoreError::UnknownEnv { id, known } => {
+                write!(f, "unknown environment {id:?}; known: {known}")
+            }
+            CoreError::ResetNeeded(m) | CoreError::State(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for CoreError {}
+
+static INVALID_ACTION: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+static CONFIG: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+static UNKNOWN_ENV: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+static RESET_NEEDED: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+static STATE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+
+fn raise(py: Python<'_>, cell: &'static PyOnceLock<Py<PyType>>, name: &str, msg: String) -> PyErr {
+    match cell.import(py, "neorl_industrial.exceptions", name) {
+        Ok(ty) => PyErr::from_type(ty.clone(), msg),
+        // Only reachable if the package is broken; still say what went wrong.
+        Err(e) => PyRuntimeError::new_err(format!("{msg} (and {name} could not be imported: {e})")),
+    }
+}
+
+impl From<CoreError> for PyErr {
+    fn from(err: CoreError) -> PyErr {
+        let msg = err.to_string();
+        Python::attach(|py| match err {
+            CoreError::InvalidAction { .. } => {
+                raise(py, &INVALID_ACTION, "InvalidActionError", msg)
+            }
+            CoreError::Config { .. } => raise(py, &CONFIG, "ConfigError", msg),
+            CoreError::UnknownEnv { .. } => raise(py, &UNKNOWN_ENV, "UnknownEnvironmentError", msg),
+            CoreError::ResetNeeded(_) => raise(py, &RESET_NEEDED, "ResetNeededError", msg),
+            CoreError::State(_) => raise(py, &STATE, "StateError", msg),
+        })
+    }
+}

@@ -1,0 +1,4 @@
+//! Thin pyo3 wrappers: convert types, release the GIL, call the core. No logic lives here.
+
+pub mod convert;
+pub mod vector;

@@ -1,0 +1,198 @@
+//! Environment specifications as data: variables, actions, time step, horizon and declared constraints.
+//!
+//! A spec is everything a user (or the safety layer, the CLI, the docs) needs to know about an
+//! environment without running it.
+
+/// A named physical quantity with its unit and bounds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Variable {
+    /// Short identifier, e.g. `"T"`.
+    pub name: &'static str,
+    /// Human description, e.g. `"reactor temperature"`.
+    pub description: &'static str,
+    /// Unit, e.g. `"K"`.
+    pub unit: &'static str,
+    /// Lowest value the observation space admits.
+    pub low: f64,
+    /// Highest value the observation space admits.
+    pub high: f64,
+}
+
+impl Variable {
+    /// Builds a variable (const-friendly shorthand).
+    pub const fn new(
+        name: &'static str,
+        description: &'static str,
+        unit: &'static str,
+        low: f64,
+        high: f64,
+    ) -> Self {
+        Self {
+            name,
+            description,
+            unit,
+            low,
+            high,
+        }
+    }
+}
+
+/// Alarm severity, ordered from least to most severe (ISA-18.2 priorities).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Severity {
+    /// Informational: recorded, no action expected.
+    Info,
+    /// Warning: operator attention; counted in the cost signal.
+    Warning,
+    /// Critical: the process must be shut down.
+    Critical,
+}
+
+impl Severity {
+    /// Lower-case label used in metrics and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        }
+    }
+
+    /// Parses a label as written in configuration files.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "info" => Some(Severity::Info),
+            "warning" => Some(Severity::Warning),
+            "critical" => Some(Severity::Critical),
+            _ => None,
+        }
+    }
+}
+
+/// What a constraint bounds.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ConstraintKind {
+    /// `signal <= limit`.
+    Upper,
+    /// `signal >= limit`.
+    Lower,
+    /// `|signal| <= limit`: a symmetric band around zero (e.g. frequency deviation).
+    Abs,
+    /// `|signal_t - signal_{t-1}| <= limit`: rate of change per step.
+    Rate,
+}
+
+impl ConstraintKind {
+    /// Lower-case label used in configuration files.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ConstraintKind::Upper => "upper",
+            ConstraintKind::Lower => "lower",
+            ConstraintKind::Abs => "abs",
+            ConstraintKind::Rate => "rate",
+        }
+    }
+}
+
+/// A constraint an environment declares by default.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConstraintSpec {
+    /// Unique name within the environment, e.g. `"temperature_high"`.
+    pub name: &'static str,
+    /// Metric label grouping similar constraints, e.g. `"temperature"`.
+    pub constraint_type: &'static str,
+    /// The signal (see [`EnvSpec::signals`]) the constraint watches.
+    pub signal: &'static str,
+    /// Which side of the limit is safe.
+    pub kind: ConstraintKind,
+    /// The limit, in the signal's unit.
+    pub limit: f64,
+    /// Alarm severity; `Critical` means emergency shutdown.
+    pub severity: Severity,
+}
+
+/// Everything known about an environment before it runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EnvSpec {
+    /// Gymnasium id without namespace, e.g. `"ChemicalReactor-v0"`.
+    pub id: &'static str,
+    /// One-line description.
+    pub description: &'static str,
+    /// Observation variables, in observation order.
+    pub observations: Vec<Variable>,
+    /// Action variables with their physical ranges; the agent acts in `[-1, 1]` per variable.
+    pub actions: Vec<Variable>,
+    /// Named signals the constraints refer to (states, actions, derived quantities).
+    pub signals: Vec<Variable>,
+    /// Time step length, in `dt_unit`.
+    pub dt: f64,
+    /// Unit of `dt`, e.g. `"min"`.
+    pub dt_unit: &'static str,
+    /// Steps per episode before truncation.
+    pub horizon: u32,
+    /// Constraints declared by default.
+    pub constraints: Vec<ConstraintSpec>,
+    /// The safe fallback action, normalised to `[-1, 1]`.
+    pub safe_action: Vec<f64>,
+    /// Where the model comes from.
+    pub source: &'static str,
+}
+
+impl EnvSpec {
+    /// Observation length.
+    pub fn obs_dim(&self) -> usize {
+        self.observations.len()
+    }
+
+    /// Action length.
+    pub fn act_dim(&self) -> usize {
+        self.actions.len()
+    }
+
+    /// Index of a signal by name.
+    pub fn signal_index(&self, name: &str) -> Option<usize> {
+        self.signals.iter().position(|s| s.name == name)
+    }
+
+    /// Maps a normalised action in `[-1, 1]` to its physical value, element by element.
+    pub fn to_physical(&self, normalised: &[f64], out: &mut [f64]) {
+        for ((o, a), var) in out.iter_mut().zip(normalised).zip(&self.actions) {
+            *o = var.low + (a + 1.0) * 0.5 * (var.high - var.low);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn physical_mapping_is_linear_over_the_box() {
+        let spec = EnvSpec {
+            id: "T-v0",
+            description: "",
+            observations: vec![],
+            actions: vec![Variable::new("u", "", "K", 290.0, 310.0)],
+            signals: vec![],
+            dt: 1.0,
+            dt_unit: "s",
+            horizon: 1,
+            constraints: vec![],
+            safe_action: vec![-1.0],
+            source: "",
+        };
+        let mut out = [0.0];
+        for (a, want) in [(-1.0, 290.0), (0.0, 300.0), (1.0, 310.0)] {
+            spec.to_physical(&[a], &mut out);
+            assert_eq!(out[0], want);
+        }
+    }
+
+    #[test]
+    fn severity_round_trips_through_its_label() {
+        for s in [Severity::Info, Severity::Warning, Severity::Critical] {
+            assert_eq!(Severity::parse(s.as_str()), Some(s));
+        }
+        assert_eq!(Severity::parse("fatal"), None);
+    }
+}
