@@ -519,3 +519,159 @@ impl Ctx<'_> {
 
 /// The most action dimensions an env may declare (a stack buffer; checked by the registry tests).
 pub const MAX_ACTIONS: usize = 16;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::envs;
+
+    fn batch(n: usize, mode: Autoreset, threads: Option<usize>) -> VecCore {
+        let model = envs::make("ChemicalReactor-v0", Vec::new()).expect("model");
+        VecCore::new(model, n, mode, threads).expect("batch")
+    }
+
+    fn actions(n: usize, t: usize) -> Vec<f64> {
+        // A deterministic sweep that visits runaway territory for some envs.
+        (0..n)
+            .map(|i| ((i * 7 + t * 3) % 11) as f64 / 5.0 - 1.0)
+            .collect()
+    }
+
+    fn run(n: usize, threads: Option<usize>, steps: usize) -> Vec<f64> {
+        let mut b = batch(n, Autoreset::NextStep, threads);
+        let seeds: Vec<Option<u64>> = (0..n).map(|i| Some(100 + i as u64)).collect();
+        b.reset(Some(&seeds), None).expect("reset");
+        let mut trace = Vec::new();
+        for t in 0..steps {
+            let out = b.step(&actions(n, t)).expect("step");
+            trace.extend(out.obs.iter().map(|&o| f64::from(o)));
+            trace.extend(out.rows.iter().map(|r| r.reward));
+        }
+        trace
+    }
+
+    #[test]
+    fn results_do_not_depend_on_thread_count() {
+        let one = run(64, Some(1), 130);
+        assert_eq!(one, run(64, Some(2), 130));
+        assert_eq!(one, run(64, Some(3), 130));
+        assert_eq!(one, run(64, None, 130));
+    }
+
+    #[test]
+    fn env_i_of_a_batch_equals_a_single_env_with_seed_plus_i() {
+        let (n, steps) = (40, 70);
+        let mut b = batch(n, Autoreset::NextStep, None);
+        b.reset(
+            Some(&(0..n).map(|i| Some(5 + i as u64)).collect::<Vec<_>>()),
+            None,
+        )
+        .expect("reset");
+        let outs: Vec<StepOut> = (0..steps)
+            .map(|t| b.step(&actions(n, t)).expect("step"))
+            .collect();
+        for i in [0, 17, 39] {
+            let mut s = batch(1, Autoreset::NextStep, None);
+            s.reset(Some(&[Some(5 + i as u64)]), None).expect("reset");
+            for (t, out) in outs.iter().enumerate() {
+                let o = s.step(&actions(n, t)[i..i + 1]).expect("step");
+                assert_eq!(o.obs[..], out.obs[3 * i..3 * i + 3], "env {i} step {t}");
+                assert_eq!(o.rows[0], out.rows[i]);
+            }
+        }
+    }
+
+    #[test]
+    fn next_step_autoreset_resets_on_the_step_after_the_end() {
+        let mut b = batch(2, Autoreset::NextStep, None);
+        b.reset(Some(&[Some(0), Some(1)]), None).expect("reset");
+        let horizon = b.model().spec().horizon as usize;
+        for t in 0..horizon {
+            let out = b.step(&[0.0, 0.0]).expect("step");
+            assert_eq!(out.rows[0].truncated, t == horizon - 1);
+        }
+        let out = b.step(&[0.0, 0.0]).expect("step");
+        assert!(!out.rows[0].stepped && out.rows[0].reward == 0.0);
+        assert_eq!(&out.obs[..2], &[0.8f32, 330.0]);
+    }
+
+    #[test]
+    fn same_step_autoreset_keeps_the_final_observation() {
+        let mut b = batch(1, Autoreset::SameStep, None);
+        b.reset(Some(&[Some(0)]), None).expect("reset");
+        let horizon = b.model().spec().horizon as usize;
+        let mut last = None;
+        for _ in 0..horizon {
+            last = Some(b.step(&[-0.2]).expect("step"));
+        }
+        let out = last.expect("stepped");
+        assert!(out.rows[0].truncated && out.rows[0].reset_in_step);
+        assert_eq!(&out.obs[..2], &[0.8f32, 330.0]);
+        assert_ne!(out.final_obs[1], 330.0);
+    }
+
+    #[test]
+    fn runaway_is_an_emergency_shutdown() {
+        let mut b = batch(1, Autoreset::Disabled, None);
+        b.reset(None, None).expect("reset");
+        let mut ended = None;
+        for t in 0..60 {
+            let out = b.step(&[1.0]).expect("step");
+            if out.rows[0].terminated {
+                ended = Some((t, out.rows[0].shutdown));
+                break;
+            }
+        }
+        let (_, reason) = ended.expect("full heating must run the reactor away");
+        let name = &b.constraints().constraints[usize::from(reason.expect("a reason"))].name;
+        assert_eq!(name, "thermal_runaway");
+        let err = b.step(&[0.0]).unwrap_err();
+        assert!(matches!(err, CoreError::ResetNeeded(_)));
+        b.reset(None, Some(&[true])).expect("reset");
+        assert!(b.step(&[0.0]).is_ok());
+    }
+
+    #[test]
+    fn bad_actions_name_env_and_element_and_leave_state_untouched() {
+        let mut b = batch(3, Autoreset::NextStep, None);
+        b.reset(Some(&[Some(1), Some(2), Some(3)]), None)
+            .expect("reset");
+        let before = b.snapshot();
+        let err = b.step(&[0.0, f64::NAN, 0.0]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "action of env 1, element 0: must be finite, got NaN"
+        );
+        assert!(b
+            .step(&[0.0, 0.0])
+            .unwrap_err()
+            .to_string()
+            .contains("expected 3 values"));
+        assert_eq!(before, b.snapshot());
+        // Out-of-range finite values are clipped and counted.
+        let out = b.step(&[5.0, -0.5, -7.0]).expect("step");
+        assert_eq!(
+            out.rows.iter().map(|r| r.clipped).collect::<Vec<_>>(),
+            vec![1, 0, 1]
+        );
+        assert_eq!(out.action[0], 310.0);
+        assert_eq!(out.action[2], 290.0);
+    }
+
+    #[test]
+    fn snapshot_restores_the_exact_future() {
+        let mut b = batch(4, Autoreset::NextStep, None);
+        b.reset(Some(&[Some(9), Some(8), Some(7), Some(6)]), None)
+            .expect("reset");
+        for t in 0..10 {
+            b.step(&actions(4, t)).expect("step");
+        }
+        let snap = b.snapshot();
+        let a = b.step(&actions(4, 10)).expect("step");
+        let mut c = batch(4, Autoreset::NextStep, None);
+        c.restore(&snap).expect("restore");
+        let r = c.step(&actions(4, 10)).expect("step");
+        assert_eq!(a.obs, r.obs);
+        assert!(batch(3, Autoreset::NextStep, None).restore(&snap).is_err());
+    }
+}

@@ -271,6 +271,39 @@ mod tests {
     }
 
     #[test]
+    fn every_reference_case_matches_to_1e6_relative() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/data/chemical_reactor_cstr.json"
+        );
+        let text = std::fs::read_to_string(path).expect("reference file");
+        let data: serde_json::Value = serde_json::from_str(&text).expect("reference json");
+        let cases = data["cases"].as_object().expect("cases");
+        assert_eq!(cases.len(), 5);
+        let mut worst = 0.0f64;
+        for (name, case) in cases {
+            let tcs = case["Tc"].as_array().expect("Tc");
+            let states = case["states_after_each_step"].as_array().expect("states");
+            let mut x = X0;
+            let mut h = DT_MIN;
+            for (k, (tc, want)) in tcs.iter().zip(states).enumerate() {
+                x = advance(x, tc.as_f64().expect("number"), &mut h);
+                for j in 0..2 {
+                    let w = want[j].as_f64().expect("number");
+                    let rel = ((x[j] - w) / w).abs();
+                    worst = worst.max(rel);
+                    assert!(
+                        rel <= 1e-6,
+                        "{name} step {k} var {j}: {} vs {w} (rel {rel:e})",
+                        x[j]
+                    );
+                }
+            }
+        }
+        assert!(worst > 0.0);
+    }
+
+    #[test]
     fn setpoint_schedule_splits_horizon_in_thirds() {
         let r = reactor();
         assert_eq!(r.setpoint(0), 0.85);

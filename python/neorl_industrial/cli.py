@@ -1,0 +1,220 @@
+"""The ``neorl-industrial`` command.
+
+``neorl-industrial run``   steps a vectorized fleet with a baseline policy and prints a summary.
+``neorl-industrial envs``  prints the catalogue.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from . import env_ids, make_vec, spec
+from .exceptions import NeorlError
+from .policies import POLICIES, default_policy, make_policy
+
+__all__ = ["main", "run_fleet"]
+
+
+class _Progress:
+    """A progress bar on stderr (tqdm when installed, a plain one otherwise; silent when disabled)."""
+
+    def __init__(self, total: int, desc: str, enabled: bool) -> None:
+        self.bar: Any = None
+        self.enabled = enabled
+        self.total, self.done, self.desc, self.t0 = total, 0, desc, time.perf_counter()
+        if enabled:
+            try:
+                from tqdm import tqdm
+
+                self.bar = tqdm(total=total, desc=desc, unit="step", unit_scale=True, file=sys.stderr)
+            except ImportError:
+                self.bar = None
+
+    def update(self, n: int) -> None:
+        self.done += n
+        if self.bar is not None:
+            self.bar.update(n)
+        elif self.enabled:
+            frac = self.done / max(self.total, 1)
+            bar = "#" * int(30 * frac)
+            sys.stderr.write(f"\r{self.desc} [{bar:<30}] {100 * frac:5.1f}%")
+            sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        elif self.enabled:
+            sys.stderr.write("\n")
+
+
+def run_fleet(
+    env_id: str = "ChemicalReactor-v0",
+    num_envs: int = 64,
+    steps: int = 20_000,
+    policy: str = "pid",
+    seed: int = 0,
+    progress: bool = True,
+    **env_options: Any,
+) -> dict[str, Any]:
+    """Steps ``num_envs`` envs for at least ``steps`` env-steps in total and returns a summary."""
+    if steps < 1:
+        raise ValueError(f"steps: must be at least 1, got {steps}")
+    envs = make_vec(env_id, num_envs=num_envs, **env_options)
+    act_dim = envs.single_action_space.shape[0]
+    pol = make_policy(policy, env_id, num_envs, act_dim, seed=seed)
+    obs, info = envs.reset(seed=seed)
+    names = envs.constraint_names
+    lo = {n: float(np.min(info["constraints"][n])) for n in names}
+    hi = {n: float(np.max(info["constraints"][n])) for n in names}
+    ret = np.zeros(num_envs)
+    returns: list[float] = []
+    batches = -(-steps // num_envs)
+    shutdowns = 0
+    bar = _Progress(batches * num_envs, f"{envs.env_id} x{num_envs}", progress)
+    t0 = time.perf_counter()
+    try:
+        for _ in range(batches):
+            obs, reward, term, trunc, info = envs.step(pol(obs))
+            ret += reward
+            cons = info["constraints"]
+            for n in names:
+                lo[n] = min(lo[n], float(cons[n].min()))
+                hi[n] = max(hi[n], float(cons[n].max()))
+            done = term | trunc
+            shutdowns += int(term.sum())
+            if done.any():
+                returns.extend(ret[done].tolist())
+                ret[done] = 0.0
+                pol.episode_end(done)
+            bar.update(num_envs)
+    finally:
+        bar.close()
+    elapsed = time.perf_counter() - t0
+    total = batches * num_envs
+    return {
+        "env": envs.env_id,
+        "num_envs": num_envs,
+        "policy": policy,
+        "env_steps": total,
+        "episodes": len(returns),
+        "mean_return": float(np.mean(returns)) if returns else float("nan"),
+        "std_return": float(np.std(returns)) if returns else float("nan"),
+        "emergency_shutdowns": shutdowns,
+        "constraints": {
+            c["name"]: {
+                "limit": c["limit"],
+                "kind": c["kind"],
+                "severity": c["severity"],
+                "min": lo[c["name"]],
+                "max": hi[c["name"]],
+            }
+            for c in envs.core_spec["constraints"]
+        },
+        "seconds": elapsed,
+        "steps_per_second": total / elapsed if elapsed > 0 else float("inf"),
+    }
+
+
+def _table(rows: list[list[str]], header: list[str]) -> str:
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=False)]
+    line = "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))
+    sep = "  ".join("-" * w for w in widths)
+    body = ["  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    return "\n".join([line, sep, *body])
+
+
+def _print_summary(s: dict[str, Any]) -> None:
+    print(f"\n{s['env']}: {s['num_envs']} envs, policy {s['policy']}")
+    print(
+        _table(
+            [
+                ["env steps", f"{s['env_steps']:,}"],
+                ["episodes", f"{s['episodes']:,}"],
+                ["mean return", f"{s['mean_return']:.3f} (std {s['std_return']:.3f})"],
+                ["emergency shutdowns", str(s["emergency_shutdowns"])],
+                ["steps/s", f"{s['steps_per_second']:,.0f}"],
+            ],
+            ["metric", "value"],
+        )
+    )
+    print()
+    rows = [
+        [n, c["kind"], f"{c['limit']:g}", c["severity"], f"{c['min']:.4g}", f"{c['max']:.4g}"]
+        for n, c in s["constraints"].items()
+    ]
+    print(_table(rows, ["constraint", "kind", "limit", "severity", "min seen", "max seen"]))
+
+
+def _print_envs() -> None:
+    rows = []
+    for env_id in env_ids():
+        sp = spec(env_id)
+        cons = ", ".join(
+            f"{c['name']} ({c['kind']} {c['limit']:g} {c['unit']}, {c['severity']})" for c in sp["constraints"]
+        )
+        rows.append([env_id, str(len(sp["observations"])), str(len(sp["actions"])), str(sp["horizon"]), cons])
+    print(_table(rows, ["id", "obs", "act", "horizon", "constraints"]))
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="neorl-industrial", description=__doc__)
+    sub = p.add_subparsers(dest="command")
+    r = sub.add_parser("run", help="step a vectorized fleet with a baseline policy")
+    r.add_argument("--env", default="ChemicalReactor-v0", help="environment id (see `envs`)")
+    r.add_argument("--num-envs", type=_positive, default=64)
+    r.add_argument("--steps", type=_positive, default=20_000, help="env steps in total over the fleet")
+    r.add_argument(
+        "--policy", choices=POLICIES, default=None, help="baseline policy (default: pid where the env has one, else zero)"
+    )
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--json", action="store_true", help="print the summary as JSON")
+    r.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    sub.add_parser("envs", help="print the catalogue")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    command = args.command or "run"
+    if args.command is None:
+        args = _parser().parse_args(["run", *(argv or [])])
+    try:
+        if command == "envs":
+            _print_envs()
+            return 0
+        policy = args.policy or default_policy(args.env)
+        summary = run_fleet(
+            args.env, args.num_envs, args.steps, policy, args.seed, progress=not args.no_progress and not args.json
+        )
+    except NeorlError as e:
+        print(f"neorl-industrial: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("neorl-industrial: interrupted", file=sys.stderr)
+        return 130
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        _print_summary(summary)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,128 @@
+"""Built-in baseline policies, vectorized over a batch of observations.
+
+A policy maps observations ``(num_envs, obs_dim)`` to normalised actions ``(num_envs, act_dim)``
+and is told which envs ended an episode (to clear controller memory). They serve the CLI's main
+job, dataset generation and as baselines to beat.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+
+from .exceptions import ConfigError
+
+__all__ = ["Policy", "RandomPolicy", "ZeroPolicy", "ReactorPIController", "POLICIES", "default_policy", "make_policy"]
+
+
+class Policy(Protocol):
+    def __call__(self, obs: np.ndarray) -> np.ndarray: ...
+
+    def episode_end(self, done: np.ndarray) -> None: ...
+
+
+class RandomPolicy:
+    """Uniform random actions in [-1, 1], from its own seeded generator."""
+
+    def __init__(self, num_envs: int, act_dim: int, seed: int | None = None) -> None:
+        self.shape = (num_envs, act_dim)
+        self.rng = np.random.default_rng(seed)
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        return self.rng.uniform(-1.0, 1.0, self.shape).astype(np.float32)
+
+    def episode_end(self, done: np.ndarray) -> None:
+        return None
+
+
+class ZeroPolicy:
+    """The action 0 everywhere: mid-range actuators (reactor: Tc = 300 K; benchmark: no change)."""
+
+    def __init__(self, num_envs: int, act_dim: int) -> None:
+        self.action = np.zeros((num_envs, act_dim), dtype=np.float32)
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        return self.action.copy()
+
+    def episode_end(self, done: np.ndarray) -> None:
+        return None
+
+
+# CSTR constants (see src/envs/chemical_reactor.rs) for the controller's steady-state feed-forward.
+_Q_V, _K0, _EA_R, _TI, _CAF = 1.0, 7.2e10, 8750.0, 350.0, 1.0
+_HEAT = 5e4 / (1000.0 * 0.239)  # (-dH) / (rho C)  [K L / mol]
+_COOL = 5e4 / (1000.0 * 0.239 * 100.0)  # UA / (rho C V)  [1/min]
+
+
+def reactor_steady_coolant(ca: np.ndarray) -> np.ndarray:
+    """Coolant temperature [K] that holds the CSTR at concentration ``ca`` in steady state."""
+    ca = np.clip(ca, 1e-3, 0.999)
+    k = _Q_V * (_CAF - ca) / ca  # reaction rate constant at steady state [1/min]
+    t = -_EA_R / np.log(k / _K0)
+    return t - (_Q_V * (_TI - t) + _HEAT * k * ca) / _COOL
+
+
+class ReactorPIController:
+    """PI control of the reactor's concentration with steady-state feed-forward.
+
+    ``Tc = Tc_ss(sp) - kp * e - ki * sum(e) * dt`` with ``e = sp - Ca``, anti-windup by clamping the
+    integral, and a ramp limit on Tc so the coolant never moves faster than ``max_ramp`` K per step.
+    """
+
+    def __init__(
+        self,
+        num_envs: int,
+        kp: float = 30.0,
+        ki: float = 20.0,
+        dt: float = 26.0 / 60.0,
+        max_ramp: float = 4.5,
+        noise: float = 0.0,
+        seed: int | None = None,
+    ) -> None:
+        self.kp, self.ki, self.dt, self.max_ramp, self.noise = kp, ki, dt, max_ramp, noise
+        self.integral = np.zeros(num_envs)
+        self.last_tc = np.full(num_envs, 300.0)
+        self.rng = np.random.default_rng(seed)
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        ca, sp = obs[:, 0].astype(np.float64), obs[:, 2].astype(np.float64)
+        err = sp - ca
+        self.integral = np.clip(self.integral + err * self.dt, -0.2, 0.2)
+        tc = reactor_steady_coolant(sp) - self.kp * err - self.ki * self.integral
+        tc = np.clip(tc, self.last_tc - self.max_ramp, self.last_tc + self.max_ramp)
+        tc = np.clip(tc, 290.0, 310.0)
+        self.last_tc = tc
+        action = (tc - 290.0) / 10.0 - 1.0
+        if self.noise > 0:
+            action = action + self.rng.normal(0.0, self.noise, action.shape)
+        return np.clip(action, -1.0, 1.0).astype(np.float32)[:, None]
+
+    def episode_end(self, done: np.ndarray) -> None:
+        self.integral[done] = 0.0
+        self.last_tc[done] = 300.0
+
+
+POLICIES = ("random", "zero", "pid")
+_PID_ENVS = ("ChemicalReactor-v0",)
+
+
+def default_policy(env_id: str) -> str:
+    """The best built-in baseline for an environment: its PID controller if it has one, else zero."""
+    return "pid" if env_id.removeprefix("neorl_industrial/") in _PID_ENVS else "zero"
+
+
+def make_policy(name: str, env_id: str, num_envs: int, act_dim: int, seed: int | None = None) -> Policy:
+    """Builds a baseline policy by name (``random``, ``zero`` or ``pid``) for an environment."""
+    env_id = env_id.removeprefix("neorl_industrial/")
+    if name == "random":
+        return RandomPolicy(num_envs, act_dim, seed)
+    if name == "zero":
+        return ZeroPolicy(num_envs, act_dim)
+    if name == "pid":
+        if env_id in _PID_ENVS:
+            return ReactorPIController(num_envs, seed=seed)
+        raise ConfigError(f"policy: no PID baseline for {env_id}; use random or zero")
+    raise ConfigError(f"policy: unknown policy {name!r}; choose from {', '.join(POLICIES)}")
+
+
