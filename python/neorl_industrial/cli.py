@@ -157,7 +157,8 @@ def _print_envs() -> None:
     for env_id in env_ids():
         sp = spec(env_id)
         cons = ", ".join(
-            f"{c['name']} ({c['kind']} {c['limit']:g} {c['unit']}, {c['severity']})" for c in sp["constraints"]
+            f"{c['name']} ({c['kind']} {c['limit']:g} {c['unit']}, {c['severity']})"
+            for c in sp["constraints"]
         )
         rows.append([env_id, str(len(sp["observations"])), str(len(sp["actions"])), str(sp["horizon"]), cons])
     print(_table(rows, ["id", "obs", "act", "horizon", "constraints"]))
@@ -181,7 +182,10 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--num-envs", type=_positive, default=64)
     r.add_argument("--steps", type=_positive, default=20_000, help="env steps in total over the fleet")
     r.add_argument(
-        "--policy", choices=POLICIES, default=None, help="baseline policy (default: pid where the env has one, else zero)"
+        "--policy",
+        choices=POLICIES,
+        default=None,
+        help="baseline policy (default: pid where the env has one, else zero)",
     )
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -201,7 +205,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         policy = args.policy or default_policy(args.env)
         summary = run_fleet(
-            args.env, args.num_envs, args.steps, policy, args.seed, progress=not args.no_progress and not args.json
+            args.env,
+            args.num_envs,
+            args.steps,
+            policy,
+            args.seed,
+            progress=not args.no_progress and not args.json,
         )
     except NeorlError as e:
         print(f"neorl-industrial: error: {e}", file=sys.stderr)

@@ -13,7 +13,15 @@ import numpy as np
 
 from .exceptions import ConfigError
 
-__all__ = ["Policy", "RandomPolicy", "ZeroPolicy", "ReactorPIController", "POLICIES", "default_policy", "make_policy"]
+__all__ = [
+    "Policy",
+    "RandomPolicy",
+    "ZeroPolicy",
+    "ReactorPIController",
+    "POLICIES",
+    "default_policy",
+    "make_policy",
+]
 
 
 class Policy(Protocol):
@@ -124,5 +132,3 @@ def make_policy(name: str, env_id: str, num_envs: int, act_dim: int, seed: int |
             return ReactorPIController(num_envs, seed=seed)
         raise ConfigError(f"policy: no PID baseline for {env_id}; use random or zero")
     raise ConfigError(f"policy: unknown policy {name!r}; choose from {', '.join(POLICIES)}")
-
-

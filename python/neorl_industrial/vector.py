@@ -29,12 +29,14 @@ _MODES = {
 def _mode(value: AutoresetMode | str) -> AutoresetMode:
     if isinstance(value, AutoresetMode):
         return value
-    try:
-        return AutoresetMode(str(value).lower())
-    except ValueError:
-        raise ConfigError(
-            f"autoreset_mode: must be one of {[m.value for m in AutoresetMode]}, got {value!r}"
-        ) from None
+    # Accept the enum's names and values in any case, with or without underscores.
+    key = str(value).replace("_", "").lower()
+    for mode in AutoresetMode:
+        if key == mode.value.lower():
+            return mode
+    raise ConfigError(
+        f"autoreset_mode: must be one of next_step, same_step, disabled (or AutoresetMode), got {value!r}"
+    )
 
 
 def _seeds(seed: int | list[int | None] | None, n: int) -> list[int | None] | None:
@@ -123,9 +125,7 @@ class VectorIndustrialEnv(VectorEnv):
         self._put_constraints(info, values, sel)
         return obs, info
 
-    def step(
-        self, actions: Any
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+    def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         """Steps every env with normalised actions of shape ``(num_envs, act_dim)``."""
         (obs, reward, term, trunc, stepped, clipped, action, values, shutdown, fmask, fobs, fvalues) = (
             self._core.step(actions)
@@ -138,14 +138,15 @@ class VectorIndustrialEnv(VectorEnv):
             info["final_obs"] = final_obs
             info["_final_obs"] = fmask.copy()
             final_info: dict[str, Any] = {}
-            self._put_step_info(final_info, action, values_or(fvalues, values), clipped, shutdown, fmask)
+            self._put_step_info(final_info, action, clipped, shutdown, fmask)
+            self._put_constraints(final_info, fvalues, fmask)
             info["final_info"] = final_info
             info["_final_info"] = fmask.copy()
             # Ended envs report their reset info; the others their step info.
-            self._put_step_info(info, action, values, clipped, shutdown, stepped & ~fmask)
+            self._put_step_info(info, action, clipped, shutdown, stepped & ~fmask)
             self._put_constraints(info, values, np.ones(self.num_envs, dtype=np.bool_))
         else:
-            self._put_step_info(info, action, values, clipped, shutdown, stepped)
+            self._put_step_info(info, action, clipped, shutdown, stepped)
             self._put_constraints(info, values, np.ones(self.num_envs, dtype=np.bool_))
         return obs, reward, term, trunc, info
 
@@ -179,7 +180,6 @@ class VectorIndustrialEnv(VectorEnv):
         self,
         info: dict[str, Any],
         action: np.ndarray,
-        values: np.ndarray,
         clipped: np.ndarray,
         shutdown: np.ndarray,
         mask: np.ndarray,
@@ -218,7 +218,3 @@ class VectorIndustrialEnv(VectorEnv):
             **state["options"],
         )
         self._core.restore(*state["snapshot"])
-
-
-def values_or(first: np.ndarray | None, fallback: np.ndarray) -> np.ndarray:
-    return fallback if first is None else first

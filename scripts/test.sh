@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Runs every test: installs what the tests need, builds the package, then cargo test and pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
+PY=${PYTHON:-python3}
+
+echo "== install (builds the Rust extension in release mode)"
+"$PY" -m pip install -q -e ".[test]"
+
+echo "== cargo test"
+cargo test --release --quiet
+
+echo "== lint and stubs"
+cargo fmt --check
+cargo clippy --release --quiet -- -D warnings
+ruff check python tests benches
+"$PY" -m mypy.stubtest neorl_industrial._core
+
+echo "== pytest"
+"$PY" -m pytest "$@"

@@ -1,0 +1,202 @@
+"""Single environments: spaces, Gymnasium conformance, determinism, pickling, bad input."""
+
+from __future__ import annotations
+
+import pickle
+import warnings
+
+import gymnasium as gym
+import neorl_industrial as ni
+import numpy as np
+import pytest
+from conftest import STOCHASTIC_OPTIONS
+from gymnasium.utils.env_checker import check_env
+
+
+def rollout(env: gym.Env, seed: int, steps: int, action_seed: int = 0) -> list[tuple]:
+    rng = np.random.default_rng(action_seed)
+    obs, _ = env.reset(seed=seed)
+    out = [(obs.copy(),)]
+    for _ in range(steps):
+        a = rng.uniform(-1, 1, env.action_space.shape).astype(np.float32)
+        obs, r, term, trunc, info = env.step(a)
+        out.append((obs.copy(), r, term, trunc))
+        if term or trunc:
+            obs, _ = env.reset()
+            out.append((obs.copy(),))
+    return out
+
+
+def same(a: list[tuple], b: list[tuple]) -> bool:
+    return len(a) == len(b) and all(
+        len(x) == len(y) and all(np.array_equal(u, v) for u, v in zip(x, y, strict=True))
+        for x, y in zip(a, b, strict=True)
+    )
+
+
+def test_spaces_and_spec(env_id: str) -> None:
+    env = ni.make(env_id)
+    sp = ni.spec(env_id)
+    assert env.observation_space.shape == (len(sp["observations"]),)
+    assert env.observation_space.dtype == np.float32
+    assert env.action_space == gym.spaces.Box(-1, 1, (len(sp["actions"]),), np.float32)
+    assert all(v["unit"] for v in sp["actions"])
+    assert sp["horizon"] == env.horizon > 0
+    assert [c["name"] for c in sp["constraints"]] == env.constraint_names
+    obs, info = env.reset(seed=0)
+    assert env.observation_space.contains(obs)
+    assert set(info["constraints"]) == set(env.constraint_names)
+    for _ in range(50):
+        obs, r, term, trunc, info = env.step(env.action_space.sample())
+        assert env.observation_space.contains(obs)
+        assert isinstance(r, float) and np.isfinite(r)
+        assert isinstance(term, bool) and isinstance(trunc, bool)
+        assert info["action"].shape == env.action_space.shape
+        lo = np.array([v["low"] for v in sp["actions"]])
+        hi = np.array([v["high"] for v in sp["actions"]])
+        assert np.all(info["action"] >= lo) and np.all(info["action"] <= hi)
+        if term or trunc:
+            env.reset()
+
+
+def test_gymnasium_make_and_check_env_without_warnings(env_id: str) -> None:
+    env = gym.make(f"neorl_industrial/{env_id}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_env(env.unwrapped, skip_render_check=True)
+        # Through Gymnasium's own wrappers (order enforcing, passive checker) too.
+        env.reset(seed=0)
+        for _ in range(5):
+            env.step(env.action_space.sample())
+    assert isinstance(env.unwrapped, ni.IndustrialEnv)
+
+
+def test_same_seed_same_trajectory_and_seeds_matter(env_id: str) -> None:
+    opts = STOCHASTIC_OPTIONS[env_id]
+    a = rollout(ni.make(env_id, **opts), seed=3, steps=200)
+    b = rollout(ni.make(env_id, **opts), seed=3, steps=200)
+    c = rollout(ni.make(env_id, **opts), seed=4, steps=200)
+    assert same(a, b)
+    assert not same(a, c)
+
+
+def test_truncates_at_horizon_and_then_needs_reset(env_id: str) -> None:
+    env = ni.make(env_id, horizon=5)
+    env.reset(seed=0)
+    for t in range(5):
+        _, _, term, trunc, _ = env.step(np.asarray(ni.spec(env_id)["safe_action"], dtype=np.float32))
+        assert not term
+        assert trunc == (t == 4)
+    with pytest.raises(ni.ResetNeededError, match="reset"):
+        env.step(env.action_space.sample())
+
+
+def test_step_before_reset_is_a_clear_error(env_id: str) -> None:
+    env = ni.make(env_id)
+    with pytest.raises(ni.ResetNeededError, match="reset"):
+        env.step(env.action_space.sample())
+
+
+def test_pickle_keeps_the_full_state(env_id: str) -> None:
+    env = ni.make(env_id, **STOCHASTIC_OPTIONS[env_id])
+    env.reset(seed=11)
+    for _ in range(7):
+        env.step(env.action_space.sample())
+    twin = pickle.loads(pickle.dumps(env))
+    rng = np.random.default_rng(1)
+    for _ in range(30):
+        a = rng.uniform(-1, 1, env.action_space.shape).astype(np.float32)
+        x, y = env.step(a), twin.step(a)
+        assert np.array_equal(x[0], y[0]) and x[1:4] == y[1:4]
+        if x[2] or x[3]:
+            break
+
+
+@pytest.mark.parametrize(
+    ("bad", "match"),
+    [
+        (np.array([np.nan]), "element 0: must be finite, got NaN"),
+        (np.array([np.inf]), "must be finite, got inf"),
+        (np.zeros((2,)), r"expected shape \(1,\), got \(2,\)"),
+        (np.zeros((1, 1)), r"expected shape \(1,\), got \(1, 1\)"),
+        (np.zeros(1, dtype=np.int64), "dtype int64 is not supported"),
+        (np.zeros(1, dtype=np.complex128), "dtype complex128 is not supported"),
+        (np.zeros(1, dtype=object), "dtype object is not supported"),
+        ("hot", "must be a float array or a list of numbers, got str"),
+        ([[0.0, 1.0]], r"expected shape \(1,\)"),
+        (None, "got NoneType"),
+    ],
+)
+def test_bad_actions_raise_and_leave_the_env_intact(bad: object, match: str) -> None:
+    env, twin = ni.make("ChemicalReactor-v0", noise=0.01), ni.make("ChemicalReactor-v0", noise=0.01)
+    env.reset(seed=5)
+    twin.reset(seed=5)
+    with pytest.raises(ni.InvalidActionError, match=match) as e:
+        env.step(bad)
+    assert isinstance(e.value, ValueError) and isinstance(e.value, ni.NeorlError)
+    a = np.array([0.1], dtype=np.float32)
+    x, y = env.step(a), twin.step(a)
+    assert np.array_equal(x[0], y[0]) and x[1] == y[1]
+
+
+def test_actions_of_any_layout_and_type_agree() -> None:
+    env = ni.make("IndustrialBenchmark-v0")
+    base = np.array([0.5, -0.25, 0.75])
+    results = []
+    for action in (
+        base.astype(np.float32),
+        base.astype(np.float64),
+        np.asfortranarray(np.stack([base, base]))[0],
+        np.stack([base, np.zeros(3)], axis=1)[:, 0],  # strided view
+        base.tolist(),
+        tuple(base.tolist()),
+    ):
+        env.reset(seed=1)
+        results.append(env.step(action)[0])
+    assert all(np.array_equal(results[0], r) for r in results)
+
+
+def test_out_of_range_actions_are_clipped_and_counted() -> None:
+    env = ni.make("ChemicalReactor-v0")
+    env.reset(seed=0)
+    _, _, _, _, info = env.step(np.array([3.0], dtype=np.float32))
+    assert info["clipped"] == 1
+    assert info["action"][0] == 310.0
+    _, _, _, _, info = env.step(np.array([-1.0], dtype=np.float32))
+    assert info["clipped"] == 0 and info["action"][0] == 290.0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"horizn": 3}, "horizn: is not an option of ChemicalReactor-v0"),
+        ({"horizon": 0}, "horizon: must be a finite number in"),
+        ({"horizon": 2.5}, "horizon: must be a whole number"),
+        ({"setpoints": [1.5]}, "setpoints: must be a non-empty list"),
+        ({"noise": float("nan")}, "noise: must be a finite number"),
+        ({"noise": "loud"}, "noise: must be a bool, a number or a list of numbers, got str"),
+    ],
+)
+def test_bad_options_raise_config_error_naming_the_field(kwargs: dict, match: str) -> None:
+    with pytest.raises(ni.ConfigError, match=match):
+        ni.make("ChemicalReactor-v0", **kwargs)
+
+
+def test_unknown_env_and_bad_seed() -> None:
+    with pytest.raises(ni.UnknownEnvironmentError, match="known: ChemicalReactor-v0"):
+        ni.make("Reactor-v9")
+    env = ni.make("ChemicalReactor-v0")
+    with pytest.raises(ni.ConfigError, match="seed"):
+        env.reset(seed=-1)
+
+
+def test_emergency_shutdown_names_the_constraint() -> None:
+    env = ni.make("ChemicalReactor-v0")
+    env.reset(seed=0)
+    for _ in range(60):
+        obs, _, term, trunc, info = env.step(np.array([1.0], dtype=np.float32))
+        if term:
+            break
+    assert term and not trunc
+    assert info["shutdown_reason"] == "thermal_runaway"
+    assert info["constraints"]["thermal_runaway"] > 350.0
