@@ -66,7 +66,8 @@ def run_fleet(
     """Steps ``num_envs`` envs for at least ``steps`` env-steps in total and returns a summary."""
     if steps < 1:
         raise ValueError(f"steps: must be at least 1, got {steps}")
-    envs = make_vec(env_id, num_envs=num_envs, **env_options)
+    # Same-step autoreset: every batch step is a real transition for every env.
+    envs = make_vec(env_id, num_envs=num_envs, autoreset_mode="same_step", **env_options)
     act_dim = envs.single_action_space.shape[0]
     pol = make_policy(policy, env_id, num_envs, act_dim, seed=seed)
     obs, info = envs.reset(seed=seed)
@@ -83,10 +84,14 @@ def run_fleet(
         for _ in range(batches):
             obs, reward, term, trunc, info = envs.step(pol(obs))
             ret += reward
-            cons = info["constraints"]
-            for n in names:
-                lo[n] = min(lo[n], float(cons[n].min()))
-                hi[n] = max(hi[n], float(cons[n].max()))
+            seen = [info["constraints"]]
+            if "final_info" in info:  # the values envs ended with, before their reset
+                fin = info["final_info"]["constraints"]
+                seen.append({n: fin[n][fin[f"_{n}"]] for n in names})
+            for cons in seen:
+                for n in names:
+                    lo[n] = min(lo[n], float(cons[n].min()))
+                    hi[n] = max(hi[n], float(cons[n].max()))
             done = term | trunc
             shutdowns += int(term.sum())
             if done.any():
