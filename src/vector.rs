@@ -1,17 +1,28 @@
 //! A batch of environments stepped together.
 //!
-//! Layout: one flat `f64` buffer holds every env's row, `[model state | previous signals]`, so an env
-//! is one contiguous chunk and rayon hands whole envs to threads. Each env owns its RNG stream,
-//! seeded from `(seed + index)` as Gymnasium's vector envs do, so results never depend on the
-//! thread count, the chunking or the batch size: env `i` of a batch equals a single env seeded the
-//! same way.
+//! Layout: one flat `f64` buffer holds every env's row, `[model state | last signals]`, so an env is
+//! one contiguous chunk. The batch is cut into lanes of consecutive envs that rayon runs in
+//! parallel. Each env owns its RNG stream, seeded from `(seed + index)` as Gymnasium's vector envs
+//! do, so results never depend on the thread count, the lane size or the batch size: env `i` of a
+//! batch equals a single env seeded the same way.
+
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use rayon::prelude::*;
 
 use crate::envs::ProcessModel;
 use crate::errors::CoreError;
 use crate::rng::{entropy_seed, Rng};
-use crate::safety::ConstraintSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use crate::safety::audit::{AuditTrail, Source};
+use crate::safety::{
+    shield, AlarmState, At, Checker, ConstraintSet, EventKind, Outputs, SafetyEvent, Shield,
+};
+
+/// Incident ids are unique within the process: `safety_000001`, `safety_000002`, ...
+static NEXT_INCIDENT: AtomicU64 = AtomicU64::new(1);
 
 /// What happens when an env's episode ends (Gymnasium's `AutoresetMode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,9 +38,9 @@ pub enum Autoreset {
 impl Autoreset {
     /// Parses Gymnasium's mode names (`next_step`, `same_step`, `disabled`), case-insensitively.
     pub fn parse(s: &str) -> Result<Self, CoreError> {
-        match s.to_ascii_lowercase().as_str() {
-            "next_step" | "nextstep" => Ok(Autoreset::NextStep),
-            "same_step" | "samestep" => Ok(Autoreset::SameStep),
+        match s.to_ascii_lowercase().replace('_', "").as_str() {
+            "nextstep" => Ok(Autoreset::NextStep),
+            "samestep" => Ok(Autoreset::SameStep),
             "disabled" => Ok(Autoreset::Disabled),
             _ => Err(CoreError::config(
                 "autoreset_mode",
@@ -49,13 +60,19 @@ struct Slot {
     done: bool,
     /// The env has been reset at least once.
     started: bool,
+    /// Episodes started so far.
+    episode: u64,
+    /// Return of the current episode so far.
+    ret: f64,
 }
 
 /// Per-env scalar results of one step.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Row {
-    /// Reward of the step (0 for an autoreset step).
+    /// Reward of the step, penalties included (0 for an autoreset step).
     pub reward: f64,
+    /// Safety cost of the step.
+    pub cost: f64,
     /// Episode ended in a terminal state (emergency shutdown).
     pub terminated: bool,
     /// Episode cut at the horizon.
@@ -64,10 +81,35 @@ pub struct Row {
     pub stepped: bool,
     /// Number of action elements clipped into `[-1, 1]`.
     pub clipped: u32,
+    /// The shield changed the action.
+    pub shielded: bool,
     /// Index of the critical constraint that shut the env down.
     pub shutdown: Option<u16>,
     /// SAME_STEP only: the env ended and was reset within this step.
     pub reset_in_step: bool,
+    /// Return of the episode that ended in this step.
+    pub episode_return: f64,
+}
+
+/// Constraint readings of a batch: values, margins and active alarms, `num_envs x k` each.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Readings {
+    /// Constraint values.
+    pub values: Vec<f64>,
+    /// Margins to the limits (positive: satisfied).
+    pub margins: Vec<f64>,
+    /// Active alarms.
+    pub active: Vec<bool>,
+}
+
+impl Readings {
+    fn zeros(len: usize) -> Self {
+        Self {
+            values: vec![0.0; len],
+            margins: vec![0.0; len],
+            active: vec![false; len],
+        }
+    }
 }
 
 /// Everything one batch step produces, in fresh buffers.
@@ -77,23 +119,27 @@ pub struct StepOut {
     pub obs: Vec<f32>,
     /// Per-env scalars.
     pub rows: Vec<Row>,
-    /// Physical actions applied, `num_envs x act_dim`.
+    /// Physical actions applied (after the shield), `num_envs x act_dim`.
     pub action: Vec<f64>,
-    /// Constraint values, `num_envs x n_constraints` (after any autoreset: the reset state's).
-    pub constraint_values: Vec<f64>,
+    /// Constraint readings (after any autoreset: the reset state's).
+    pub readings: Readings,
     /// SAME_STEP: observation before the reset, `num_envs x obs_dim` (valid where `reset_in_step`).
     pub final_obs: Vec<f32>,
-    /// SAME_STEP: constraint values before the reset (valid where `reset_in_step`).
-    pub final_constraint_values: Vec<f64>,
+    /// SAME_STEP: readings before the reset (valid where `reset_in_step`).
+    pub final_readings: Readings,
+    /// Safety events in env order.
+    pub events: Vec<SafetyEvent>,
 }
 
-/// The result of a reset: observations and constraint values of the reset envs.
+/// The result of a reset.
 #[derive(Debug, Clone, Default)]
 pub struct ResetOut {
     /// Observations, `num_envs x obs_dim` (envs outside the mask keep their current observation).
     pub obs: Vec<f32>,
-    /// Constraint values, `num_envs x n_constraints`.
-    pub constraint_values: Vec<f64>,
+    /// Constraint readings.
+    pub readings: Readings,
+    /// Incidents closed by the reset.
+    pub events: Vec<SafetyEvent>,
 }
 
 /// A snapshot of a batch's full state (for pickling and copying).
@@ -111,24 +157,57 @@ pub struct Snapshot {
     pub started: Vec<bool>,
 }
 
-/// Envs below this count per rayon task are not worth splitting further.
-const MIN_ENVS_PER_TASK: usize = 16;
+/// Envs per lane below which splitting costs more than it gains.
+const MIN_LANE: usize = 16;
+
+/// The most signals an env may declare (a stack buffer).
+pub const MAX_SIGNALS: usize = 32;
+
+/// The most action dimensions an env may declare (a stack buffer).
+pub const MAX_ACTIONS: usize = 16;
+
+/// The shared step context, built from disjoint fields so the lanes can borrow the buffers.
+macro_rules! ctx {
+    ($s:expr, $wall:expr) => {
+        Ctx {
+            model: $s.model.as_ref(),
+            checker: &$s.checker,
+            shield: $s.shield,
+            state_len: $s.state_len,
+            row_len: $s.row_len,
+            autoreset: $s.autoreset,
+            wall: $wall,
+        }
+    };
+}
 
 /// A batch of one environment kind.
 pub struct VecCore {
     model: Box<dyn ProcessModel>,
-    constraints: ConstraintSet,
+    checker: Checker,
+    shield: Shield,
     n: usize,
     state_len: usize,
     row_len: usize,
     rows: Vec<f64>,
     slots: Vec<Slot>,
+    alarms: Vec<AlarmState>,
     autoreset: Autoreset,
     pool: Option<rayon::ThreadPool>,
+    audit: Option<(Arc<AuditTrail>, Arc<Source>)>,
+}
+
+/// Unix time now, read once per batch.
+fn wall_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
 }
 
 impl VecCore {
-    /// A batch of `n` envs of `model`; `threads = Some(k)` runs on a private pool of k threads.
+    /// A batch of `n` envs of `model` with its default constraints and no shield;
+    /// `threads = Some(k)` runs on a private pool of k threads.
     pub fn new(
         model: Box<dyn ProcessModel>,
         n: usize,
@@ -137,6 +216,13 @@ impl VecCore {
     ) -> Result<Self, CoreError> {
         if n == 0 {
             return Err(CoreError::config("num_envs", "must be at least 1"));
+        }
+        let spec = model.spec();
+        if spec.signals.len() > MAX_SIGNALS || spec.act_dim() > MAX_ACTIONS {
+            return Err(CoreError::config(
+                "env",
+                "declares more signals or actions than supported",
+            ));
         }
         let pool = match threads {
             None => None,
@@ -148,9 +234,9 @@ impl VecCore {
                     .map_err(|e| CoreError::config("num_threads", e.to_string()))?,
             ),
         };
-        let constraints = ConstraintSet::defaults(model.spec());
+        let checker = Checker::new(ConstraintSet::defaults(spec), spec);
         let state_len = model.state_len();
-        let row_len = state_len + model.spec().signals.len();
+        let row_len = state_len + spec.signals.len();
         let base = entropy_seed();
         let slots = (0..n)
             .map(|i| Slot {
@@ -158,19 +244,76 @@ impl VecCore {
                 elapsed: 0,
                 done: false,
                 started: false,
+                episode: 0,
+                ret: 0.0,
             })
             .collect();
+        let k = checker.len();
         Ok(Self {
             model,
-            constraints,
+            checker,
+            shield: Shield::Off,
             n,
             state_len,
             row_len,
             rows: vec![0.0; n * row_len],
             slots,
+            alarms: vec![AlarmState::default(); n * k],
             autoreset,
             pool,
+            audit: None,
         })
+    }
+
+    /// Sends this batch's safety events to `trail` from now on.
+    pub fn set_audit(&mut self, trail: Option<Arc<AuditTrail>>) {
+        let spec = self.model.spec();
+        self.audit = trail.map(|t| {
+            let src = Source {
+                env_id: spec.id.to_string(),
+                constraints: self.checker.set.clone(),
+                dt_seconds: self.checker.dt_seconds,
+            };
+            (t, Arc::new(src))
+        });
+    }
+
+    /// Gives incident events their ids (writing them back into open alarms) and sends the events
+    /// to the audit trail.
+    fn publish(&mut self, events: &mut [SafetyEvent]) {
+        if events.is_empty() {
+            return;
+        }
+        let k = self.checker.len();
+        let mut opened: Vec<(usize, u16, u64)> = Vec::new();
+        for e in events.iter_mut() {
+            let Some(c) = e.constraint else { continue };
+            if e.kind == EventKind::IncidentOpened {
+                let id = NEXT_INCIDENT.fetch_add(1, Ordering::Relaxed);
+                e.alarm.incident = id;
+                opened.push((e.env, c, id));
+                let a = &mut self.alarms[e.env * k + usize::from(c)];
+                if a.active && a.incident == 0 {
+                    a.incident = id;
+                }
+            } else if e.alarm.incident == 0 {
+                if let Some(&(_, _, id)) =
+                    opened.iter().rev().find(|(i, j, _)| *i == e.env && *j == c)
+                {
+                    e.alarm.incident = id;
+                }
+            }
+        }
+        if let Some((trail, src)) = &self.audit {
+            trail.events(src, events.to_vec());
+        }
+    }
+
+    /// Replaces the constraint set and the shield (before the first reset).
+    pub fn set_safety(&mut self, set: ConstraintSet, shield: Shield) {
+        self.alarms = vec![AlarmState::default(); self.n * set.len()];
+        self.checker = Checker::new(set, self.model.spec());
+        self.shield = shield;
     }
 
     /// The model (spec, dimensions).
@@ -178,9 +321,14 @@ impl VecCore {
         self.model.as_ref()
     }
 
-    /// The constraints evaluated each step.
-    pub fn constraints(&self) -> &ConstraintSet {
-        &self.constraints
+    /// The safety evaluation (constraints, ramps).
+    pub fn checker(&self) -> &Checker {
+        &self.checker
+    }
+
+    /// The shield in use.
+    pub fn shield(&self) -> Shield {
+        self.shield
     }
 
     /// Number of envs.
@@ -191,6 +339,22 @@ impl VecCore {
     /// The autoreset mode.
     pub fn autoreset(&self) -> Autoreset {
         self.autoreset
+    }
+
+    fn lane_len(&self) -> usize {
+        let threads = self
+            .pool
+            .as_ref()
+            .map_or_else(rayon::current_num_threads, |p| p.current_num_threads());
+        // A few lanes per thread balance uneven work (adaptive integration) without tiny tasks.
+        self.n.div_ceil(threads * 4).max(MIN_LANE)
+    }
+
+    fn run<R: Send>(pool: Option<&rayon::ThreadPool>, f: impl FnOnce() -> R + Send) -> R {
+        match pool {
+            Some(p) => p.install(f),
+            None => f(),
+        }
     }
 
     /// Resets the envs selected by `mask` (all if `None`); `seeds[i] = Some(s)` reseeds env i.
@@ -215,109 +379,111 @@ impl VecCore {
                 ));
             }
         }
-        let (od, nc) = (self.model.spec().obs_dim(), self.constraints.len());
-        let mut out = ResetOut {
-            obs: vec![0.0; self.n * od],
-            constraint_values: vec![0.0; self.n * nc],
-        };
-        let (model, constraints, sl) = (self.model.as_ref(), &self.constraints, self.state_len);
-        let rows = &mut self.rows;
-        let slots = &mut self.slots;
-        let row_len = self.row_len;
-        let pool = self.pool.as_ref();
-        let mut work = || {
-            rows.par_chunks_mut(row_len)
-                .zip(slots.par_iter_mut())
-                .zip(out.obs.par_chunks_mut(od.max(1)))
-                .zip(out.constraint_values.par_chunks_mut(nc.max(1)))
-                .enumerate()
-                .with_min_len(MIN_ENVS_PER_TASK)
-                .for_each(|(i, (((row, slot), obs), cv))| {
-                    let selected = mask.is_none_or(|m| m[i]);
-                    if selected {
-                        if let Some(Some(s)) = seeds.map(|s| s[i]) {
-                            slot.rng = Rng::from_seed(s);
+        let (n, od, k) = (self.n, self.model.spec().obs_dim(), self.checker.len());
+        let mut obs = vec![0.0f32; n * od];
+        let mut readings = Readings::zeros(n * k);
+        let ctx = ctx!(self, wall_now());
+        let lane = self.lane_len();
+        let lanes = Lanes::split(
+            lane,
+            &mut self.rows,
+            &mut self.slots,
+            &mut self.alarms,
+            &mut obs,
+            &mut readings,
+            (ctx.row_len, od, k),
+        );
+        let events = Self::run(self.pool.as_ref(), || {
+            lanes
+                .into_par_iter()
+                .map(|mut l| {
+                    let mut events = Vec::new();
+                    for j in 0..l.len() {
+                        let i = l.first + j;
+                        if mask.is_none_or(|m| m[i]) {
+                            if let Some(Some(s)) = seeds.map(|s| s[i]) {
+                                l.slots[j].rng = Rng::from_seed(s);
+                            }
+                            ctx.reset_lane_env(&mut l, j, k, &mut events);
                         }
-                        reset_one(model, sl, row, slot);
+                        ctx.observe_one(&mut l, j, k);
                     }
-                    observe_one(model, constraints, sl, row, slot.elapsed, obs, cv);
-                });
-        };
-        match pool {
-            Some(p) => p.install(work),
-            None => work(),
-        }
-        Ok(out)
+                    events
+                })
+                .collect::<Vec<_>>()
+        });
+        let mut events: Vec<SafetyEvent> = events.into_iter().flatten().collect();
+        self.publish(&mut events);
+        Ok(ResetOut {
+            obs,
+            readings,
+            events,
+        })
     }
 
     /// Steps every env with normalised actions (`num_envs x act_dim`, row-major).
     pub fn step(&mut self, actions: &[f64]) -> Result<StepOut, CoreError> {
         self.validate(actions)?;
         let spec = self.model.spec();
-        let (od, ad, nc) = (spec.obs_dim(), spec.act_dim(), self.constraints.len());
+        let (n, od, ad, k) = (self.n, spec.obs_dim(), spec.act_dim(), self.checker.len());
         let same_step = self.autoreset == Autoreset::SameStep;
-        let n = self.n;
+        let fin = if same_step { n } else { 0 };
         let mut out = StepOut {
             obs: vec![0.0; n * od],
             rows: vec![Row::default(); n],
             action: vec![0.0; n * ad],
-            constraint_values: vec![0.0; n * nc],
-            final_obs: if same_step {
-                vec![0.0; n * od]
-            } else {
-                Vec::new()
-            },
-            final_constraint_values: if same_step {
-                vec![0.0; n * nc]
-            } else {
-                Vec::new()
-            },
+            readings: Readings::zeros(n * k),
+            final_obs: vec![0.0; fin * od],
+            final_readings: Readings::zeros(fin * k),
+            events: Vec::new(),
         };
-        let ctx = Ctx {
-            model: self.model.as_ref(),
-            constraints: &self.constraints,
-            state_len: self.state_len,
-            autoreset: self.autoreset,
-        };
-        let row_len = self.row_len;
-        let rows = &mut self.rows;
-        let slots = &mut self.slots;
-        let (fo_len, fc_len) = if same_step {
-            (od.max(1), nc.max(1))
-        } else {
-            (1, 1)
-        };
-        let mut dummy_fo = Vec::new();
-        let mut dummy_fc = Vec::new();
-        let (fo, fc) = if same_step {
-            (&mut out.final_obs, &mut out.final_constraint_values)
-        } else {
-            // Empty chunk iterators would end the zip early; give one chunk per env.
-            dummy_fo.resize(n, 0.0f32);
-            dummy_fc.resize(n, 0.0f64);
-            (&mut dummy_fo, &mut dummy_fc)
-        };
-        let mut work = || {
-            rows.par_chunks_mut(row_len)
-                .zip(slots.par_iter_mut())
-                .zip(actions.par_chunks(ad.max(1)))
-                .zip(out.obs.par_chunks_mut(od.max(1)))
-                .zip(out.rows.par_iter_mut())
-                .zip(out.action.par_chunks_mut(ad.max(1)))
-                .zip(out.constraint_values.par_chunks_mut(nc.max(1)))
-                .zip(fo.par_chunks_mut(fo_len))
-                .zip(fc.par_chunks_mut(fc_len))
-                .with_min_len(MIN_ENVS_PER_TASK)
-                .for_each(
-                    |((((((((row, slot), a), obs), r), phys), cv), fobs), fcv)| {
-                        ctx.step_one(row, slot, a, obs, r, phys, cv, fobs, fcv);
-                    },
-                );
-        };
-        match self.pool.as_ref() {
-            Some(p) => p.install(work),
-            None => work(),
+        let ctx = ctx!(self, wall_now());
+        let lane = self.lane_len();
+        let mut lanes = Lanes::split(
+            lane,
+            &mut self.rows,
+            &mut self.slots,
+            &mut self.alarms,
+            &mut out.obs,
+            &mut out.readings,
+            (ctx.row_len, od, k),
+        );
+        let mut extra: Vec<StepLane<'_>> = Vec::with_capacity(lanes.len());
+        {
+            let mut acts = actions;
+            let mut rows = out.rows.as_mut_slice();
+            let mut phys = out.action.as_mut_slice();
+            let mut fobs = out.final_obs.as_mut_slice();
+            let mut fr = ReadingsMut::of(&mut out.final_readings);
+            for l in &lanes {
+                let m = l.len();
+                let fm = if same_step { m } else { 0 };
+                extra.push(StepLane {
+                    actions: take_ref(&mut acts, m * ad),
+                    rows: take(&mut rows, m),
+                    phys: take(&mut phys, m * ad),
+                    final_obs: take(&mut fobs, fm * od),
+                    final_readings: fr.take(fm * k),
+                });
+            }
         }
+        let events = Self::run(self.pool.as_ref(), || {
+            lanes
+                .par_iter_mut()
+                .zip(extra.into_par_iter())
+                .map(|(l, mut e)| {
+                    let mut events = Vec::new();
+                    for j in 0..l.len() {
+                        ctx.step_one(l, &mut e, j, (od, ad, k), &mut events);
+                    }
+                    events
+                })
+                .collect::<Vec<_>>()
+        });
+        out.events = events.into_iter().flatten().collect();
+        let mut events = std::mem::take(&mut out.events);
+        self.publish(&mut events);
+        out.events = events;
         Ok(out)
     }
 
@@ -367,6 +533,7 @@ impl VecCore {
     }
 
     /// Restores a state taken by [`VecCore::snapshot`] from a batch of the same kind and size.
+    /// Alarms start inactive: an incident open at snapshot time is not carried over.
     pub fn restore(&mut self, snap: &Snapshot) -> Result<(), CoreError> {
         let n = self.n;
         let ok = snap.rows.len() == self.rows.len()
@@ -380,6 +547,11 @@ impl VecCore {
                 self.model.spec().id
             )));
         }
+        if snap.rows.iter().any(|v| !v.is_finite()) {
+            return Err(CoreError::State(
+                "snapshot holds non-finite state values".into(),
+            ));
+        }
         self.rows.copy_from_slice(&snap.rows);
         for (i, slot) in self.slots.iter_mut().enumerate() {
             let w = &snap.rngs[4 * i..4 * i + 4];
@@ -388,35 +560,115 @@ impl VecCore {
             slot.done = snap.done[i];
             slot.started = snap.started[i];
         }
+        self.alarms.fill(AlarmState::default());
         Ok(())
     }
 }
 
-fn reset_one(model: &dyn ProcessModel, state_len: usize, row: &mut [f64], slot: &mut Slot) {
-    let (state, prev) = row.split_at_mut(state_len);
-    model.reset(state, &mut slot.rng);
-    model.signals(state, prev);
-    slot.elapsed = 0;
-    slot.done = false;
-    slot.started = true;
+/// Splits off the first `len` elements of a mutable slice.
+fn take<'a, T>(s: &mut &'a mut [T], len: usize) -> &'a mut [T] {
+    let (head, tail) = std::mem::take(s).split_at_mut(len);
+    *s = tail;
+    head
 }
 
-fn observe_one(
-    model: &dyn ProcessModel,
-    constraints: &ConstraintSet,
-    state_len: usize,
-    row: &[f64],
-    elapsed: u32,
-    obs: &mut [f32],
-    cv: &mut [f64],
-) {
-    let (state, prev) = row.split_at(state_len);
-    model.observe(state, elapsed, obs);
-    clamp_obs(model, obs);
-    let mut sig = [0.0; MAX_SIGNALS];
-    let sig = &mut sig[..prev.len().min(MAX_SIGNALS)];
-    model.signals(state, sig);
-    constraints.evaluate(sig, prev, cv);
+fn take_ref<'a, T>(s: &mut &'a [T], len: usize) -> &'a [T] {
+    let (head, tail) = s.split_at(len);
+    *s = tail;
+    head
+}
+
+/// Mutable views of a [`Readings`].
+struct ReadingsMut<'a> {
+    values: &'a mut [f64],
+    margins: &'a mut [f64],
+    active: &'a mut [bool],
+}
+
+impl<'a> ReadingsMut<'a> {
+    fn of(r: &'a mut Readings) -> Self {
+        Self {
+            values: &mut r.values,
+            margins: &mut r.margins,
+            active: &mut r.active,
+        }
+    }
+
+    fn take(&mut self, len: usize) -> ReadingsMut<'a> {
+        ReadingsMut {
+            values: take(&mut self.values, len),
+            margins: take(&mut self.margins, len),
+            active: take(&mut self.active, len),
+        }
+    }
+
+    fn outputs(&mut self, j: usize, k: usize) -> Outputs<'_> {
+        Outputs {
+            values: &mut self.values[j * k..(j + 1) * k],
+            margins: &mut self.margins[j * k..(j + 1) * k],
+            active: &mut self.active[j * k..(j + 1) * k],
+        }
+    }
+}
+
+/// The envs `first..first + slots.len()` and their state and common outputs.
+struct Lane<'a> {
+    first: usize,
+    od: usize,
+    rows: &'a mut [f64],
+    slots: &'a mut [Slot],
+    alarms: &'a mut [AlarmState],
+    obs: &'a mut [f32],
+    readings: ReadingsMut<'a>,
+}
+
+impl Lane<'_> {
+    fn len(&self) -> usize {
+        self.slots.len()
+    }
+}
+
+/// Step-only inputs and outputs of a lane.
+struct StepLane<'a> {
+    actions: &'a [f64],
+    rows: &'a mut [Row],
+    phys: &'a mut [f64],
+    final_obs: &'a mut [f32],
+    final_readings: ReadingsMut<'a>,
+}
+
+struct Lanes;
+
+impl Lanes {
+    #[allow(clippy::too_many_arguments)]
+    fn split<'a>(
+        lane: usize,
+        mut rows: &'a mut [f64],
+        mut slots: &'a mut [Slot],
+        mut alarms: &'a mut [AlarmState],
+        mut obs: &'a mut [f32],
+        readings: &'a mut Readings,
+        (row_len, od, k): (usize, usize, usize),
+    ) -> Vec<Lane<'a>> {
+        let n = slots.len();
+        let mut r = ReadingsMut::of(readings);
+        let mut lanes = Vec::with_capacity(n.div_ceil(lane));
+        let mut first = 0;
+        while first < n {
+            let m = lane.min(n - first);
+            lanes.push(Lane {
+                first,
+                od,
+                rows: take(&mut rows, m * row_len),
+                slots: take(&mut slots, m),
+                alarms: take(&mut alarms, m * k),
+                obs: take(&mut obs, m * od),
+                readings: r.take(m * k),
+            });
+            first += m;
+        }
+        lanes
+    }
 }
 
 /// Keeps observations inside the observation space (a sensor's range), so noise or an extreme
@@ -428,97 +680,163 @@ fn clamp_obs(model: &dyn ProcessModel, obs: &mut [f32]) {
     }
 }
 
-/// The most signals an env may declare (a stack buffer; checked by the registry tests).
-pub const MAX_SIGNALS: usize = 32;
-
+/// What every env of a batch step shares.
 struct Ctx<'a> {
     model: &'a dyn ProcessModel,
-    constraints: &'a ConstraintSet,
+    checker: &'a Checker,
+    shield: Shield,
     state_len: usize,
+    row_len: usize,
     autoreset: Autoreset,
+    wall: f64,
 }
 
 impl Ctx<'_> {
-    #[allow(clippy::too_many_arguments)]
-    #[inline]
-    fn step_one(
+    fn at(&self, env: usize, slot: &Slot) -> At {
+        At {
+            env,
+            episode: slot.episode,
+            step: slot.elapsed,
+            wall: self.wall,
+        }
+    }
+
+    fn reset_one(
         &self,
+        env: usize,
         row: &mut [f64],
         slot: &mut Slot,
-        action: &[f64],
-        obs: &mut [f32],
-        r: &mut Row,
-        phys: &mut [f64],
-        cv: &mut [f64],
-        final_obs: &mut [f32],
-        final_cv: &mut [f64],
+        alarms: &mut [AlarmState],
+        events: &mut Vec<SafetyEvent>,
     ) {
-        if self.autoreset == Autoreset::NextStep && slot.done {
-            reset_one(self.model, self.state_len, row, slot);
-            observe_one(
-                self.model,
-                self.constraints,
-                self.state_len,
-                row,
-                0,
-                obs,
-                cv,
-            );
-            *r = Row::default();
+        self.checker.close_all(alarms, self.at(env, slot), events);
+        let (state, last) = row.split_at_mut(self.state_len);
+        self.model.reset(state, &mut slot.rng);
+        self.model.signals(state, last);
+        slot.elapsed = 0;
+        slot.done = false;
+        slot.started = true;
+        slot.episode += 1;
+        slot.ret = 0.0;
+    }
+
+    fn reset_lane_env(&self, l: &mut Lane<'_>, j: usize, k: usize, events: &mut Vec<SafetyEvent>) {
+        let row = &mut l.rows[j * self.row_len..(j + 1) * self.row_len];
+        self.reset_one(
+            l.first + j,
+            row,
+            &mut l.slots[j],
+            &mut l.alarms[j * k..(j + 1) * k],
+            events,
+        );
+    }
+
+    /// Observation and readings of env `j` of the lane without stepping it.
+    fn observe_one(&self, l: &mut Lane<'_>, j: usize, k: usize) {
+        let (od, row_len, elapsed) = (l.od, self.row_len, l.slots[j].elapsed);
+        let row = &l.rows[j * row_len..(j + 1) * row_len];
+        let (state, last) = row.split_at(self.state_len);
+        let obs = &mut l.obs[j * od..(j + 1) * od];
+        self.model.observe(state, elapsed, obs);
+        clamp_obs(self.model, obs);
+        // Signals equal `last` right after a reset or step, so rates read zero here.
+        let alarms = &l.alarms[j * k..(j + 1) * k];
+        self.checker
+            .measure(alarms, last, last, l.readings.outputs(j, k));
+    }
+
+    fn step_one(
+        &self,
+        l: &mut Lane<'_>,
+        e: &mut StepLane<'_>,
+        j: usize,
+        (od, ad, k): (usize, usize, usize),
+        events: &mut Vec<SafetyEvent>,
+    ) {
+        let env = l.first + j;
+        if self.autoreset == Autoreset::NextStep && l.slots[j].done {
+            self.reset_lane_env(l, j, k, events);
+            self.observe_one(l, j, k);
+            e.rows[j] = Row::default();
             return;
         }
         let spec = self.model.spec();
+        let row = &mut l.rows[j * self.row_len..(j + 1) * self.row_len];
+        let slot = &mut l.slots[j];
+        let alarms = &mut l.alarms[j * k..(j + 1) * k];
+        let phys = &mut e.phys[j * ad..(j + 1) * ad];
+        // 1. Clip into the action box and map to physical units.
         let mut clipped = 0u32;
         let mut norm = [0.0; MAX_ACTIONS];
-        let norm = &mut norm[..action.len().min(MAX_ACTIONS)];
-        for (n, &a) in norm.iter_mut().zip(action) {
-            let c = a.clamp(-1.0, 1.0);
-            clipped += u32::from(c != a);
-            *n = c;
+        let norm = &mut norm[..ad];
+        for (x, &a) in norm.iter_mut().zip(&e.actions[j * ad..(j + 1) * ad]) {
+            *x = a.clamp(-1.0, 1.0);
+            clipped += u32::from(*x != a);
         }
         spec.to_physical(norm, phys);
-        let (state, prev) = row.split_at_mut(self.state_len);
-        let reward = self.model.step(state, phys, slot.elapsed, &mut slot.rng);
+        // 2. The shield.
+        let (state, last) = row.split_at_mut(self.state_len);
+        let view = shield::View {
+            model: self.model,
+            state,
+            signals: last,
+            t: slot.elapsed,
+            rng: &slot.rng,
+        };
+        let shielded = shield::apply(self.shield, self.checker, &view, phys);
+        if shielded {
+            self.checker
+                .shield_acted(alarms, self.at(env, slot), events);
+        }
+        // 3. The process.
+        let mut reward = self.model.step(state, phys, slot.elapsed, &mut slot.rng);
         slot.elapsed += 1;
+        let obs = &mut l.obs[j * od..(j + 1) * od];
         self.model.observe(state, slot.elapsed, obs);
         clamp_obs(self.model, obs);
+        // 4. Safety: values, alarms, cost, shutdown.
         let mut sig = [0.0; MAX_SIGNALS];
-        let sig = &mut sig[..prev.len().min(MAX_SIGNALS)];
+        let sig = &mut sig[..last.len()];
         self.model.signals(state, sig);
-        let shutdown = self.constraints.evaluate(sig, prev, cv);
-        prev.copy_from_slice(sig);
-        let terminated = shutdown.is_some();
+        let at = self.at(env, slot);
+        let o = self
+            .checker
+            .evaluate(alarms, sig, last, at, l.readings.outputs(j, k), events);
+        last.copy_from_slice(sig);
+        reward -= o.penalty;
+        slot.ret += reward;
+        let terminated = o.shutdown.is_some();
         let truncated = !terminated && slot.elapsed >= spec.horizon;
-        *r = Row {
+        let done = terminated || truncated;
+        e.rows[j] = Row {
             reward,
+            cost: o.cost,
             terminated,
             truncated,
             stepped: true,
             clipped,
-            shutdown: shutdown.map(|i| i as u16),
+            shielded,
+            shutdown: o.shutdown,
             reset_in_step: false,
+            episode_return: if done { slot.ret } else { 0.0 },
         };
-        slot.done = terminated || truncated;
-        if self.autoreset == Autoreset::SameStep && slot.done {
-            final_obs.copy_from_slice(obs);
-            final_cv.copy_from_slice(cv);
-            reset_one(self.model, self.state_len, row, slot);
-            observe_one(
-                self.model,
-                self.constraints,
-                self.state_len,
-                row,
-                0,
-                obs,
-                cv,
-            );
-            r.reset_in_step = true;
+        slot.done = done;
+        if done {
+            self.checker.close_all(alarms, at, events);
+        }
+        if self.autoreset == Autoreset::SameStep && done {
+            e.final_obs[j * od..(j + 1) * od].copy_from_slice(obs);
+            let f = e.final_readings.outputs(j, k);
+            let cur = l.readings.outputs(j, k);
+            f.values.copy_from_slice(cur.values);
+            f.margins.copy_from_slice(cur.margins);
+            f.active.copy_from_slice(cur.active);
+            self.reset_lane_env(l, j, k, events);
+            self.observe_one(l, j, k);
+            e.rows[j].reset_in_step = true;
         }
     }
 }
-
-/// The most action dimensions an env may declare (a stack buffer; checked by the registry tests).
-pub const MAX_ACTIONS: usize = 16;
 
 #[cfg(test)]
 mod tests {
@@ -623,7 +941,7 @@ mod tests {
             }
         }
         let (_, reason) = ended.expect("full heating must run the reactor away");
-        let name = &b.constraints().constraints[usize::from(reason.expect("a reason"))].name;
+        let name = &b.checker().set.constraints[usize::from(reason.expect("a reason"))].name;
         assert_eq!(name, "thermal_runaway");
         let err = b.step(&[0.0]).unwrap_err();
         assert!(matches!(err, CoreError::ResetNeeded(_)));
@@ -673,5 +991,127 @@ mod tests {
         let r = c.step(&actions(4, 10)).expect("step");
         assert_eq!(a.obs, r.obs);
         assert!(batch(3, Autoreset::NextStep, None).restore(&snap).is_err());
+    }
+}
+
+#[cfg(test)]
+mod safety_tests {
+    use super::*;
+    use crate::envs;
+    use crate::safety::config::{build, Value};
+    use crate::safety::Shield;
+
+    fn reactor(n: usize, mode: Autoreset, cfg: Value, shield: Shield) -> VecCore {
+        let model = envs::make("ChemicalReactor-v0", Vec::new()).expect("model");
+        let mut b = VecCore::new(model, n, mode, None).expect("batch");
+        let signals: Vec<&str> = b.model().spec().signals.iter().map(|s| s.name).collect();
+        let set = build(&cfg, &signals, &b.checker().set).expect("config");
+        b.set_safety(set, shield);
+        b
+    }
+
+    fn heat_until_end(b: &mut VecCore, steps: usize) -> (Vec<SafetyEvent>, Vec<Row>) {
+        b.reset(Some(&[Some(0)]), None).expect("reset");
+        let (mut events, mut rows) = (Vec::new(), Vec::new());
+        for _ in 0..steps {
+            let out = b.step(&[1.0]).expect("step");
+            events.extend(out.events);
+            rows.push(out.rows[0]);
+            if out.rows[0].terminated || out.rows[0].truncated {
+                break;
+            }
+        }
+        (events, rows)
+    }
+
+    #[test]
+    fn incidents_open_and_close_with_unique_ids_and_shutdown_is_the_response() {
+        let mut b = reactor(1, Autoreset::Disabled, Value::Null, Shield::Off);
+        let (events, rows) = heat_until_end(&mut b, 60);
+        let last = rows.last().expect("rows");
+        assert!(last.terminated && last.shutdown.is_some());
+        let kinds: Vec<EventKind> = events.iter().map(|e| e.kind).collect();
+        assert_eq!(kinds.first(), Some(&EventKind::IncidentOpened));
+        assert!(kinds.contains(&EventKind::EmergencyShutdown));
+        let shutdown = events
+            .iter()
+            .find(|e| e.kind == EventKind::EmergencyShutdown)
+            .expect("shutdown");
+        assert_eq!(shutdown.alarm.response, crate::safety::Response::Shutdown);
+        assert_eq!(shutdown.alarm.response_seconds, 0.0);
+        // Every open incident is closed at the episode's end, with the id it opened with.
+        let opened: Vec<u64> = events
+            .iter()
+            .filter(|e| e.kind == EventKind::IncidentOpened)
+            .map(|e| e.alarm.incident)
+            .collect();
+        let closed: Vec<u64> = events
+            .iter()
+            .filter(|e| {
+                matches!(
+                    e.kind,
+                    EventKind::IncidentClosed | EventKind::IncidentClosedByEpisodeEnd
+                )
+            })
+            .map(|e| e.alarm.incident)
+            .collect();
+        assert!(opened.iter().all(|id| *id > 0));
+        assert_eq!(opened.len(), closed.len());
+        assert!(opened.iter().all(|id| closed.contains(id)));
+        // Cost is positive exactly while an alarm is active.
+        assert!(rows.iter().any(|r| r.cost > 0.0));
+    }
+
+    #[test]
+    fn predictive_shield_prevents_the_runaway_that_happens_without_it() {
+        let mut b = reactor(1, Autoreset::Disabled, Value::Null, Shield::Predictive);
+        let (events, rows) = heat_until_end(&mut b, 60);
+        assert!(
+            rows.iter().all(|r| !r.terminated),
+            "the shield must prevent the shutdown"
+        );
+        assert!(rows.iter().any(|r| r.shielded));
+        assert!(events
+            .iter()
+            .any(|e| e.kind == EventKind::ShieldIntervention));
+    }
+
+    #[test]
+    fn clip_shield_enforces_the_coolant_ramp() {
+        let mut b = reactor(1, Autoreset::Disabled, Value::Null, Shield::Clip);
+        b.reset(Some(&[Some(0)]), None).expect("reset");
+        let out = b.step(&[1.0]).expect("step");
+        // From the nominal 300 K the coolant may move at most 5 K per step.
+        assert_eq!(out.action[0], 305.0);
+        assert!(out.rows[0].shielded);
+        let out = b.step(&[1.0]).expect("step");
+        assert_eq!(out.action[0], 310.0);
+        let ramp = b
+            .checker()
+            .set
+            .constraints
+            .iter()
+            .position(|c| c.name == "coolant_ramp")
+            .expect("ramp");
+        assert!(!out.readings.active[ramp]);
+    }
+
+    #[test]
+    fn penalty_is_subtracted_while_active_and_overrides_apply() {
+        let cfg = Value::Map(vec![(
+            "temperature_high".into(),
+            Value::Map(vec![
+                ("limit".into(), Value::Num(300.0)),
+                ("penalty".into(), Value::Num(2.5)),
+            ]),
+        )]);
+        let mut plain = reactor(1, Autoreset::Disabled, Value::Null, Shield::Off);
+        let mut pen = reactor(1, Autoreset::Disabled, cfg, Shield::Off);
+        plain.reset(Some(&[Some(0)]), None).expect("reset");
+        pen.reset(Some(&[Some(0)]), None).expect("reset");
+        let a = plain.step(&[0.0]).expect("step");
+        let b = pen.step(&[0.0]).expect("step");
+        assert_eq!(a.rows[0].reward - 2.5, b.rows[0].reward);
+        assert!(b.rows[0].cost > 0.0 && a.rows[0].cost == 0.0);
     }
 }

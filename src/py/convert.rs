@@ -2,10 +2,11 @@
 
 use numpy::{PyArrayDyn, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyTuple};
+use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 
 use crate::envs::{Config, ConfigValue};
 use crate::errors::CoreError;
+use crate::safety::config::Value;
 
 /// Reads actions of any memory layout (float32/float64 arrays, nested lists, scalars) into a
 /// row-major `f64` vector, checking the shape against `expected` (with `alt` as the one other
@@ -116,4 +117,49 @@ pub fn config(kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Config> {
         out.push((key, value));
     }
     Ok(out)
+}
+
+/// Converts a Python object (dict, list, str, number, bool, None) into a configuration value tree.
+pub fn value_tree(obj: &Bound<'_, PyAny>, path: &str) -> PyResult<Value> {
+    if obj.is_none() {
+        return Ok(Value::Null);
+    }
+    if obj.is_instance_of::<PyBool>() {
+        return Ok(Value::Bool(obj.extract()?));
+    }
+    if is_number(obj) {
+        return Ok(Value::Num(obj.extract()?));
+    }
+    if let Ok(s) = obj.cast::<PyString>() {
+        return Ok(Value::Str(s.to_str()?.to_string()));
+    }
+    if let Ok(d) = obj.cast::<PyDict>() {
+        let mut out = Vec::with_capacity(d.len());
+        for (k, v) in d.iter() {
+            let key = match k.cast::<PyString>() {
+                Ok(s) => s.to_str()?.to_string(),
+                Err(_) => {
+                    return Err(
+                        CoreError::config(path, format!("keys must be strings, got {k}")).into(),
+                    )
+                }
+            };
+            let child = value_tree(&v, &format!("{path}.{key}"))?;
+            out.push((key, child));
+        }
+        return Ok(Value::Map(out));
+    }
+    if obj.is_instance_of::<PyList>() || obj.is_instance_of::<PyTuple>() {
+        let mut out = Vec::new();
+        for (i, item) in obj.try_iter()?.enumerate() {
+            out.push(value_tree(&item?, &format!("{path}[{i}]"))?);
+        }
+        return Ok(Value::List(out));
+    }
+    let ty = obj
+        .get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_default();
+    Err(CoreError::config(path, format!("unsupported value of type {ty}")).into())
 }

@@ -1,4 +1,5 @@
 //! Thin pyo3 wrappers: convert types, release the GIL, call the core. No logic lives here.
 
 pub mod convert;
+pub mod safety;
 pub mod vector;

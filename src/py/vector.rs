@@ -1,15 +1,20 @@
 //! `CoreVecEnv`: the Python face of [`crate::vector::VecCore`].
 
+use std::sync::Arc;
+
 use ndarray::Array2;
-use numpy::{IntoPyArray, PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1};
+use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray1};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 
 use crate::envs;
 use crate::errors::CoreError;
 use crate::py::convert;
-use crate::spec::{ConstraintKind, Variable};
-use crate::vector::{Autoreset, Snapshot, VecCore};
+use crate::py::safety::PyAuditTrail;
+use crate::safety::config;
+use crate::safety::{Kind, SafetyEvent, Shield};
+use crate::spec::Variable;
+use crate::vector::{Autoreset, Readings, Snapshot, VecCore};
 
 /// A batch of environments in Rust.
 ///
@@ -19,14 +24,42 @@ use crate::vector::{Autoreset, Snapshot, VecCore};
 ///     autoreset_mode: ``"next_step"``, ``"same_step"`` or ``"disabled"``.
 ///     num_threads: Threads for this batch (``None``: the shared pool, one per core).
 ///     config: Environment options (see each environment's documentation).
+///     constraints: Constraint configuration (see ``neorl_industrial.safety``); ``None``: defaults.
+///     shield: ``None``, ``"clip"`` or ``"predictive"``.
+///     audit: An ``AuditTrail`` receiving this batch's safety events.
 #[pyclass(module = "neorl_industrial._core")]
 pub struct CoreVecEnv {
     core: VecCore,
-    constraint_names: Vec<Py<PyString>>,
-    k_action: Py<PyString>,
-    k_constraints: Py<PyString>,
-    k_clipped: Py<PyString>,
-    k_shutdown: Py<PyString>,
+    names: Vec<Py<PyString>>,
+    keys: Keys,
+}
+
+/// Interned info keys.
+struct Keys {
+    action: Py<PyString>,
+    constraints: Py<PyString>,
+    margins: Py<PyString>,
+    violations: Py<PyString>,
+    clipped: Py<PyString>,
+    cost: Py<PyString>,
+    shield: Py<PyString>,
+    shutdown: Py<PyString>,
+}
+
+impl Keys {
+    fn new(py: Python<'_>) -> Self {
+        let k = |s: &str| PyString::intern(py, s).unbind();
+        Self {
+            action: k("action"),
+            constraints: k("constraints"),
+            margins: k("margins"),
+            violations: k("violations"),
+            clipped: k("clipped"),
+            cost: k("cost"),
+            shield: k("shield"),
+            shutdown: k("shutdown_reason"),
+        }
+    }
 }
 
 fn to2<T: numpy::Element>(
@@ -53,10 +86,43 @@ fn variables<'py>(py: Python<'py>, vars: &[Variable]) -> PyResult<Bound<'py, PyL
     Ok(list)
 }
 
+/// Events as tuples: ``(event, env, episode, constraint index or -1, step, value, incident id,
+/// first value, peak value, start step, response, response seconds)``.
+pub fn events_list<'py>(py: Python<'py>, events: &[SafetyEvent]) -> PyResult<Bound<'py, PyList>> {
+    let list = PyList::empty(py);
+    for e in events {
+        let a = &e.alarm;
+        let c = e.constraint.map_or(-1, i64::from);
+        let kind = match e.kind {
+            crate::safety::EventKind::IncidentClosedByEpisodeEnd => {
+                "incident_closed_by_episode_end"
+            }
+            k => k.as_str(),
+        };
+        let t = (
+            kind,
+            e.env,
+            e.episode,
+            c,
+            e.step,
+            e.value,
+            a.incident,
+            a.first_value,
+            a.peak_value,
+            a.start_step,
+            a.response.as_str(),
+            a.response_seconds,
+        );
+        list.append(t.into_pyobject(py)?)?;
+    }
+    Ok(list)
+}
+
 #[pymethods]
 impl CoreVecEnv {
     #[new]
-    #[pyo3(signature = (env_id, num_envs=1, autoreset_mode="next_step", num_threads=None, config=None))]
+    #[pyo3(signature = (env_id, num_envs=1, autoreset_mode="next_step", num_threads=None, config=None, constraints=None, shield=None, audit=None))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
         env_id: &str,
@@ -64,28 +130,41 @@ impl CoreVecEnv {
         autoreset_mode: &str,
         num_threads: Option<usize>,
         config: Option<&Bound<'_, PyDict>>,
+        constraints: Option<&Bound<'_, PyAny>>,
+        shield: Option<&str>,
+        audit: Option<PyRef<'_, PyAuditTrail>>,
     ) -> PyResult<Self> {
         let cfg = convert::config(config)?;
         let model = envs::make(env_id, cfg)?;
-        let core = VecCore::new(
+        let shield = Shield::parse(shield)?;
+        let mut core = VecCore::new(
             model,
             num_envs,
             Autoreset::parse(autoreset_mode)?,
             num_threads,
         )?;
-        let constraint_names = core
-            .constraints()
+        let set = match constraints {
+            None => core.checker().set.clone(),
+            Some(obj) => {
+                let tree = convert::value_tree(obj, "constraints")?;
+                let signals: Vec<&str> =
+                    core.model().spec().signals.iter().map(|s| s.name).collect();
+                config::build(&tree, &signals, &core.checker().set)?
+            }
+        };
+        core.set_safety(set, shield);
+        core.set_audit(audit.map(|a| Arc::clone(a.inner())));
+        let names = core
+            .checker()
+            .set
             .constraints
             .iter()
             .map(|c| PyString::intern(py, &c.name).unbind())
             .collect();
         Ok(Self {
             core,
-            constraint_names,
-            k_action: PyString::intern(py, "action").unbind(),
-            k_constraints: PyString::intern(py, "constraints").unbind(),
-            k_clipped: PyString::intern(py, "clipped").unbind(),
-            k_shutdown: PyString::intern(py, "shutdown_reason").unbind(),
+            names,
+            keys: Keys::new(py),
         })
     }
 
@@ -117,18 +196,26 @@ impl CoreVecEnv {
         }
     }
 
+    /// Shield name (``off``, ``clip`` or ``predictive``).
+    #[getter]
+    fn shield(&self) -> &'static str {
+        self.core.shield().as_str()
+    }
+
     /// Names of the constraints evaluated each step, in info order.
     #[getter]
     fn constraint_names(&self) -> Vec<String> {
         self.core
-            .constraints()
+            .checker()
+            .set
             .constraints
             .iter()
             .map(|c| c.name.clone())
             .collect()
     }
 
-    /// The environment's spec as a dict (id, variables with units and bounds, dt, horizon, constraints).
+    /// The environment's spec as a dict (id, variables with units and bounds, dt, horizon, and
+    /// the constraints in force).
     fn spec<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let s = self.core.model().spec();
         let d = PyDict::new(py);
@@ -143,22 +230,47 @@ impl CoreVecEnv {
         d.set_item("safe_action", s.safe_action.clone())?;
         d.set_item("source", s.source)?;
         let cons = PyList::empty(py);
-        for c in &self.core.constraints().constraints {
+        for c in &self.core.checker().set.constraints {
             let e = PyDict::new(py);
             e.set_item("name", &c.name)?;
             e.set_item("constraint_type", &c.constraint_type)?;
-            e.set_item("signal", s.signals[c.signal].name)?;
             e.set_item("kind", c.kind.as_str())?;
-            e.set_item("limit", c.limit)?;
             e.set_item("severity", c.severity.as_str())?;
-            e.set_item(
-                "unit",
-                if c.kind == ConstraintKind::Rate {
-                    format!("{}/step", s.signals[c.signal].unit)
-                } else {
-                    s.signals[c.signal].unit.to_string()
-                },
-            )?;
+            e.set_item("weight", c.weight)?;
+            e.set_item("scale", c.scale)?;
+            e.set_item("penalty", c.penalty)?;
+            e.set_item("deadband", c.deadband)?;
+            e.set_item("on_delay", c.on_delay)?;
+            match &c.kind {
+                Kind::Band { low, high, .. } => {
+                    e.set_item("low", low)?;
+                    e.set_item("high", high)?;
+                }
+                Kind::Linear { terms, b } => {
+                    let t = PyDict::new(py);
+                    for (i, a) in terms {
+                        t.set_item(s.signals[*i].name, a)?;
+                    }
+                    e.set_item("terms", t)?;
+                    e.set_item("b", b)?;
+                }
+                _ => {}
+            }
+            e.set_item("limit", c.limit())?;
+            if let Some(i) = c.kind.signal() {
+                let unit = s.signals[i].unit;
+                e.set_item("signal", s.signals[i].name)?;
+                e.set_item(
+                    "unit",
+                    if matches!(c.kind, Kind::Rate { .. }) {
+                        format!("{unit}/step")
+                    } else {
+                        unit.to_string()
+                    },
+                )?;
+            } else {
+                e.set_item("unit", "")?;
+            }
             cons.append(e)?;
         }
         d.set_item("constraints", cons)?;
@@ -168,7 +280,7 @@ impl CoreVecEnv {
     /// Resets the envs in ``mask`` (all if None), reseeding env i with ``seeds[i]`` when given.
     ///
     /// Returns:
-    ///     ``(obs[n, obs_dim] float32, constraint_values[n, k] float64)``.
+    ///     ``(obs[n, obs_dim] float32, values[n, k], margins[n, k], active[n, k], events)``.
     #[pyo3(signature = (seeds=None, mask=None))]
     fn reset<'py>(
         &mut self,
@@ -176,83 +288,76 @@ impl CoreVecEnv {
         seeds: Option<Vec<Option<u64>>>,
         mask: Option<PyReadonlyArray1<'py, bool>>,
     ) -> PyResult<Bound<'py, PyTuple>> {
-        let mask: Option<Vec<bool>> = match mask {
-            Some(m) => Some(m.as_array().to_vec()),
-            None => None,
-        };
+        let mask: Option<Vec<bool>> = mask.map(|m| m.as_array().to_vec());
         let core = &mut self.core;
         let out = py.detach(|| core.reset(seeds.as_deref(), mask.as_deref()))?;
-        let (n, od, nc) = (
-            self.core.num_envs(),
-            self.obs_dim(),
-            self.core.constraints().len(),
-        );
+        let (n, od) = (self.core.num_envs(), self.obs_dim());
+        let [v, m, a] = self.readings(py, out.readings)?;
         PyTuple::new(
             py,
             [
                 to2(py, out.obs, n, od)?.into_any(),
-                to2(py, out.constraint_values, n, nc)?.into_any(),
+                v,
+                m,
+                a,
+                events_list(py, &out.events)?.into_any(),
             ],
         )
     }
 
     /// Steps every env with normalised actions of shape ``(num_envs, act_dim)``.
     ///
-    /// Returns:
-    ///     ``(obs, reward, terminated, truncated, stepped, clipped, action, constraint_values,
-    ///     shutdown, final_mask, final_obs, final_constraint_values)``; ``shutdown`` holds the index
-    ///     of the critical constraint that ended an env (-1: none); the ``final_*`` entries are
-    ///     None unless the autoreset mode is same_step.
+    /// Returns a dict of arrays: ``obs``, ``reward``, ``terminated``, ``truncated``, ``stepped``,
+    /// ``clipped``, ``cost``, ``shield``, ``action``, ``values``, ``margins``, ``active``,
+    /// ``shutdown`` (index of the critical constraint, -1: none), ``episode_return``, ``events``
+    /// (list), and with same_step autoreset ``final_mask``, ``final_obs``, ``final_values``,
+    /// ``final_margins``, ``final_active``.
     fn step<'py>(
         &mut self,
         py: Python<'py>,
         actions: &Bound<'py, PyAny>,
-    ) -> PyResult<Bound<'py, PyTuple>> {
+    ) -> PyResult<Bound<'py, PyDict>> {
         let (n, ad) = (self.core.num_envs(), self.act_dim());
         let alt = [n];
         let acts = convert::actions(actions, &[n, ad], if ad == 1 { Some(&alt) } else { None })?;
         let core = &mut self.core;
         let out = py.detach(|| core.step(&acts))?;
-        let (od, nc) = (self.obs_dim(), self.core.constraints().len());
+        let od = self.obs_dim();
         let rows = &out.rows;
-        let reward: Vec<f64> = rows.iter().map(|r| r.reward).collect();
-        let term: Vec<bool> = rows.iter().map(|r| r.terminated).collect();
-        let trunc: Vec<bool> = rows.iter().map(|r| r.truncated).collect();
-        let stepped: Vec<bool> = rows.iter().map(|r| r.stepped).collect();
-        let clipped: Vec<i64> = rows.iter().map(|r| i64::from(r.clipped)).collect();
-        let shutdown: Vec<i64> = rows
-            .iter()
-            .map(|r| r.shutdown.map_or(-1, i64::from))
-            .collect();
-        let same_step = self.core.autoreset() == Autoreset::SameStep;
-        let none = py.None().into_bound(py);
-        let (fm, fo, fc) = if same_step {
-            let fm: Vec<bool> = rows.iter().map(|r| r.reset_in_step).collect();
-            (
-                fm.into_pyarray(py).into_any(),
-                to2(py, out.final_obs, n, od)?.into_any(),
-                to2(py, out.final_constraint_values, n, nc)?.into_any(),
-            )
-        } else {
-            (none.clone(), none.clone(), none)
-        };
-        PyTuple::new(
-            py,
-            [
-                to2(py, out.obs, n, od)?.into_any(),
-                reward.into_pyarray(py).into_any(),
-                term.into_pyarray(py).into_any(),
-                trunc.into_pyarray(py).into_any(),
-                stepped.into_pyarray(py).into_any(),
-                clipped.into_pyarray(py).into_any(),
-                to2(py, out.action, n, ad)?.into_any(),
-                to2(py, out.constraint_values, n, nc)?.into_any(),
-                shutdown.into_pyarray(py).into_any(),
-                fm,
-                fo,
-                fc,
-            ],
-        )
+        let d = PyDict::new(py);
+        macro_rules! col {
+            ($key:literal, $f:expr) => {
+                d.set_item(
+                    $key,
+                    rows.iter().map($f).collect::<Vec<_>>().into_pyarray(py),
+                )?;
+            };
+        }
+        col!("reward", |r| r.reward);
+        col!("terminated", |r| r.terminated);
+        col!("truncated", |r| r.truncated);
+        col!("stepped", |r| r.stepped);
+        col!("clipped", |r| i64::from(r.clipped));
+        col!("cost", |r| r.cost);
+        col!("shield", |r| r.shielded);
+        col!("shutdown", |r| r.shutdown.map_or(-1, i64::from));
+        col!("episode_return", |r| r.episode_return);
+        d.set_item("obs", to2(py, out.obs, n, od)?)?;
+        d.set_item("action", to2(py, out.action, n, ad)?)?;
+        let [v, m, a] = self.readings(py, out.readings)?;
+        d.set_item("values", v)?;
+        d.set_item("margins", m)?;
+        d.set_item("active", a)?;
+        if self.core.autoreset() == Autoreset::SameStep {
+            col!("final_mask", |r| r.reset_in_step);
+            d.set_item("final_obs", to2(py, out.final_obs, n, od)?)?;
+            let [v, m, a] = self.readings(py, out.final_readings)?;
+            d.set_item("final_values", v)?;
+            d.set_item("final_margins", m)?;
+            d.set_item("final_active", a)?;
+        }
+        d.set_item("events", events_list(py, &out.events)?)?;
+        Ok(d)
     }
 
     /// Single-env fast path: resets env 0 and returns ``(obs[obs_dim], info)``.
@@ -265,10 +370,7 @@ impl CoreVecEnv {
         let seeds = seed.map(|s| vec![Some(s); self.core.num_envs()]);
         let out = self.core.reset(seeds.as_deref(), None)?;
         let info = PyDict::new(py);
-        info.set_item(
-            self.k_constraints.bind(py),
-            self.constraints_dict(py, &out.constraint_values)?,
-        )?;
+        self.put_readings(py, &info, &out.readings)?;
         PyTuple::new(
             py,
             [PyArray1::from_vec(py, out.obs).into_any(), info.into_any()],
@@ -285,18 +387,15 @@ impl CoreVecEnv {
         let acts = convert::actions(action, &[ad], None)?;
         let out = self.core.step(&acts)?;
         let r = out.rows[0];
+        let k = &self.keys;
         let info = PyDict::new(py);
-        info.set_item(self.k_action.bind(py), PyArray1::from_vec(py, out.action))?;
-        info.set_item(
-            self.k_constraints.bind(py),
-            self.constraints_dict(py, &out.constraint_values)?,
-        )?;
-        info.set_item(self.k_clipped.bind(py), r.clipped)?;
+        info.set_item(k.action.bind(py), PyArray1::from_vec(py, out.action))?;
+        info.set_item(k.clipped.bind(py), r.clipped)?;
+        info.set_item(k.cost.bind(py), r.cost)?;
+        info.set_item(k.shield.bind(py), r.shielded)?;
+        self.put_readings(py, &info, &out.readings)?;
         if let Some(i) = r.shutdown {
-            info.set_item(
-                self.k_shutdown.bind(py),
-                self.constraint_names[i as usize].bind(py),
-            )?;
+            info.set_item(k.shutdown.bind(py), self.names[usize::from(i)].bind(py))?;
         }
         (
             PyArray1::from_vec(py, out.obs),
@@ -344,16 +443,29 @@ impl CoreVecEnv {
 }
 
 impl CoreVecEnv {
-    fn constraints_dict<'py>(
-        &self,
-        py: Python<'py>,
-        values: &[f64],
-    ) -> PyResult<Bound<'py, PyDict>> {
-        let d = PyDict::new(py);
-        for (name, v) in self.constraint_names.iter().zip(values) {
-            d.set_item(name.bind(py), *v)?;
+    fn readings<'py>(&self, py: Python<'py>, r: Readings) -> PyResult<[Bound<'py, PyAny>; 3]> {
+        let (n, k) = (self.core.num_envs(), self.core.checker().len());
+        Ok([
+            to2(py, r.values, n, k)?.into_any(),
+            to2(py, r.margins, n, k)?.into_any(),
+            to2(py, r.active, n, k)?.into_any(),
+        ])
+    }
+
+    /// Single env: ``constraints``, ``margins`` and ``violations`` dicts keyed by constraint name.
+    fn put_readings(&self, py: Python<'_>, info: &Bound<'_, PyDict>, r: &Readings) -> PyResult<()> {
+        let (values, margins, active) = (PyDict::new(py), PyDict::new(py), PyDict::new(py));
+        for (j, name) in self.names.iter().enumerate() {
+            let name = name.bind(py);
+            values.set_item(name, r.values[j])?;
+            margins.set_item(name, r.margins[j])?;
+            active.set_item(name, r.active[j])?;
         }
-        Ok(d)
+        let k = &self.keys;
+        info.set_item(k.constraints.bind(py), values)?;
+        info.set_item(k.margins.bind(py), margins)?;
+        info.set_item(k.violations.bind(py), active)?;
+        Ok(())
     }
 }
 
@@ -362,6 +474,3 @@ impl CoreVecEnv {
 pub fn env_ids() -> Vec<&'static str> {
     envs::IDS.to_vec()
 }
-
-#[allow(unused_imports)]
-use PyArrayMethods as _;

@@ -1,55 +1,216 @@
 //! Constraints on named signals, evaluated per env inside the batch step.
+//!
+//! A constraint measures one quantity (a signal, its magnitude, its change since the last step, or
+//! a linear combination of signals) against a limit. Alarm behaviour (on-delay, deadband) follows
+//! ISA-18.2 and lives in [`super::alarm`]; this module only measures.
 
 use crate::spec::{ConstraintKind, ConstraintSpec, EnvSpec, Severity};
 
-/// A constraint bound to a signal index of one environment.
+/// What a constraint measures and which side of the limit is safe.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Kind {
+    /// `signal <= limit`.
+    Upper {
+        /// Signal index.
+        signal: usize,
+        /// Highest safe value.
+        limit: f64,
+    },
+    /// `signal >= limit`.
+    Lower {
+        /// Signal index.
+        signal: usize,
+        /// Lowest safe value.
+        limit: f64,
+    },
+    /// `low <= signal <= high`.
+    Band {
+        /// Signal index.
+        signal: usize,
+        /// Lowest safe value.
+        low: f64,
+        /// Highest safe value.
+        high: f64,
+    },
+    /// `|signal| <= limit` (a band symmetric around zero, e.g. a frequency deviation).
+    Abs {
+        /// Signal index.
+        signal: usize,
+        /// Largest safe magnitude.
+        limit: f64,
+    },
+    /// `|signal_t - signal_{t-1}| <= limit` per step (actuator ramp, rate of change of a state).
+    Rate {
+        /// Signal index.
+        signal: usize,
+        /// Largest safe change per step.
+        limit: f64,
+    },
+    /// `sum_i a_i x_i <= b` over signals.
+    Linear {
+        /// `(signal index, coefficient)` pairs.
+        terms: Vec<(usize, f64)>,
+        /// Right-hand side.
+        b: f64,
+    },
+}
+
+impl Kind {
+    /// Configuration label.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Kind::Upper { .. } => "upper",
+            Kind::Lower { .. } => "lower",
+            Kind::Band { .. } => "band",
+            Kind::Abs { .. } => "abs",
+            Kind::Rate { .. } => "rate",
+            Kind::Linear { .. } => "linear",
+        }
+    }
+
+    /// The signal a single-signal constraint watches.
+    pub fn signal(&self) -> Option<usize> {
+        match self {
+            Kind::Upper { signal, .. }
+            | Kind::Lower { signal, .. }
+            | Kind::Band { signal, .. }
+            | Kind::Abs { signal, .. }
+            | Kind::Rate { signal, .. } => Some(*signal),
+            Kind::Linear { .. } => None,
+        }
+    }
+}
+
+/// A constraint bound to the signals of one environment.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Constraint {
     /// Unique name, e.g. `"temperature_high"`.
     pub name: String,
     /// Metric label, e.g. `"temperature"`.
     pub constraint_type: String,
-    /// Index into the env's signals.
-    pub signal: usize,
-    /// Which side of the limit is safe.
-    pub kind: ConstraintKind,
-    /// The limit, in the signal's unit.
-    pub limit: f64,
-    /// Alarm severity.
+    /// What is measured.
+    pub kind: Kind,
+    /// Alarm severity; an active critical constraint shuts the env down.
     pub severity: Severity,
+    /// Weight of this constraint in the cost signal.
+    pub weight: f64,
+    /// Scale that normalises the exceedance in the cost signal (same unit as the limit).
+    pub scale: f64,
+    /// Subtracted from the reward on every step the alarm is active.
+    pub penalty: f64,
+    /// How far back inside the limit the value must return to clear an active alarm.
+    pub deadband: f64,
+    /// Steps the value must stay beyond the limit before the alarm activates (0: at once).
+    pub on_delay: u32,
 }
 
 impl Constraint {
+    /// A constraint of `kind` with the defaults: weight 1, scale |limit| (1 if the limit is 0),
+    /// no penalty, no deadband, no on-delay.
+    pub fn new(name: &str, constraint_type: &str, kind: Kind, severity: Severity) -> Self {
+        let mut c = Self {
+            name: name.to_string(),
+            constraint_type: constraint_type.to_string(),
+            kind,
+            severity,
+            weight: 1.0,
+            scale: 1.0,
+            penalty: 0.0,
+            deadband: 0.0,
+            on_delay: 0,
+        };
+        c.scale = c.default_scale();
+        c
+    }
+
     /// Binds a declared constraint to its signal; `None` if the spec names an unknown signal.
     pub fn from_spec(spec: &EnvSpec, c: &ConstraintSpec) -> Option<Self> {
-        Some(Self {
-            name: c.name.to_string(),
-            constraint_type: c.constraint_type.to_string(),
-            signal: spec.signal_index(c.signal)?,
-            kind: c.kind.clone(),
-            limit: c.limit,
-            severity: c.severity,
-        })
+        let signal = spec.signal_index(c.signal)?;
+        let limit = c.limit;
+        let kind = match c.kind {
+            ConstraintKind::Upper => Kind::Upper { signal, limit },
+            ConstraintKind::Lower => Kind::Lower { signal, limit },
+            ConstraintKind::Abs => Kind::Abs { signal, limit },
+            ConstraintKind::Rate => Kind::Rate { signal, limit },
+        };
+        Some(Self::new(c.name, c.constraint_type, kind, c.severity))
     }
 
-    /// The constrained quantity: the signal itself, its magnitude, or its change since last step.
+    /// The default normalisation: the size of the limit (the band's width for a band).
+    pub fn default_scale(&self) -> f64 {
+        let s = match &self.kind {
+            Kind::Band { low, high, .. } => high - low,
+            Kind::Linear { b, .. } => b.abs(),
+            _ => self.limit().abs(),
+        };
+        if s.is_finite() && s > 0.0 {
+            s
+        } else {
+            1.0
+        }
+    }
+
+    /// The limit reported in incidents (for a band: the upper bound).
+    pub fn limit(&self) -> f64 {
+        match &self.kind {
+            Kind::Upper { limit, .. }
+            | Kind::Lower { limit, .. }
+            | Kind::Abs { limit, .. }
+            | Kind::Rate { limit, .. } => *limit,
+            Kind::Band { high, .. } => *high,
+            Kind::Linear { b, .. } => *b,
+        }
+    }
+
+    /// The limit on the side `value` lies on (for a band, the bound nearer to it).
+    pub fn limit_near(&self, value: f64) -> f64 {
+        match &self.kind {
+            Kind::Band { low, high, .. } => {
+                if value < (low + high) * 0.5 {
+                    *low
+                } else {
+                    *high
+                }
+            }
+            _ => self.limit(),
+        }
+    }
+
+    /// The constrained quantity.
     #[inline]
     pub fn value(&self, signals: &[f64], previous: &[f64]) -> f64 {
-        let s = signals[self.signal];
-        match self.kind {
-            ConstraintKind::Upper | ConstraintKind::Lower => s,
-            ConstraintKind::Abs => s.abs(),
-            ConstraintKind::Rate => (s - previous[self.signal]).abs(),
+        match &self.kind {
+            Kind::Upper { signal, .. } | Kind::Lower { signal, .. } | Kind::Band { signal, .. } => {
+                signals[*signal]
+            }
+            Kind::Abs { signal, .. } => signals[*signal].abs(),
+            Kind::Rate { signal, .. } => (signals[*signal] - previous[*signal]).abs(),
+            Kind::Linear { terms, .. } => terms.iter().map(|(i, a)| a * signals[*i]).sum(),
         }
     }
 
-    /// Distance to the limit, positive while satisfied (in the signal's unit).
+    /// Distance to the limit, positive while satisfied (in the limit's unit); NaN for a NaN value.
     #[inline]
     pub fn margin(&self, value: f64) -> f64 {
-        match self.kind {
-            ConstraintKind::Lower => value - self.limit,
-            _ => self.limit - value,
+        match &self.kind {
+            Kind::Upper { limit, .. } | Kind::Abs { limit, .. } | Kind::Rate { limit, .. } => {
+                limit - value
+            }
+            Kind::Lower { limit, .. } => value - limit,
+            Kind::Band { low, high, .. } => (value - low).min(high - value),
+            Kind::Linear { b, .. } => b - value,
         }
+    }
+
+    /// Cost contribution of a value: `weight * max(0, -margin) / scale` (NaN counts as one scale).
+    #[inline]
+    pub fn cost(&self, margin: f64) -> f64 {
+        let exceed = if margin.is_nan() {
+            self.scale
+        } else {
+            (-margin).max(0.0)
+        };
+        self.weight * exceed / self.scale
     }
 }
 
@@ -82,17 +243,11 @@ impl ConstraintSet {
         self.constraints.is_empty()
     }
 
-    /// Writes each constraint's value and returns the index of the first violated critical
-    /// constraint, if any (the shutdown reason).
-    pub fn evaluate(&self, signals: &[f64], previous: &[f64], values: &mut [f64]) -> Option<usize> {
-        let mut critical = None;
-        for (i, (c, v)) in self.constraints.iter().zip(values.iter_mut()).enumerate() {
+    /// Writes each constraint's value.
+    pub fn values(&self, signals: &[f64], previous: &[f64], values: &mut [f64]) {
+        for (c, v) in self.constraints.iter().zip(values.iter_mut()) {
             *v = c.value(signals, previous);
-            if critical.is_none() && c.severity == Severity::Critical && !(c.margin(*v) >= 0.0) {
-                critical = Some(i);
-            }
         }
-        critical
     }
 }
 
@@ -100,42 +255,69 @@ impl ConstraintSet {
 mod tests {
     use super::*;
 
-    fn c(kind: ConstraintKind, limit: f64, severity: Severity) -> Constraint {
-        Constraint {
-            name: "x".into(),
-            constraint_type: "t".into(),
-            signal: 0,
-            kind,
-            limit,
-            severity,
-        }
+    fn c(kind: Kind) -> Constraint {
+        Constraint::new("x", "t", kind, Severity::Warning)
     }
 
     #[test]
     fn each_kind_measures_and_signs_its_margin() {
-        let up = c(ConstraintKind::Upper, 10.0, Severity::Warning);
+        let up = c(Kind::Upper {
+            signal: 0,
+            limit: 10.0,
+        });
         assert_eq!(up.margin(up.value(&[12.0], &[0.0])), -2.0);
-        let lo = c(ConstraintKind::Lower, 10.0, Severity::Warning);
+        let lo = c(Kind::Lower {
+            signal: 0,
+            limit: 10.0,
+        });
         assert_eq!(lo.margin(lo.value(&[12.0], &[0.0])), 2.0);
-        let ab = c(ConstraintKind::Abs, 1.0, Severity::Warning);
+        let band = c(Kind::Band {
+            signal: 0,
+            low: 20.0,
+            high: 24.0,
+        });
+        assert_eq!(band.margin(19.0), -1.0);
+        assert_eq!(band.margin(23.0), 1.0);
+        assert_eq!(band.limit_near(19.0), 20.0);
+        assert_eq!(band.limit_near(25.0), 24.0);
+        let ab = c(Kind::Abs {
+            signal: 0,
+            limit: 1.0,
+        });
         assert_eq!(ab.value(&[-3.0], &[0.0]), 3.0);
-        let ra = c(ConstraintKind::Rate, 5.0, Severity::Warning);
+        let ra = c(Kind::Rate {
+            signal: 0,
+            limit: 5.0,
+        });
         assert_eq!(ra.value(&[300.0], &[307.0]), 7.0);
         assert_eq!(ra.margin(7.0), -2.0);
+        let lin = c(Kind::Linear {
+            terms: vec![(0, 2.0), (1, -1.0)],
+            b: 3.0,
+        });
+        assert_eq!(lin.value(&[4.0, 1.0], &[0.0, 0.0]), 7.0);
+        assert_eq!(lin.margin(7.0), -4.0);
     }
 
     #[test]
-    fn first_violated_critical_is_the_shutdown_reason() {
-        let set = ConstraintSet {
-            constraints: vec![
-                c(ConstraintKind::Upper, 1.0, Severity::Warning),
-                c(ConstraintKind::Upper, 5.0, Severity::Critical),
-            ],
-        };
-        let mut v = [0.0; 2];
-        assert_eq!(set.evaluate(&[3.0], &[0.0], &mut v), None);
-        assert_eq!(set.evaluate(&[6.0], &[0.0], &mut v), Some(1));
-        // NaN is never "safe".
-        assert_eq!(set.evaluate(&[f64::NAN], &[0.0], &mut v), Some(1));
+    fn cost_is_weighted_relative_exceedance() {
+        let mut up = c(Kind::Upper {
+            signal: 0,
+            limit: 200.0,
+        });
+        assert_eq!(up.scale, 200.0);
+        assert_eq!(up.cost(5.0), 0.0);
+        assert_eq!(up.cost(-10.0), 0.05);
+        up.weight = 2.0;
+        assert_eq!(up.cost(-10.0), 0.1);
+        assert_eq!(up.cost(f64::NAN), 2.0);
+        assert_eq!(
+            c(Kind::Lower {
+                signal: 0,
+                limit: 0.0
+            })
+            .scale,
+            1.0
+        );
     }
 }

@@ -1,0 +1,199 @@
+//! Alarm state per env and constraint: on-delay, deadband, incidents (ISA-18.2 alarm practice).
+//!
+//! A value must stay beyond the limit for more than `on_delay` consecutive steps to activate the
+//! alarm, and must come back inside the limit by at least `deadband` to clear it. Activation opens
+//! an incident, clearing closes it.
+
+use super::constraints::Constraint;
+
+/// How an incident was answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Response {
+    /// Nothing acted on it.
+    #[default]
+    None,
+    /// The shield changed an action while it was open.
+    Shield,
+    /// The env was shut down.
+    Shutdown,
+}
+
+impl Response {
+    /// Label used in the audit trail.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Response::None => "none",
+            Response::Shield => "shield",
+            Response::Shutdown => "shutdown",
+        }
+    }
+}
+
+/// What an update did to the alarm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transition {
+    /// No change.
+    Stay,
+    /// The alarm activated: an incident opens.
+    Activated,
+    /// The alarm cleared: the incident closes.
+    Cleared,
+}
+
+/// Alarm state of one constraint in one env, with its open incident.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct AlarmState {
+    /// The alarm is active (an incident is open).
+    pub active: bool,
+    /// Consecutive steps beyond the limit so far.
+    pub beyond: u32,
+    /// Incident id (assigned when the open event is published; 0 until then).
+    pub incident: u64,
+    /// Episode step at which the incident opened.
+    pub start_step: u32,
+    /// Wall time at which it opened [unix s].
+    pub start_wall: f64,
+    /// Value at opening.
+    pub first_value: f64,
+    /// Value furthest beyond the limit so far.
+    pub peak_value: f64,
+    /// Margin of the peak value (most negative seen).
+    pub peak_margin: f64,
+    /// How it was answered.
+    pub response: Response,
+    /// Process time from opening to the response [s] (NaN: no response yet).
+    pub response_seconds: f64,
+}
+
+impl AlarmState {
+    /// Advances the alarm with this step's value and margin.
+    pub fn update(
+        &mut self,
+        c: &Constraint,
+        value: f64,
+        margin: f64,
+        step: u32,
+        wall: f64,
+    ) -> Transition {
+        let beyond = !(margin >= 0.0);
+        if self.active {
+            if margin < self.peak_margin || margin.is_nan() {
+                self.peak_margin = margin;
+                self.peak_value = value;
+            }
+            if margin >= c.deadband {
+                self.active = false;
+                self.beyond = 0;
+                return Transition::Cleared;
+            }
+            return Transition::Stay;
+        }
+        if !beyond {
+            self.beyond = 0;
+            return Transition::Stay;
+        }
+        self.beyond += 1;
+        if self.beyond <= c.on_delay {
+            return Transition::Stay;
+        }
+        *self = AlarmState {
+            active: true,
+            beyond: self.beyond,
+            incident: 0,
+            start_step: step,
+            start_wall: wall,
+            first_value: value,
+            peak_value: value,
+            peak_margin: margin,
+            response: Response::None,
+            response_seconds: f64::NAN,
+        };
+        Transition::Activated
+    }
+
+    /// Records the first response to the open incident.
+    pub fn respond(&mut self, response: Response, seconds: f64) {
+        if self.active && self.response == Response::None {
+            self.response = response;
+            self.response_seconds = seconds;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::safety::constraints::Kind;
+    use crate::spec::Severity;
+
+    fn run(c: &Constraint, values: &[f64]) -> Vec<Transition> {
+        let mut a = AlarmState::default();
+        values
+            .iter()
+            .enumerate()
+            .map(|(t, &v)| a.update(c, v, c.margin(v), t as u32, 0.0))
+            .collect()
+    }
+
+    #[test]
+    fn on_delay_needs_consecutive_steps_beyond_the_limit() {
+        let mut c = Constraint::new(
+            "t",
+            "temperature",
+            Kind::Upper {
+                signal: 0,
+                limit: 10.0,
+            },
+            Severity::Warning,
+        );
+        c.on_delay = 2;
+        use Transition::*;
+        // Two steps beyond, then back: never activates. Three in a row: activates on the third.
+        assert_eq!(
+            run(&c, &[11.0, 11.0, 9.0, 11.0, 11.0, 11.0]),
+            vec![Stay, Stay, Stay, Stay, Stay, Activated]
+        );
+    }
+
+    #[test]
+    fn deadband_holds_the_alarm_until_well_inside() {
+        let mut c = Constraint::new(
+            "t",
+            "temperature",
+            Kind::Upper {
+                signal: 0,
+                limit: 10.0,
+            },
+            Severity::Warning,
+        );
+        c.deadband = 1.0;
+        use Transition::*;
+        assert_eq!(
+            run(&c, &[11.0, 9.5, 10.5, 9.0, 12.0]),
+            vec![Activated, Stay, Stay, Cleared, Activated]
+        );
+    }
+
+    #[test]
+    fn peak_tracks_the_worst_value_and_nan_is_beyond() {
+        let c = Constraint::new(
+            "t",
+            "temperature",
+            Kind::Upper {
+                signal: 0,
+                limit: 10.0,
+            },
+            Severity::Warning,
+        );
+        let mut a = AlarmState::default();
+        for v in [12.0, 15.0, 13.0] {
+            a.update(&c, v, c.margin(v), 0, 0.0);
+        }
+        assert_eq!((a.first_value, a.peak_value), (12.0, 15.0));
+        let mut b = AlarmState::default();
+        assert_eq!(
+            b.update(&c, f64::NAN, f64::NAN, 0, 0.0),
+            Transition::Activated
+        );
+    }
+}
