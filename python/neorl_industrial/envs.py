@@ -6,6 +6,7 @@ the constraint checks and the random streams all live in the core; these classes
 
 from __future__ import annotations
 
+import os
 from typing import Any, ClassVar
 
 import gymnasium as gym
@@ -13,6 +14,7 @@ import numpy as np
 
 from . import _core
 from ._spaces import action_space, observation_space
+from .safety import load_constraints, open_audit_trail
 
 __all__ = ["IndustrialEnv", "ChemicalReactorEnv", "IndustrialBenchmarkEnv"]
 
@@ -32,12 +34,32 @@ class IndustrialEnv(gym.Env[np.ndarray, np.ndarray]):
 
     Subclasses set ``env_id``. Constructor keyword arguments are the environment's options (see
     each subclass); unknown or invalid options raise :class:`~neorl_industrial.ConfigError`.
+
+    Safety arguments, common to every environment:
+
+    - ``constraints``: override, drop, add or replace the declared constraints, or load them from
+      a YAML/TOML file (see :mod:`neorl_industrial.safety`).
+    - ``shield``: ``None``, ``"clip"`` (actuator ramp limits) or ``"predictive"`` (also replaces an
+      action that leads to a critical breach with the env's safe fallback).
+    - ``audit_log``: a path or :class:`~neorl_industrial.safety.AuditTrail` receiving incidents.
+
+    ``info`` of every step: ``action`` (physical, after the shield), ``clipped``, ``cost``,
+    ``shield`` (the shield changed the action), ``constraints`` / ``margins`` / ``violations``
+    (value, distance to the limit, active alarm, by constraint name) and, on an emergency
+    shutdown, ``shutdown_reason``.
     """
 
     env_id: ClassVar[str] = ""
     metadata: ClassVar[dict[str, Any]] = {"render_modes": [], "render_fps": 4}
 
-    def __init__(self, render_mode: str | None = None, **options: Any) -> None:
+    def __init__(
+        self,
+        render_mode: str | None = None,
+        constraints: Any = None,
+        shield: str | None = None,
+        audit_log: Any = None,
+        **options: Any,
+    ) -> None:
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             from .exceptions import ConfigError
 
@@ -46,7 +68,18 @@ class IndustrialEnv(gym.Env[np.ndarray, np.ndarray]):
             )
         self.render_mode = render_mode
         self._options = dict(options)
-        self._core = _core.CoreVecEnv(self.env_id, 1, "disabled", None, self._options)
+        self._safety_args = {"constraints": constraints, "shield": shield, "audit_log": audit_log}
+        self.audit_trail = open_audit_trail(audit_log)
+        self._core = _core.CoreVecEnv(
+            self.env_id,
+            1,
+            "disabled",
+            None,
+            self._options,
+            load_constraints(constraints),
+            shield,
+            self.audit_trail,
+        )
         self.core_spec: dict[str, Any] = self._core.spec()
         self.observation_space = observation_space(self.core_spec)
         self.action_space = action_space(self.core_spec)
@@ -72,13 +105,14 @@ class IndustrialEnv(gym.Env[np.ndarray, np.ndarray]):
     def __getstate__(self) -> dict[str, Any]:
         return {
             "options": self._options,
+            "safety": picklable_safety_args(self._safety_args),
             "render_mode": self.render_mode,
             "snapshot": self._core.snapshot(),
             "np_random": self._np_random,
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(render_mode=state["render_mode"], **state["options"])  # type: ignore[misc]
+        self.__init__(render_mode=state["render_mode"], **state["safety"], **state["options"])  # type: ignore[misc]
         self._core.restore(*state["snapshot"])
         self._np_random = state["np_random"]
 
@@ -191,6 +225,12 @@ class IndustrialBenchmarkEnv(IndustrialEnv):
     """
 
     env_id = "IndustrialBenchmark-v0"
+
+
+def picklable_safety_args(args: dict[str, Any]) -> dict[str, Any]:
+    """Safety arguments for a pickle: an audit trail object stays with its process; a path travels."""
+    log = args.get("audit_log")
+    return {**args, "audit_log": log if isinstance(log, (str, os.PathLike)) else None}
 
 
 ENV_CLASSES: dict[str, type[IndustrialEnv]] = {

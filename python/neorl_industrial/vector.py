@@ -15,7 +15,9 @@ from gymnasium.vector.utils import batch_space
 
 from . import _core
 from ._spaces import action_space, observation_space
+from .envs import picklable_safety_args
 from .exceptions import ConfigError
+from .safety import SafetyStats, load_constraints, open_audit_trail
 
 __all__ = ["VectorIndustrialEnv"]
 
@@ -67,6 +69,12 @@ class VectorIndustrialEnv(VectorEnv):
             ``reset(options={"reset_mask": mask})``).
         num_threads: Threads stepping this batch (default: one per core, shared). Results are
             identical for any value.
+        constraints: Constraint configuration (see :mod:`neorl_industrial.safety`): ``None`` keeps
+            the env's defaults; a mapping overrides, drops (``None``) or adds constraints by name; a
+            list replaces them; a path loads a YAML or TOML file.
+        shield: ``None``, ``"clip"`` (actuator ramp limits) or ``"predictive"`` (also replaces
+            actions that lead to a critical breach with the env's safe fallback).
+        audit_log: A path or :class:`~neorl_industrial.safety.AuditTrail` receiving safety events.
         **options: The environment's options (see its class).
 
     Env ``i`` reset with ``reset(seed=s)`` follows the same trajectory as a single env reset with
@@ -82,6 +90,9 @@ class VectorIndustrialEnv(VectorEnv):
         autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
         num_threads: int | None = None,
         render_mode: str | None = None,
+        constraints: Any = None,
+        shield: str | None = None,
+        audit_log: Any = None,
         **options: Any,
     ) -> None:
         if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
@@ -92,7 +103,19 @@ class VectorIndustrialEnv(VectorEnv):
         self.env_id = env_id.removeprefix("neorl_industrial/")
         self._options = dict(options)
         self._num_threads = num_threads
-        self._core = _core.CoreVecEnv(self.env_id, int(num_envs), _MODES[mode], num_threads, self._options)
+        self._safety_args = {"constraints": constraints, "shield": shield, "audit_log": audit_log}
+        trail = open_audit_trail(audit_log)
+        self._core = _core.CoreVecEnv(
+            self.env_id,
+            int(num_envs),
+            _MODES[mode],
+            num_threads,
+            self._options,
+            load_constraints(constraints),
+            shield,
+            trail,
+        )
+        self.audit_trail = trail
         self.core_spec: dict[str, Any] = self._core.spec()
         self.num_envs = int(num_envs)
         self.autoreset_mode = mode
@@ -104,6 +127,7 @@ class VectorIndustrialEnv(VectorEnv):
         self.action_space = batch_space(self.single_action_space, self.num_envs)
         self.constraint_names: list[str] = list(self._core.constraint_names)
         self.horizon: int = int(self.core_spec["horizon"])
+        self.safety = SafetyStats(self.core_spec["constraints"])
 
     # ------------------------------------------------------------------ API
     def reset(
@@ -114,41 +138,43 @@ class VectorIndustrialEnv(VectorEnv):
     ) -> tuple[np.ndarray, dict[str, Any]]:
         """Resets every env, or those in ``options["reset_mask"]`` (a bool array of shape ``(num_envs,)``)."""
         seeds = _seeds(seed, self.num_envs)
-        if seed is not None:
-            self._np_random_seed = seed if isinstance(seed, int) else None
         mask = None
         if options and "reset_mask" in options:
             mask = self._check_mask(options["reset_mask"])
-        obs, values = self._core.reset(seeds, mask)
+        obs, values, margins, active, events = self._core.reset(seeds, mask)
+        self.safety.record_events(events)
         sel = np.ones(self.num_envs, dtype=np.bool_) if mask is None else mask.copy()
         info: dict[str, Any] = {}
-        self._put_constraints(info, values, sel)
+        self._put_readings(info, values, margins, active, sel)
         return obs, info
 
     def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         """Steps every env with normalised actions of shape ``(num_envs, act_dim)``."""
-        (obs, reward, term, trunc, stepped, clipped, action, values, shutdown, fmask, fobs, fvalues) = (
-            self._core.step(actions)
-        )
+        out = self._core.step(actions)
+        self.safety.record_step(out)
+        stepped = out["stepped"]
+        everyone = np.ones(self.num_envs, dtype=np.bool_)
         info: dict[str, Any] = {}
+        fmask = out.get("final_mask")
         if fmask is not None and fmask.any():
             final_obs = np.full(self.num_envs, None, dtype=object)
             for i in np.flatnonzero(fmask):
-                final_obs[i] = fobs[i]
+                final_obs[i] = out["final_obs"][i]
             info["final_obs"] = final_obs
             info["_final_obs"] = fmask.copy()
             final_info: dict[str, Any] = {}
-            self._put_step_info(final_info, action, clipped, shutdown, fmask)
-            self._put_constraints(final_info, fvalues, fmask)
+            self._put_step_info(final_info, out, fmask)
+            self._put_readings(
+                final_info, out["final_values"], out["final_margins"], out["final_active"], fmask
+            )
             info["final_info"] = final_info
             info["_final_info"] = fmask.copy()
             # Ended envs report their reset info; the others their step info.
-            self._put_step_info(info, action, clipped, shutdown, stepped & ~fmask)
-            self._put_constraints(info, values, np.ones(self.num_envs, dtype=np.bool_))
+            self._put_step_info(info, out, stepped & ~fmask)
         else:
-            self._put_step_info(info, action, clipped, shutdown, stepped)
-            self._put_constraints(info, values, np.ones(self.num_envs, dtype=np.bool_))
-        return obs, reward, term, trunc, info
+            self._put_step_info(info, out, stepped)
+        self._put_readings(info, out["values"], out["margins"], out["active"], everyone)
+        return out["obs"], out["reward"], out["terminated"], out["truncated"], info
 
     def close_extras(self, **kwargs: Any) -> None:
         self._core = None  # type: ignore[assignment]
@@ -165,31 +191,38 @@ class VectorIndustrialEnv(VectorEnv):
             raise ConfigError("reset_mask: must select at least one env")
         return mask
 
-    def _put_constraints(self, info: dict[str, Any], values: np.ndarray, mask: np.ndarray) -> None:
-        if not mask.any():
-            return
-        cons: dict[str, Any] = {}
-        for j, name in enumerate(self.constraint_names):
-            col = np.where(mask, values[:, j], 0.0)
-            cons[name] = col
-            cons[f"_{name}"] = mask.copy()
-        info["constraints"] = cons
-        info["_constraints"] = mask.copy()
-
-    def _put_step_info(
+    def _put_readings(
         self,
         info: dict[str, Any],
-        action: np.ndarray,
-        clipped: np.ndarray,
-        shutdown: np.ndarray,
+        values: np.ndarray,
+        margins: np.ndarray,
+        active: np.ndarray,
         mask: np.ndarray,
     ) -> None:
+        """``constraints``, ``margins`` and ``violations``: one array per constraint name."""
         if not mask.any():
             return
-        info["action"] = np.where(mask[:, None], action, 0.0)
+        for key, table, zero in (
+            ("constraints", values, 0.0),
+            ("margins", margins, 0.0),
+            ("violations", active, False),
+        ):
+            sub: dict[str, Any] = {}
+            for j, name in enumerate(self.constraint_names):
+                sub[name] = np.where(mask, table[:, j], zero)
+                sub[f"_{name}"] = mask.copy()
+            info[key] = sub
+            info[f"_{key}"] = mask.copy()
+
+    def _put_step_info(self, info: dict[str, Any], out: dict[str, Any], mask: np.ndarray) -> None:
+        if not mask.any():
+            return
+        info["action"] = np.where(mask[:, None], out["action"], 0.0)
         info["_action"] = mask.copy()
-        info["clipped"] = np.where(mask, clipped, 0)
-        info["_clipped"] = mask.copy()
+        for key, zero in (("clipped", 0), ("cost", 0.0), ("shield", False)):
+            info[key] = np.where(mask, out[key], zero)
+            info[f"_{key}"] = mask.copy()
+        shutdown = out["shutdown"]
         down = mask & (shutdown >= 0)
         if down.any():
             reasons = np.full(self.num_envs, None, dtype=object)
@@ -206,6 +239,7 @@ class VectorIndustrialEnv(VectorEnv):
             "autoreset_mode": self.autoreset_mode,
             "num_threads": self._num_threads,
             "options": self._options,
+            "safety": picklable_safety_args(self._safety_args),
             "snapshot": self._core.snapshot(),
         }
 
@@ -215,6 +249,7 @@ class VectorIndustrialEnv(VectorEnv):
             state["num_envs"],
             state["autoreset_mode"],
             state["num_threads"],
+            **state["safety"],
             **state["options"],
         )
         self._core.restore(*state["snapshot"])

@@ -1,0 +1,450 @@
+"""The safety layer from Python: constraint configuration, the audit trail, a standalone checker,
+safety-gymnasium's 6-tuple, and safety-aware evaluation.
+
+Constraints are checked in Rust on every step of every env. Their configuration:
+
+* ``None``: the environment's declared defaults.
+* a mapping merged over the defaults: ``{"temperature_high": {"limit": 325.0}}`` overrides fields,
+  ``{"coolant_ramp": None}`` drops a constraint, a new name with a full entry adds one, and
+  ``{"defaults": False, ...}`` starts from an empty set;
+* a list of full entries (each with a ``name``) replacing the defaults;
+* a path to a YAML or TOML file holding either form (under a top-level ``constraints`` key or not).
+
+An entry's fields: ``signal``, ``kind`` (``upper``, ``lower``, ``band``, ``abs``, ``rate``,
+``linear``), ``limit`` (``low``/``high`` for a band; ``terms`` {signal: coefficient} and ``b`` for
+``linear``: sum(a_i x_i) <= b), ``type`` (the ``constraint_type`` metric label), ``severity``
+(``info``, ``warning``, ``critical``: an active critical constraint shuts the env down), ``weight``,
+``scale``, ``penalty``, ``deadband`` and ``on_delay`` (ISA-18.2: the value must stay beyond the limit
+for more than ``on_delay`` steps to activate the alarm, and come back inside by ``deadband`` to clear).
+
+Cost: ``info["cost"] = sum over active alarms of weight * max(0, -margin) / scale``, where the margin
+is the distance to the limit (negative beyond it) and ``scale`` defaults to ``|limit|`` (the band's
+width for a band; 1 for a zero limit): the weighted relative exceedance. ``penalty`` is subtracted
+from the reward on every step a constraint's alarm is active.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from . import _core
+from .exceptions import ConfigError
+
+__all__ = [
+    "AuditTrail",
+    "SafetyChecker",
+    "SafetyCostWrapper",
+    "SafetyStats",
+    "Violation",
+    "evaluate_with_safety",
+    "load_constraints",
+    "open_audit_trail",
+]
+
+
+# --------------------------------------------------------------------------- configuration
+def load_constraints(source: Any) -> Any:
+    """Returns a constraint configuration from a dict, a list, ``None`` or a YAML/TOML file path."""
+    if source is None or isinstance(source, (Mapping, list, tuple)):
+        return source
+    if not isinstance(source, (str, os.PathLike)):
+        raise ConfigError(
+            f"constraints: must be a mapping, a list or a file path, got {type(source).__name__}"
+        )
+    path = Path(source)
+    suffix = path.suffix.lower()
+    if suffix not in (".toml", ".yaml", ".yml"):
+        raise ConfigError(f"constraints: {path} must end in .yaml, .yml or .toml")
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise ConfigError(f"constraints: cannot read {path}: {e.strerror or e}") from None
+    try:
+        if suffix == ".toml":
+            import tomllib
+
+            data: Any = tomllib.loads(text)
+        elif suffix in (".yaml", ".yml"):
+            try:
+                import yaml
+            except ImportError:
+                raise ConfigError("constraints: reading YAML needs PyYAML (pip install pyyaml)") from None
+            data = yaml.safe_load(text)
+    except ConfigError:
+        raise
+    except Exception as e:  # the parsers' own errors name line and column
+        raise ConfigError(f"constraints: {path} is not valid {suffix[1:].upper()}: {e}") from None
+    if isinstance(data, Mapping) and set(data) == {"constraints"}:
+        data = data["constraints"]
+    if not isinstance(data, (Mapping, list)):
+        raise ConfigError(f"constraints: {path} must hold a mapping or a list, got {type(data).__name__}")
+    return data
+
+
+# --------------------------------------------------------------------------- audit trail
+class AuditTrail:
+    """A JSON Lines audit trail: one safety event per line, written by a background thread.
+
+    Lines carry structlog's field names (``event``, ``level``, ``timestamp`` in ISO 8601, ``logger``)
+    plus the incident's fields. Stepping never waits on disk; if the bounded queue ever overflows
+    or the disk fails, the loss is counted in :attr:`dropped` (and reported), never silent.
+
+    Args:
+        path: File appended to (created if missing).
+        capacity: Queue length in batches of events.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], capacity: int = 4096) -> None:
+        if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
+            raise ConfigError(f"audit_capacity: must be a positive integer, got {capacity!r}")
+        self._inner = _core.AuditTrail(os.fspath(path), capacity)
+
+    @property
+    def path(self) -> Path:
+        return Path(self._inner.path)
+
+    @property
+    def dropped(self) -> int:
+        """Events lost so far (full queue, write errors, or events after :meth:`close`)."""
+        return int(self._inner.dropped)
+
+    @property
+    def written(self) -> int:
+        return int(self._inner.written)
+
+    @property
+    def last_error(self) -> str | None:
+        return self._inner.last_error
+
+    def record(self, event: str, level: str = "info", **fields: Any) -> None:
+        """Queues a free-form event (e.g. ``run_start``) with JSON-serialisable fields."""
+        members = json.dumps(fields, default=str)[1:-1]
+        self._inner.record(event, level, members)
+
+    def flush(self) -> None:
+        """Blocks until every queued event is written."""
+        self._inner.flush()
+
+    def close(self) -> None:
+        """Flushes and stops the writer; later events count as dropped."""
+        self._inner.close()
+
+    def __enter__(self) -> AuditTrail:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_audit_trail(audit_log: Any) -> Any:
+    """The native trail for ``audit_log`` (a path, an :class:`AuditTrail`, or ``None``)."""
+    if audit_log is None:
+        return None
+    if isinstance(audit_log, AuditTrail):
+        return audit_log._inner
+    if isinstance(audit_log, (str, os.PathLike)):
+        return AuditTrail(audit_log)._inner
+    raise ConfigError(f"audit_log: must be a path or an AuditTrail, got {type(audit_log).__name__}")
+
+
+# --------------------------------------------------------------------------- statistics
+@dataclass
+class Incident:
+    """A closed incident, as the audit trail records it."""
+
+    incident_id: str
+    env_index: int
+    episode: int
+    constraint: str
+    severity: str
+    first_value: float
+    peak_value: float
+    start_step: int
+    end_step: int
+    response: str
+    response_time_seconds: float | None
+
+
+@dataclass
+class SafetyStats:
+    """Running safety counts of a vector env (``env.safety``)."""
+
+    constraints: list[dict[str, Any]]
+    steps: int = 0
+    cost: float = 0.0
+    violations: dict[str, int] = field(default_factory=dict)
+    shutdowns: dict[str, int] = field(default_factory=dict)
+    shield_interventions: int = 0
+    events: int = 0
+    steps_in_violation: dict[str, int] = field(default_factory=dict)
+    incidents: deque[Incident] = field(default_factory=lambda: deque(maxlen=1000))
+
+    def __post_init__(self) -> None:
+        self.names = [c["name"] for c in self.constraints]
+        self.severity = {c["name"]: c["severity"] for c in self.constraints}
+        for n in self.names:
+            self.violations.setdefault(n, 0)
+            self.shutdowns.setdefault(n, 0)
+            self.steps_in_violation.setdefault(n, 0)
+
+    def record_step(self, out: dict[str, Any]) -> None:
+        stepped = out["stepped"]
+        self.steps += int(stepped.sum())
+        self.cost += float(out["cost"].sum())
+        active = out["final_active"] if "final_active" in out else None
+        counts = out["active"][stepped].sum(axis=0)
+        if active is not None and out["final_mask"].any():
+            # Envs reset within the step report their reset readings; count their last step instead.
+            fm = out["final_mask"]
+            counts = out["active"][stepped & ~fm].sum(axis=0) + active[fm].sum(axis=0)
+        for j, n in enumerate(self.names):
+            self.steps_in_violation[n] += int(counts[j])
+        self.record_events(out["events"])
+
+    def record_events(self, events: list[tuple]) -> None:
+        self.events += len(events)
+        for kind, env, episode, c, step, _value, iid, first, peak, start, response, rsec in events:
+            name = self.names[c] if c >= 0 else None
+            if kind == "incident_opened" and name:
+                self.violations[name] += 1
+            elif kind == "emergency_shutdown" and name:
+                self.shutdowns[name] += 1
+            elif kind == "shield_intervention":
+                self.shield_interventions += 1
+            elif kind.startswith("incident_closed") and name:
+                self.incidents.append(
+                    Incident(
+                        f"safety_{iid:06d}",
+                        env,
+                        episode,
+                        name,
+                        self.severity[name],
+                        first,
+                        peak,
+                        start,
+                        step,
+                        response,
+                        None if np.isnan(rsec) else rsec,
+                    )
+                )
+
+    @property
+    def critical_violations(self) -> int:
+        return sum(v for n, v in self.violations.items() if self.severity[n] == "critical")
+
+
+# --------------------------------------------------------------------------- standalone checker
+@dataclass(frozen=True)
+class Violation:
+    """A constraint beyond its limit (or whose alarm is still active) at one check."""
+
+    name: str
+    constraint_type: str
+    severity: str
+    value: float
+    limit: float
+    margin: float
+    active: bool
+    system: int = 0
+
+
+class SafetyChecker:
+    """Checks constraints on state vectors that do not come from our environments.
+
+    Args:
+        constraints: A list of full constraint entries or a mapping ``name -> entry`` (or a
+            YAML/TOML path); see the module docstring for the fields.
+        signals: Signal names in column order. Default: the signals the constraints name, in order
+            of appearance.
+        num_systems: Independent systems checked together by :meth:`check_batch`.
+        dt: Seconds between checks (response times in incidents).
+
+    ``check`` keeps alarm state between calls (on-delay, deadband, rates), as a control loop does.
+    """
+
+    def __init__(
+        self,
+        constraints: Any,
+        signals: list[str] | None = None,
+        num_systems: int = 1,
+        dt: float = 1.0,
+    ) -> None:
+        cfg = load_constraints(constraints)
+        if signals is None:
+            signals = _signals_named(cfg)
+        self.signals = list(signals)
+        self._core = _core.CoreMonitor(cfg, self.signals, num_systems, float(dt))
+        self._meta = self._core.constraints
+        self.num_systems = num_systems
+
+    def _vector(self, state: Any, action: Any = None) -> np.ndarray:
+        if isinstance(state, Mapping):
+            merged = dict(state)
+            if isinstance(action, Mapping):
+                merged.update(action)
+            missing = [s for s in self.signals if s not in merged]
+            if missing:
+                raise ConfigError(f"state: missing signals {missing}; expected {self.signals}")
+            unknown = [k for k in merged if k not in self.signals]
+            if unknown:
+                raise ConfigError(f"state: unknown signals {unknown}; expected {self.signals}")
+            values = [merged[s] for s in self.signals]
+        else:
+            values = np.concatenate([np.ravel(state), np.ravel(action)]) if action is not None else state
+        try:
+            arr = np.asarray(values, dtype=np.float64)
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"state: values must be numbers ({e})") from None
+        return arr
+
+    def check(self, state: Any, action: Any = None) -> list[Violation]:
+        """Checks one system's signals (a mapping by name, or an array in ``signals`` order)."""
+        if self.num_systems != 1:
+            raise ConfigError("check: this checker watches several systems; use check_batch")
+        arr = self._vector(state, action)
+        if arr.shape != (len(self.signals),):
+            raise ConfigError(
+                f"state: expected {len(self.signals)} values {self.signals}, got shape {arr.shape}"
+            )
+        return self._violations(arr[None, :])[0]
+
+    def check_batch(self, states: Any) -> list[list[Violation]]:
+        """Checks ``states[num_systems, n_signals]``; returns each system's violations."""
+        arr = np.asarray(states, dtype=np.float64)
+        if arr.shape != (self.num_systems, len(self.signals)):
+            raise ConfigError(
+                f"states: expected shape ({self.num_systems}, {len(self.signals)}), got {arr.shape}"
+            )
+        return self._violations(arr)
+
+    def _violations(self, arr: np.ndarray) -> list[list[Violation]]:
+        values, margins, active, _events = self._core.check(np.ascontiguousarray(arr), time.time())
+        out: list[list[Violation]] = []
+        for i in range(arr.shape[0]):
+            row = []
+            for j, (name, ctype, severity, _kind, limit) in enumerate(self._meta):
+                if margins[i, j] < 0 or active[i, j]:
+                    row.append(
+                        Violation(
+                            name,
+                            ctype,
+                            severity,
+                            float(values[i, j]),
+                            limit,
+                            float(margins[i, j]),
+                            bool(active[i, j]),
+                            i,
+                        )
+                    )
+            out.append(row)
+        return out
+
+    def reset(self) -> None:
+        """Forgets alarm states and previous values."""
+        self._core.reset()
+
+
+def _signals_named(cfg: Any) -> list[str]:
+    entries = cfg if isinstance(cfg, list) else list((cfg or {}).values())
+    names: list[str] = []
+    for e in entries:
+        if not isinstance(e, Mapping):
+            continue
+        for s in [e.get("signal"), *((e.get("terms") or {}).keys())]:
+            if isinstance(s, str) and s not in names:
+                names.append(s)
+    if not names:
+        raise ConfigError("signals: name the signals, or give constraints that name theirs")
+    return names
+
+
+# --------------------------------------------------------------------------- gymnasium glue
+class SafetyCostWrapper(gym.Wrapper):
+    """safety-gymnasium's API: ``step`` returns ``(obs, reward, cost, terminated, truncated, info)``."""
+
+    def step(self, action: Any) -> tuple[Any, float, float, bool, bool, dict[str, Any]]:  # type: ignore[override]
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        return obs, float(reward), float(info["cost"]), terminated, truncated, info
+
+
+def evaluate_with_safety(
+    policy: Callable[[np.ndarray], Any],
+    env: gym.Env,
+    n_episodes: int = 10,
+    seed: int | None = 0,
+) -> dict[str, Any]:
+    """Runs ``policy`` for ``n_episodes`` on a single env and returns return and safety statistics.
+
+    Returns:
+        ``mean_return``, ``std_return``, ``returns``, ``mean_length``, ``mean_cost``,
+        ``violations_per_episode``, ``violations`` (by constraint), ``critical_violations``,
+        ``shutdowns``, ``shield_interventions``, ``constraint_satisfaction_rate`` (fraction of steps
+        with no active alarm) and ``incidents`` (closed incidents as dicts).
+    """
+    if isinstance(n_episodes, bool) or not isinstance(n_episodes, int) or n_episodes < 1:
+        raise ConfigError(f"n_episodes: must be a positive integer, got {n_episodes!r}")
+    names: list[str] = list(getattr(env.unwrapped, "constraint_names", []))
+    severity = {c["name"]: c["severity"] for c in env.unwrapped.core_spec["constraints"]}  # type: ignore[attr-defined]
+    returns, lengths, costs = [], [], []
+    violations = dict.fromkeys(names, 0)
+    shutdowns = shields = safe_steps = steps = 0
+    incidents: list[dict[str, Any]] = []
+    for ep in range(n_episodes):
+        obs, info = env.reset(seed=None if seed is None else seed + ep)
+        was = dict(info["violations"])
+        ret = cost = 0.0
+        length = 0
+        open_at: dict[str, int] = {}
+        while True:
+            obs, r, term, trunc, info = env.step(policy(obs))
+            ret += float(r)
+            cost += float(info["cost"])
+            length += 1
+            shields += int(info["shield"])
+            now = info["violations"]
+            safe_steps += int(not any(now.values()))
+            for n in names:
+                if now[n] and not was[n]:
+                    violations[n] += 1
+                    open_at[n] = length
+                if was[n] and not now[n] and n in open_at:
+                    incidents.append(
+                        {"episode": ep, "constraint": n, "start_step": open_at.pop(n), "end_step": length}
+                    )
+            was = dict(now)
+            if term or trunc:
+                shutdowns += int("shutdown_reason" in info)
+                for n, start in open_at.items():
+                    incidents.append(
+                        {"episode": ep, "constraint": n, "start_step": start, "end_step": length}
+                    )
+                break
+        steps += length
+        returns.append(ret)
+        lengths.append(length)
+        costs.append(cost)
+    total = sum(violations.values())
+    return {
+        "mean_return": float(np.mean(returns)),
+        "std_return": float(np.std(returns)),
+        "returns": returns,
+        "mean_length": float(np.mean(lengths)),
+        "mean_cost": float(np.mean(costs)),
+        "violations_per_episode": total / n_episodes,
+        "violations": violations,
+        "critical_violations": sum(v for n, v in violations.items() if severity[n] == "critical"),
+        "shutdowns": shutdowns,
+        "shield_interventions": shields,
+        "constraint_satisfaction_rate": safe_steps / max(steps, 1),
+        "incidents": incidents,
+    }
