@@ -5,7 +5,7 @@
 //! env's full state can be copied, compared and pickled as plain numbers.
 
 pub mod chemical_reactor;
-// IBSTUB pub mod industrial_benchmark;
+pub mod industrial_benchmark;
 
 use crate::errors::CoreError;
 use crate::rng::Rng;
@@ -110,6 +110,9 @@ pub fn make(id: &str, mut config: Config) -> Result<Box<dyn ProcessModel>, CoreE
     let id = id.strip_prefix("neorl_industrial/").unwrap_or(id);
     match id {
         "ChemicalReactor-v0" => Ok(Box::new(chemical_reactor::ChemicalReactor::new(
+            &mut config,
+        )?)),
+        "IndustrialBenchmark-v0" => Ok(Box::new(industrial_benchmark::IndustrialBenchmark::new(
             &mut config,
         )?)),
 

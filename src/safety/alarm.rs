@@ -75,7 +75,7 @@ impl AlarmState {
         step: u32,
         wall: f64,
     ) -> Transition {
-        let beyond = !(margin >= 0.0);
+        let beyond = margin.is_nan() || margin < 0.0;
         if self.active {
             if margin < self.peak_margin || margin.is_nan() {
                 self.peak_margin = margin;

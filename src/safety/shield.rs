@@ -111,7 +111,8 @@ fn breaches(checker: &Checker, view: &View<'_>, phys: &[f64]) -> bool {
         view.model.signals(&state, &mut signals);
         let breach = checker.critical.iter().any(|&k| {
             let c = &checker.set.constraints[k];
-            !(c.margin(c.value(&signals, &prev)) >= 0.0)
+            let m = c.margin(c.value(&signals, &prev));
+            m.is_nan() || m < 0.0
         });
         if breach {
             return true;
