@@ -54,7 +54,9 @@ def test_industrial_benchmark_steerings_follow_the_reference_trajectory() -> Non
     for k, (a, want) in enumerate(zip(traj["actions"], traj["states_after_each_step"], strict=True)):
         obs, *_ = env.step(np.asarray(a, dtype=np.float64))
         # The observation is float32; the hidden fields are checked to 1e-9 by the Rust tests.
-        np.testing.assert_allclose(obs[1:4], [want["v"], want["g"], want["h"]], rtol=1e-6, err_msg=f"step {k}")
+        np.testing.assert_allclose(
+            obs[1:4], [want["v"], want["g"], want["h"]], rtol=1e-6, err_msg=f"step {k}"
+        )
         assert obs[0] == 70.0
 
 
@@ -79,7 +81,9 @@ def test_industrial_benchmark_declared_constraints_separate_random_from_zero_pol
         for _ in range(1000):
             a = rng.uniform(-1, 1, (20, 3)) if policy == "random" else np.zeros((20, 3))
             envs.step(a)
-        rates[policy] = {n: envs.safety.steps_in_violation[n] / envs.safety.steps for n in envs.constraint_names}
+        rates[policy] = {
+            n: envs.safety.steps_in_violation[n] / envs.safety.steps for n in envs.constraint_names
+        }
     for n in ("fatigue_high", "consumption_high"):
         assert 0.01 <= rates["random"][n] <= 0.10, rates
         assert rates["zero"][n] < 0.005, rates

@@ -82,7 +82,9 @@ def test_overrides_drops_additions_and_replacement() -> None:
     assert only.constraint_names == ["band"]
     # A penalty lowers the reward exactly while the alarm is active.
     plain = ni.make("ChemicalReactor-v0")
-    for (_, r1, *_, i1), (_, r2, *_, _i2) in zip(run_single(env, HEAT), run_single(plain, HEAT), strict=False):
+    for (_, r1, *_, i1), (_, r2, *_, _i2) in zip(
+        run_single(env, HEAT), run_single(plain, HEAT), strict=False
+    ):
         assert r1 == pytest.approx(r2 - (1.0 if i1["violations"]["temperature_high"] else 0.0))
 
 
