@@ -7,8 +7,9 @@ import shutil
 import subprocess
 import sys
 
-import neorl_industrial as ni
 import pytest
+
+import neorl_industrial as ni
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -64,3 +65,41 @@ def test_errors_are_clear_and_exit_nonzero(args: list[str], message: str) -> Non
     assert p.returncode == 2
     assert message in p.stderr
     assert "Traceback" not in p.stderr
+
+
+def test_run_with_shield_constraints_and_audit_log(tmp_path) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[temperature_high]\nlimit = 326.0\n")
+    log = tmp_path / "audit.jsonl"
+    p = cli(
+        "run",
+        "--num-envs",
+        "8",
+        "--steps",
+        "800",
+        "--policy",
+        "random",
+        "--shield",
+        "clip",
+        "--constraints",
+        str(cfg),
+        "--audit-log",
+        str(log),
+        "--json",
+    )
+    assert p.returncode == 0, p.stderr
+    s = json.loads(p.stdout)
+    assert s["constraints"]["temperature_high"]["limit"] == 326.0
+    assert s["constraints"]["coolant_ramp"]["max"] <= 5.0 + 1e-9  # the clip shield holds the ramp
+    assert s["shield_interventions"] > 0
+    lines = [json.loads(x) for x in log.read_text().splitlines()]
+    assert lines[0]["event"] == "run_start" and lines[-1]["event"] == "run_end"
+    assert len(lines) == s["audit_log"]["written"] and s["audit_log"]["dropped"] == 0
+    assert lines[-1]["episodes"] == s["episodes"]
+
+
+def test_bad_files_are_clear_errors(tmp_path) -> None:
+    p = cli("run", "--constraints", str(tmp_path / "nope.yaml"))
+    assert p.returncode == 2 and "cannot read" in p.stderr
+    p = cli("run", "--audit-log", str(tmp_path / "no" / "dir" / "a.jsonl"))
+    assert p.returncode == 2 and "audit_log: cannot open" in p.stderr

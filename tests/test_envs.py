@@ -6,11 +6,12 @@ import pickle
 import warnings
 
 import gymnasium as gym
-import neorl_industrial as ni
 import numpy as np
 import pytest
 from conftest import STOCHASTIC_OPTIONS
 from gymnasium.utils.env_checker import check_env
+
+import neorl_industrial as ni
 
 
 def rollout(env: gym.Env, seed: int, steps: int, action_seed: int = 0) -> list[tuple]:

@@ -12,9 +12,10 @@ import time
 from pathlib import Path
 
 import gymnasium as gym
-import neorl_industrial as ni
 import numpy as np
 import pytest
+
+import neorl_industrial as ni
 from neorl_industrial.safety import (
     AuditTrail,
     SafetyChecker,

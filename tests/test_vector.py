@@ -6,11 +6,12 @@ import pickle
 from typing import Any
 
 import gymnasium as gym
-import neorl_industrial as ni
 import numpy as np
 import pytest
 from conftest import STOCHASTIC_OPTIONS
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
+
+import neorl_industrial as ni
 
 
 def assert_tree_equal(a: Any, b: Any, path: str = "") -> None:

@@ -16,8 +16,9 @@ from typing import Any
 import numpy as np
 
 from . import env_ids, make_vec, spec
-from .exceptions import NeorlError
+from .exceptions import ConfigError, NeorlError
 from .policies import POLICIES, default_policy, make_policy
+from .safety import AuditTrail
 
 __all__ = ["main", "run_fleet"]
 
@@ -61,13 +62,38 @@ def run_fleet(
     policy: str = "pid",
     seed: int = 0,
     progress: bool = True,
+    audit_log: str | None = None,
+    shield: str | None = None,
+    constraints: Any = None,
     **env_options: Any,
 ) -> dict[str, Any]:
-    """Steps ``num_envs`` envs for at least ``steps`` env-steps in total and returns a summary."""
+    """Steps ``num_envs`` envs for at least ``steps`` env-steps in total and returns a summary.
+
+    With ``audit_log`` the run's start and end and every safety event go to that JSON Lines file.
+    """
     if steps < 1:
-        raise ValueError(f"steps: must be at least 1, got {steps}")
+        raise ConfigError(f"steps: must be at least 1, got {steps}")
+    trail = AuditTrail(audit_log) if audit_log else None
     # Same-step autoreset: every batch step is a real transition for every env.
-    envs = make_vec(env_id, num_envs=num_envs, autoreset_mode="same_step", **env_options)
+    envs = make_vec(
+        env_id,
+        num_envs=num_envs,
+        autoreset_mode="same_step",
+        shield=shield,
+        constraints=constraints,
+        audit_log=trail,
+        **env_options,
+    )
+    if trail is not None:
+        trail.record(
+            "run_start",
+            env_id=envs.env_id,
+            num_envs=num_envs,
+            steps=steps,
+            policy=policy,
+            seed=seed,
+            shield=shield or "off",
+        )
     act_dim = envs.single_action_space.shape[0]
     pol = make_policy(policy, env_id, num_envs, act_dim, seed=seed)
     obs, info = envs.reset(seed=seed)
@@ -103,7 +129,7 @@ def run_fleet(
         bar.close()
     elapsed = time.perf_counter() - t0
     total = batches * num_envs
-    return {
+    summary = {
         "env": envs.env_id,
         "num_envs": num_envs,
         "policy": policy,
@@ -122,9 +148,18 @@ def run_fleet(
             }
             for c in envs.core_spec["constraints"]
         },
+        "violations": dict(envs.safety.violations),
+        "shield_interventions": envs.safety.shield_interventions,
         "seconds": elapsed,
         "steps_per_second": total / elapsed if elapsed > 0 else float("inf"),
     }
+    if trail is not None:
+        trail.record(
+            "run_end", env_id=envs.env_id, env_steps=total, episodes=len(returns), shutdowns=shutdowns
+        )
+        trail.close()
+        summary["audit_log"] = {"path": str(trail.path), "written": trail.written, "dropped": trail.dropped}
+    return summary
 
 
 def _table(rows: list[list[str]], header: list[str]) -> str:
@@ -144,6 +179,8 @@ def _print_summary(s: dict[str, Any]) -> None:
                 ["episodes", f"{s['episodes']:,}"],
                 ["mean return", f"{s['mean_return']:.3f} (std {s['std_return']:.3f})"],
                 ["emergency shutdowns", str(s["emergency_shutdowns"])],
+                ["alarms raised", ", ".join(f"{k} {v}" for k, v in s["violations"].items())],
+                ["shield interventions", str(s["shield_interventions"])],
                 ["steps/s", f"{s['steps_per_second']:,.0f}"],
             ],
             ["metric", "value"],
@@ -155,6 +192,9 @@ def _print_summary(s: dict[str, Any]) -> None:
         for n, c in s["constraints"].items()
     ]
     print(_table(rows, ["constraint", "kind", "limit", "severity", "min seen", "max seen"]))
+    if "audit_log" in s:
+        a = s["audit_log"]
+        print(f"\naudit trail: {a['path']} ({a['written']} events written, {a['dropped']} dropped)")
 
 
 def _print_envs() -> None:
@@ -193,6 +233,11 @@ def _parser() -> argparse.ArgumentParser:
         help="baseline policy (default: pid where the env has one, else zero)",
     )
     r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--shield", choices=("clip", "predictive"), default=None, help="safety shield")
+    r.add_argument("--constraints", metavar="FILE", default=None, help="constraint overrides (YAML or TOML)")
+    r.add_argument(
+        "--audit-log", metavar="FILE", default=None, help="append safety events to this JSON Lines file"
+    )
     r.add_argument("--json", action="store_true", help="print the summary as JSON")
     r.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     sub.add_parser("envs", help="print the catalogue")
@@ -216,6 +261,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             policy,
             args.seed,
             progress=not args.no_progress and not args.json,
+            audit_log=args.audit_log,
+            shield=args.shield,
+            constraints=args.constraints,
         )
     except NeorlError as e:
         print(f"neorl-industrial: error: {e}", file=sys.stderr)
