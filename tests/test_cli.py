@@ -57,7 +57,7 @@ def test_envs_lists_the_catalogue() -> None:
     [
         (["run", "--env", "Nope-v0"], "unknown environment 'Nope-v0'"),
         (["run", "--num-envs", "0"], "expected a positive integer"),
-        (["run", "--env", "IndustrialBenchmark-v0", "--policy", "pid"], "no PID baseline"),
+        (["run", "--policy", "ppo"], "invalid choice"),
     ],
 )
 def test_errors_are_clear_and_exit_nonzero(args: list[str], message: str) -> None:

@@ -209,6 +209,29 @@ def _print_envs() -> None:
     print(_table(rows, ["id", "obs", "act", "horizon", "constraints"]))
 
 
+def _dataset(args: argparse.Namespace) -> int:
+    from . import datasets
+
+    ds = datasets.generate(
+        args.env,
+        args.quality,
+        n_transitions=args.transitions,
+        seed=args.seed,
+        num_envs=args.num_envs,
+        progress=not args.no_progress,
+    )
+    path = datasets.save(ds, args.out)
+    d = datasets.describe(ds)
+    m = ds["metadata"]
+    print(
+        f"wrote {path}: {m['n_transitions']:,} transitions, {m['n_episodes']} complete episodes, "
+        f"mean return {m['mean_return']}"
+    )
+    for a in d["anomalies"]:
+        print(f"  note: {a}")
+    return 0
+
+
 def _positive(text: str) -> int:
     try:
         value = int(text)
@@ -241,6 +264,14 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--json", action="store_true", help="print the summary as JSON")
     r.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     sub.add_parser("envs", help="print the catalogue")
+    d = sub.add_parser("dataset", help="generate an offline dataset (.npz)")
+    d.add_argument("env", help="environment id")
+    d.add_argument("--quality", choices=("random", "medium", "expert", "mixed"), default="expert")
+    d.add_argument("--transitions", type=_positive, default=100_000)
+    d.add_argument("--num-envs", type=_positive, default=64)
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--out", required=True, help="output file (.npz)")
+    d.add_argument("--no-progress", action="store_true")
     return p
 
 
@@ -253,6 +284,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if command == "envs":
             _print_envs()
             return 0
+        if command == "dataset":
+            return _dataset(args)
         policy = args.policy or default_policy(args.env)
         summary = run_fleet(
             args.env,

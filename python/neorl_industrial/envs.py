@@ -101,6 +101,17 @@ class IndustrialEnv(gym.Env[np.ndarray, np.ndarray]):
     def render(self) -> None:
         return None
 
+    def get_dataset(
+        self, quality: str = "expert", n_transitions: int = 100_000, seed: int = 0, **kwargs: Any
+    ) -> dict[str, Any]:
+        """An offline dataset of this environment (same options) in D4RL's format; see
+        :func:`neorl_industrial.datasets.generate`."""
+        from .datasets import generate
+
+        return generate(
+            self.env_id, quality, n_transitions=n_transitions, seed=seed, **self._options, **kwargs
+        )
+
     # Pickling keeps the full state (process, hidden variables, RNG stream, step count).
     def __getstate__(self) -> dict[str, Any]:
         return {
