@@ -201,3 +201,22 @@ def test_emergency_shutdown_names_the_constraint() -> None:
     assert term and not trunc
     assert info["shutdown_reason"] == "thermal_runaway"
     assert info["constraints"]["thermal_runaway"] > 350.0
+
+
+def test_rgb_array_trend_plot(env_id: str) -> None:
+    pytest.importorskip("matplotlib")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_env(
+            gym.make(f"neorl_industrial/{env_id}", render_mode="rgb_array").unwrapped
+        )  # incl. render checks
+    env = ni.make(env_id, render_mode="rgb_array")
+    env.reset(seed=0)
+    for _ in range(20):
+        env.step(env.action_space.sample())
+    img = env.render()
+    assert img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 3 and img.shape[1] == 640
+    assert img.std() > 5  # something was drawn
+    assert ni.make(env_id).render() is None
+    with pytest.raises(ni.ConfigError, match="render_mode: 'human' is not supported"):
+        ni.make(env_id, render_mode="human")

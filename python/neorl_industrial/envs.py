@@ -13,6 +13,7 @@ import gymnasium as gym
 import numpy as np
 
 from . import _core
+from ._render import TrendRecorder
 from ._spaces import action_space, observation_space
 from .safety import load_constraints, open_audit_trail
 
@@ -50,7 +51,7 @@ class IndustrialEnv(gym.Env[np.ndarray, np.ndarray]):
     """
 
     env_id: ClassVar[str] = ""
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": [], "render_fps": 4}
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 4}
 
     def __init__(
         self,
@@ -85,6 +86,7 @@ class IndustrialEnv(gym.Env[np.ndarray, np.ndarray]):
         self.action_space = action_space(self.core_spec)
         self.horizon: int = int(self.core_spec["horizon"])
         self.constraint_names: list[str] = list(self._core.constraint_names)
+        self._trend = TrendRecorder(self.core_spec) if render_mode == "rgb_array" else None
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -92,14 +94,24 @@ class IndustrialEnv(gym.Env[np.ndarray, np.ndarray]):
         """Starts an episode; ``seed`` fixes the env's random stream (same seed, same trajectory)."""
         s = _seed_value(seed)
         super().reset(seed=seed)
-        return self._core.reset_single(s)
+        obs, info = self._core.reset_single(s)
+        if self._trend is not None:
+            self._trend.reset(obs, info)
+        return obs, info
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         """Applies a normalised action in [-1, 1]; out-of-range finite values are clipped (``info["clipped"]``)."""
-        return self._core.step_single(action)
+        out = self._core.step_single(action)
+        if self._trend is not None:
+            self._trend.step(out[0], out[4])
+        return out
 
-    def render(self) -> None:
-        return None
+    def render(self) -> np.ndarray | None:  # type: ignore[override]
+        """With ``render_mode="rgb_array"``: a trend plot of the episode so far (variables, set-points,
+        constraint limits, steps with an active alarm marked) as an RGB array."""
+        if self._trend is None:
+            return None
+        return self._trend.render()
 
     def get_dataset(
         self, quality: str = "expert", n_transitions: int = 100_000, seed: int = 0, **kwargs: Any
