@@ -6,6 +6,10 @@ preallocated buffers, and each control step of ``dt = 26/60 min`` is split into 
 RK4 steps. The number of substeps is the accuracy knob; :func:`find_min_substeps` finds the fewest
 substeps meeting a relative error <= 1e-6 on every step of every reference case in
 ``tests/data/chemical_reactor_cstr.json`` (DOP853 at 1e-12), the accuracy our Rust env guarantees.
+The runaway case sets that count (360); up to its T > 350 K shutdown 26 substeps would do. Harsher
+runaways than the reference's (random actions reach Tc = 310 K and T ~ 480 K within one step) leave
+the 360-substep rival up to ~2% off on Ca at the shutdown step, where the Rust env still matches
+DOP853: the rival is calibrated on the reference cases, not on every trajectory.
 
 Run as a script to print the substep count (and the error at a few counts)::
 
@@ -40,6 +44,11 @@ CAF = 1.0
 X0 = (0.8, 330.0)
 DT = 26.0 / 60.0
 TC_LOW, TC_HIGH = 290.0, 310.0
+
+# Results of :func:`find_min_substeps` at tol=1e-6 on the reference data (verified, not trusted, when
+# passed as ``hint``): every step of every case, and every case only up to the runaway's shutdown.
+KNOWN_SUBSTEPS = 360
+KNOWN_SUBSTEPS_UNTIL_SHUTDOWN = 26
 
 _A = Q / V  # dilution rate
 _B = -DELTA_HR / (RHO * C)  # heating per unit reaction rate
@@ -235,12 +244,16 @@ def find_min_substeps(
     max_substeps: int = 1 << 16,
     verbose: bool = False,
     until_shutdown: bool = False,
+    hint: int | None = None,
 ) -> int:
     """Fewest RK4 substeps per control step with relative error <= ``tol`` on every reference step.
 
     Doubles from ``start`` until the tolerance is met, then bisects between the last failing and the
     first passing count. RK4's error falls monotonically (as h^4) in this range, so the boundary
     found is the minimum; the function checks that ``n - 1`` fails and ``n`` passes.
+
+    With ``hint``, only checks that ``hint`` passes and ``hint - 1`` fails (two runs instead of
+    about fifteen), falling back to the search when it does not hold.
     """
     ref = load_reference() if ref is None else ref
 
@@ -251,6 +264,8 @@ def find_min_substeps(
             print(f"  substeps={n:6d}: {'pass' if passed else 'fail'}", flush=True)
         return passed
 
+    if hint is not None and ok(hint) and (hint == 1 or not ok(hint - 1)):
+        return hint
     lo, hi = 0, start  # lo: largest known failing count (0 = none), hi: candidate
     while not ok(hi):
         lo = hi
@@ -282,7 +297,11 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--tol", type=float, default=1e-6, help="relative error per step (default 1e-6)")
     p.add_argument("--verbose", action="store_true", help="print every substep count tried")
-    p.add_argument("--quick", action="store_true", help="skip the until-shutdown variant (~10 s in all)")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="verify the known count (n passes, n-1 fails) instead of searching; skip the variant",
+    )
     p.add_argument(
         "--skip-shutdown-variant",
         action="store_true",
@@ -293,7 +312,8 @@ def main(argv: list[str] | None = None) -> int:
 
     ref = load_reference()
     t0 = time.perf_counter()
-    n = find_min_substeps(args.tol, ref, verbose=args.verbose)
+    hint = KNOWN_SUBSTEPS if args.quick and args.tol == 1e-6 else None
+    n = find_min_substeps(args.tol, ref, verbose=args.verbose, hint=hint)
     elapsed = time.perf_counter() - t0
 
     names = list(ref["cases"])
@@ -301,7 +321,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"of all {len(names)} reference cases: {n}  (h = {DT / n * 60:.4f} s; search took {elapsed:.1f} s)")
     print()
     rows = []
-    for m in sorted({max(1, n // 4), max(1, n // 2), n - 1, n, 2 * n}):
+    counts = {n - 1, n} if args.quick else {n // 4, n // 2, n - 1, n, 2 * n}
+    for m in sorted(c for c in counts if c >= 1):
         errs = max_relative_errors(m, ref)
         rows.append([str(m)] + [f"{e:.2e}" for e in errs] + ["pass" if errs.max() <= args.tol else "fail"])
     print("worst relative error over the 60 steps (Ca and T), by case:")

@@ -21,5 +21,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<py::safety::PyAuditTrail>()?;
     m.add_class::<py::safety::PyMonitor>()?;
     m.add_function(wrap_pyfunction!(py::vector::env_ids, m)?)?;
+    m.add("EVENT_KINDS", py::vector::EVENT_KINDS.to_vec())?;
     Ok(())
 }

@@ -109,6 +109,8 @@ pub struct ConstraintSpec {
     pub limit: f64,
     /// Alarm severity; `Critical` means emergency shutdown.
     pub severity: Severity,
+    /// Steps the value must stay beyond the limit before the alarm activates (0: at once).
+    pub on_delay: u32,
 }
 
 /// Everything known about an environment before it runs.

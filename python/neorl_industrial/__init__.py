@@ -15,7 +15,14 @@ from typing import Any
 
 from . import _core
 from ._registration import register_envs
-from .envs import ChemicalReactorEnv, IndustrialBenchmarkEnv, IndustrialEnv
+from .envs import (
+    ChemicalReactorEnv,
+    FourTankEnv,
+    IndustrialBenchmarkEnv,
+    IndustrialEnv,
+    PipelineEnv,
+    pipeline_normalized_score,
+)
 from .exceptions import (
     ConfigError,
     InvalidActionError,
@@ -31,6 +38,9 @@ __version__: str = _core.__version__
 __all__ = [
     "ChemicalReactorEnv",
     "ConfigError",
+    "FourTankEnv",
+    "PipelineEnv",
+    "pipeline_normalized_score",
     "IndustrialBenchmarkEnv",
     "IndustrialEnv",
     "InvalidActionError",

@@ -36,7 +36,7 @@ class TrendRecorder:
         setpoints = {i for i, n in enumerate(names) if n.endswith("_setpoint") or n == "target"}
         out = []
         for i, n in enumerate(names):
-            if i in setpoints:
+            if i in setpoints or "_lag" in n:  # histories (Pipeline's past flows) add no panel
                 continue
             sps = [
                 j for j in setpoints if names[j] in (f"{n}_setpoint",) or (names[j] == "target" and i == 0)

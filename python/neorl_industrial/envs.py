@@ -17,7 +17,14 @@ from ._render import TrendRecorder
 from ._spaces import action_space, observation_space
 from .safety import load_constraints, open_audit_trail
 
-__all__ = ["IndustrialEnv", "ChemicalReactorEnv", "IndustrialBenchmarkEnv"]
+__all__ = [
+    "IndustrialEnv",
+    "ChemicalReactorEnv",
+    "IndustrialBenchmarkEnv",
+    "FourTankEnv",
+    "PipelineEnv",
+    "pipeline_normalized_score",
+]
 
 
 def _seed_value(seed: int | None) -> int | None:
@@ -256,6 +263,125 @@ def picklable_safety_args(args: dict[str, Any]) -> dict[str, Any]:
     return {**args, "audit_log": log if isinstance(log, (str, os.PathLike)) else None}
 
 
+class FourTankEnv(IndustrialEnv):
+    """Quadruple-tank process: keep two upper tank levels on their set-points with two pumps.
+
+    ## Description
+    Four interconnected water tanks (Johansson, "The quadruple-tank process", IEEE TCST 8(3), 2000;
+    pc-gym's ``four_tank`` parameters). Pump 1 sends 20% of its flow to lower tank 1 and 80% to upper
+    tank 4; pump 2 sends 20% to lower tank 2 and 80% to upper tank 3. The upper tanks drain into the
+    lower ones through square-root (Torricelli) outlets. The task is to track set-points on the upper
+    levels h3 and h4, which change half-way through the episode.
+
+    ## Action Space
+    ``Box(-1, 1, (2,), float32)``, mapped linearly to the pump voltages v1, v2 in [0.1, 10] V:
+    ``v = 0.1 + (a + 1) / 2 * 9.9``. Before the first action both pumps run at 5.05 V.
+
+    ## Observation Space
+    ``Box(float32)`` of shape (6,):
+
+    | Num | Observation    | Unit | Min | Max |
+    |-----|----------------|------|-----|-----|
+    | 0   | h1             | m    | 0   | 1   |
+    | 1   | h2             | m    | 0   | 1   |
+    | 2   | h3             | m    | 0   | 1   |
+    | 3   | h4             | m    | 0   | 1   |
+    | 4   | h3 set-point   | m    | 0   | 0.6 |
+    | 5   | h4 set-point   | m    | 0   | 0.6 |
+
+    The set-points shown are the ones the next action is scored against: (0.5, 0.2) m for the first
+    half of the episode, (0.1, 0.3) m for the second.
+
+    ## Rewards
+    ``-[((h3 - sp3)/0.6)^2 + ((h4 - sp4)/0.6)^2 + 0.1 ((dv1/9.9)^2 + (dv2/9.9)^2)]`` after each step,
+    where dv is the change of each pump voltage since the previous step.
+
+    ## Starting State
+    ``[h1, h2, h3, h4] = [0.141, 0.112, 0.072, 0.42] m`` (pc-gym's default); ``x0_spread`` perturbs it.
+
+    ## Episode End
+    - Termination: emergency shutdown when a tank overflows (level > 0.6 m, critical);
+      ``info["shutdown_reason"]`` names the tank.
+    - Truncation: after ``horizon`` steps (default 60, i.e. 1000 s of process time, 16.7 s per step).
+
+    ## Constraints
+    ``tank1_overflow`` ... ``tank4_overflow`` h <= 0.6 m (critical), ``tank1_low``/``tank2_low``
+    h >= 0.05 m (warning), ``pump1_ramp``/``pump2_ramp`` |dv| <= 2 V per step (warning). The safe
+    fallback action is both pumps at minimum.
+
+    ## Arguments
+    ``gymnasium.make("neorl_industrial/FourTank-v0", horizon=60, x0_spread=0.0, noise=0.0)``
+
+    - ``horizon``: steps per episode; the set-points switch at ``horizon // 2``.
+    - ``x0_spread``: relative uniform spread of each initial level, in [0, 0.3].
+    - ``noise``: relative standard deviation of Gaussian measurement noise on the levels, in [0, 0.2].
+
+    ## Integration
+    Dormand–Prince 5(4), adaptive, rtol 1e-9 / atol 1e-12: every step matches a 1e-12 DOP853
+    solution within 1e-7 relative, nearly empty tanks included.
+
+    ## Version History
+    - v0: Initial version.
+    """
+
+    env_id = "FourTank-v0"
+
+
+class PipelineEnv(IndustrialEnv):
+    """Water pipeline with a transport delay: steer the downstream flow onto a switching target.
+
+    ## Description
+    A port of NeoRL-2's ``Pipeline`` task. Water enters a 100 m channel through a gate and travels at
+    5 m/s, so the channel holds 20 slugs and a change at the gate reaches the downstream end 19 steps
+    after the step that made it. The agent changes the gate flow by at most 1 per step; the gate flow
+    is clipped to [0, 200]. The downstream target is drawn from {50, 80, 110, 140}; each step a new
+    target is drawn with probability 0.003 (the target changes with probability 0.00225, about twice
+    per episode).
+
+    ## Action Space
+    ``Box(-1, 1, (1,), float32)``: the change of the gate flow this step.
+
+    ## Observation Space
+    ``Box(float32)`` of shape (52,), NeoRL-2's layout:
+
+    | Num   | Observation                                        | Min | Max |
+    |-------|----------------------------------------------------|-----|-----|
+    | 0     | downstream flow                                    | 0   | 200 |
+    | 1     | target                                             | 0   | 200 |
+    | 2-26  | downstream flow 1..25 steps ago (newest first)     | 0   | 200 |
+    | 27-51 | the last 25 actions, this step's first             | -1  | 1   |
+
+    ## Rewards
+    ``((200 - |flow - target|) * 0.01)^2 - 3``: 1 on target, -2.75 at the largest possible deviation.
+    :func:`pipeline_normalized_score` maps an episode return to NeoRL-2's score (0 at -296, 100 at 751).
+
+    ## Starting State
+    The whole channel at one flow drawn uniformly from [80, 120), no past actions, a random target.
+
+    ## Episode End
+    Truncation after ``horizon`` steps (default 1000). No termination: no constraint is critical.
+
+    ## Constraints
+    ``gate_flow_min`` gate flow >= 0.1 and ``gate_flow_max`` gate flow <= 199.9 (the gate saturates,
+    warning), ``flow_deviation`` |flow - target| > 60 held for 10 steps (warning, an on-delay of 9).
+    A target switch of more than 60 keeps the deviation beyond 60 for at least 19 steps whatever the
+    agent does. The safe fallback action holds the gate.
+
+    ## Arguments
+    ``gymnasium.make("neorl_industrial/Pipeline-v0", horizon=1000)``
+
+    ## Version History
+    - v0: Initial version.
+    """
+
+    env_id = "Pipeline-v0"
+
+
+def pipeline_normalized_score(episode_return: float) -> float:
+    """NeoRL-2's normalised score of a Pipeline-v0 episode return: 0 at -296, 100 at 751."""
+    return (episode_return + 296.0) / (751.0 + 296.0) * 100.0
+
+
 ENV_CLASSES: dict[str, type[IndustrialEnv]] = {
-    cls.env_id: cls for cls in (ChemicalReactorEnv, IndustrialBenchmarkEnv)
+    cls.env_id: cls for cls in (ChemicalReactorEnv, IndustrialBenchmarkEnv, FourTankEnv, PipelineEnv)
 }

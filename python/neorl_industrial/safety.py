@@ -30,7 +30,7 @@ import os
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -175,72 +175,112 @@ class Incident:
     response_time_seconds: float | None
 
 
-@dataclass
+EVENT_KINDS: tuple[str, ...] = tuple(_core.EVENT_KINDS)
+_OPENED, _CLOSED, _CLOSED_BY_END, _SHUTDOWN, _SHIELD = range(5)
+_RESPONSES = ("none", "shield", "shutdown")
+
+
 class SafetyStats:
-    """Running safety counts of a vector env (``env.safety``)."""
+    """Running safety counts of a vector env (``env.safety``), updated from each step's event columns.
 
-    constraints: list[dict[str, Any]]
-    steps: int = 0
-    cost: float = 0.0
-    violations: dict[str, int] = field(default_factory=dict)
-    shutdowns: dict[str, int] = field(default_factory=dict)
-    shield_interventions: int = 0
-    events: int = 0
-    steps_in_violation: dict[str, int] = field(default_factory=dict)
-    incidents: deque[Incident] = field(default_factory=lambda: deque(maxlen=1000))
+    Attributes:
+        steps: Transitions taken.
+        cost: Sum of the cost signal.
+        events: Safety events seen (what the audit trail receives).
+        violations: Alarms raised (incidents opened), by constraint name.
+        shutdowns: Emergency shutdowns, by constraint name.
+        shield_interventions: Actions the shield changed.
+        steps_in_violation: Steps with the alarm active, by constraint name.
+    """
 
-    def __post_init__(self) -> None:
-        self.names = [c["name"] for c in self.constraints]
-        self.severity = {c["name"]: c["severity"] for c in self.constraints}
-        for n in self.names:
-            self.violations.setdefault(n, 0)
-            self.shutdowns.setdefault(n, 0)
-            self.steps_in_violation.setdefault(n, 0)
+    def __init__(self, constraints: list[dict[str, Any]], keep_incidents: int = 1000) -> None:
+        self.constraints = constraints
+        self.names = [c["name"] for c in constraints]
+        self.severity = {c["name"]: c["severity"] for c in constraints}
+        k = len(self.names)
+        self.steps = 0
+        self.cost = 0.0
+        self.events = 0
+        self.shield_interventions = 0
+        self._opened = np.zeros(k, dtype=np.int64)
+        self._shutdowns = np.zeros(k, dtype=np.int64)
+        self._in_violation = np.zeros(k, dtype=np.int64)
+        self._closed: deque[dict[str, np.ndarray]] = deque()
+        self._closed_count = 0
+        self._keep = keep_incidents
+
+    @property
+    def violations(self) -> dict[str, int]:
+        return dict(zip(self.names, self._opened.tolist(), strict=True))
+
+    @property
+    def shutdowns(self) -> dict[str, int]:
+        return dict(zip(self.names, self._shutdowns.tolist(), strict=True))
+
+    @property
+    def steps_in_violation(self) -> dict[str, int]:
+        return dict(zip(self.names, self._in_violation.tolist(), strict=True))
+
+    @property
+    def critical_violations(self) -> int:
+        return int(sum(v for n, v in self.violations.items() if self.severity[n] == "critical"))
 
     def record_step(self, out: dict[str, Any]) -> None:
         stepped = out["stepped"]
         self.steps += int(stepped.sum())
         self.cost += float(out["cost"].sum())
-        active = out["final_active"] if "final_active" in out else None
-        counts = out["active"][stepped].sum(axis=0)
-        if active is not None and out["final_mask"].any():
+        if "final_mask" in out and out["final_mask"].any():
             # Envs reset within the step report their reset readings; count their last step instead.
             fm = out["final_mask"]
-            counts = out["active"][stepped & ~fm].sum(axis=0) + active[fm].sum(axis=0)
-        for j, n in enumerate(self.names):
-            self.steps_in_violation[n] += int(counts[j])
+            self._in_violation += out["active"][stepped & ~fm].sum(axis=0) + out["final_active"][fm].sum(
+                axis=0
+            )
+        else:
+            self._in_violation += out["active"][stepped].sum(axis=0)
         self.record_events(out["events"])
 
-    def record_events(self, events: list[tuple]) -> None:
-        self.events += len(events)
-        for kind, env, episode, c, step, _value, iid, first, peak, start, response, rsec in events:
-            name = self.names[c] if c >= 0 else None
-            if kind == "incident_opened" and name:
-                self.violations[name] += 1
-            elif kind == "emergency_shutdown" and name:
-                self.shutdowns[name] += 1
-            elif kind == "shield_intervention":
-                self.shield_interventions += 1
-            elif kind.startswith("incident_closed") and name:
-                self.incidents.append(
+    def record_events(self, ev: dict[str, np.ndarray]) -> None:
+        kind = ev["kind"]
+        n = len(kind)
+        if n == 0:
+            return
+        self.events += n
+        k = len(self.names)
+        c = ev["constraint"]
+        self._opened += np.bincount(c[kind == _OPENED], minlength=k)[:k]
+        self._shutdowns += np.bincount(c[kind == _SHUTDOWN], minlength=k)[:k]
+        self.shield_interventions += int((kind == _SHIELD).sum())
+        closed = (kind == _CLOSED) | (kind == _CLOSED_BY_END)
+        if closed.any():
+            self._closed.append({key: col[closed] for key, col in ev.items()})
+            self._closed_count += int(closed.sum())
+            while self._closed and self._closed_count - len(self._closed[0]["kind"]) >= self._keep:
+                self._closed_count -= len(self._closed.popleft()["kind"])
+
+    @property
+    def incidents(self) -> list[Incident]:
+        """The most recent closed incidents (up to ``keep_incidents``), oldest first."""
+        out: list[Incident] = []
+        for chunk in self._closed:
+            for i in range(len(chunk["kind"])):
+                name = self.names[int(chunk["constraint"][i])]
+                rsec = float(chunk["response_seconds"][i])
+                out.append(
                     Incident(
-                        f"safety_{iid:06d}",
-                        env,
-                        episode,
+                        f"safety_{int(chunk['incident'][i]):06d}",
+                        int(chunk["env"][i]),
+                        int(chunk["episode"][i]),
                         name,
                         self.severity[name],
-                        first,
-                        peak,
-                        start,
-                        step,
-                        response,
+                        float(chunk["first_value"][i]),
+                        float(chunk["peak_value"][i]),
+                        int(chunk["start_step"][i]),
+                        int(chunk["step"][i]),
+                        _RESPONSES[int(chunk["response"][i])],
                         None if np.isnan(rsec) else rsec,
                     )
                 )
-
-    @property
-    def critical_violations(self) -> int:
-        return sum(v for n, v in self.violations.items() if self.severity[n] == "critical")
+        return out[-self._keep :]
 
 
 # --------------------------------------------------------------------------- standalone checker

@@ -182,6 +182,7 @@ fn spec(horizon: u32) -> EnvSpec {
                 kind: ConstraintKind::Upper,
                 limit: 331.0,
                 severity: Severity::Warning,
+                on_delay: 0,
             },
             ConstraintSpec {
                 name: "thermal_runaway",
@@ -190,6 +191,7 @@ fn spec(horizon: u32) -> EnvSpec {
                 kind: ConstraintKind::Upper,
                 limit: 350.0,
                 severity: Severity::Critical,
+                on_delay: 0,
             },
             ConstraintSpec {
                 name: "coolant_ramp",
@@ -198,6 +200,7 @@ fn spec(horizon: u32) -> EnvSpec {
                 kind: ConstraintKind::Rate,
                 limit: 5.0,
                 severity: Severity::Warning,
+                on_delay: 0,
             },
         ],
         // Full cooling: the coldest coolant the actuator can deliver.

@@ -59,7 +59,8 @@ pub const LEVEL_SCALE: f64 = 0.6;
 pub const MOVE_WEIGHT: f64 = 0.1;
 /// Tank height [m]: above it a tank overflows (pc-gym's `o_space` bound).
 pub const OVERFLOW_M: f64 = 0.6;
-/// Lowest safe level of a lower tank [m] (below it the outlet line draws air).
+/// Lowest safe level of a lower tank [m]: below it the outlet vortexes and draws air into the
+/// line to the basin the pumps draw from.
 pub const LOW_LEVEL_M: f64 = 0.05;
 /// Largest safe pump voltage change per step [V].
 pub const PUMP_RAMP_V: f64 = 2.0;
@@ -225,6 +226,7 @@ fn constraint(
         kind,
         limit,
         severity,
+        on_delay: 0,
     }
 }
 
@@ -245,14 +247,27 @@ fn constraints() -> Vec<ConstraintSpec> {
 
 fn spec(horizon: u32) -> EnvSpec {
     let mut observations = levels();
-    observations.push(Variable::new("h3_setpoint", "tank 3 level set-point", "m", 0.0, OVERFLOW_M));
-    observations.push(Variable::new("h4_setpoint", "tank 4 level set-point", "m", 0.0, OVERFLOW_M));
+    observations.push(Variable::new(
+        "h3_setpoint",
+        "tank 3 level set-point",
+        "m",
+        0.0,
+        OVERFLOW_M,
+    ));
+    observations.push(Variable::new(
+        "h4_setpoint",
+        "tank 4 level set-point",
+        "m",
+        0.0,
+        OVERFLOW_M,
+    ));
     let actions = vec![pump("v1", "pump 1 voltage"), pump("v2", "pump 2 voltage")];
     let mut signals = levels();
     signals.extend(actions.iter().cloned());
     EnvSpec {
         id: "FourTank-v0",
-        description: "Quadruple-tank process: track set-points on two upper tank levels with two pumps",
+        description:
+            "Quadruple-tank process: track set-points on two upper tank levels with two pumps",
         observations,
         actions,
         signals,
@@ -262,7 +277,8 @@ fn spec(horizon: u32) -> EnvSpec {
         constraints: constraints(),
         // Both pumps at minimum: the levels can only fall, so no tank can overflow.
         safe_action: vec![-1.0, -1.0],
-        source: "Johansson 2000, IEEE TCST 8(3); parameters of pc-gym four_tank (Bloor et al. 2024)",
+        source:
+            "Johansson 2000, IEEE TCST 8(3); parameters of pc-gym four_tank (Bloor et al. 2024)",
     }
 }
 
@@ -359,13 +375,24 @@ mod tests {
             -2.5e-3 * s(0.42) + 0.8 * 8.5e-4 * 5.0,
         ];
         for i in 0..4 {
-            assert!((d[i] - want[i]).abs() < 1e-15, "{i}: {} vs {}", d[i], want[i]);
+            assert!(
+                (d[i] - want[i]).abs() < 1e-15,
+                "{i}: {} vs {}",
+                d[i],
+                want[i]
+            );
         }
     }
 
     #[test]
     fn steady_state_is_a_fixed_point_and_the_attractor() {
-        for v in [[3.0, 7.0], [7.28, 8.24], [8.92, 3.69], [10.0, 10.0], [0.1, 0.1]] {
+        for v in [
+            [3.0, 7.0],
+            [7.28, 8.24],
+            [8.92, 3.69],
+            [10.0, 10.0],
+            [0.1, 0.1],
+        ] {
             let ss = steady_state(v);
             let d = rhs(&ss, v);
             assert!(d.iter().all(|x| x.abs() < 1e-15), "{v:?}: {d:?}");
@@ -376,7 +403,13 @@ mod tests {
                 h = advance(h, v, &mut step);
             }
             for i in 0..4 {
-                assert!(rel(h[i], ss[i]) < 1e-6, "{v:?} tank {}: {} vs {}", i + 1, h[i], ss[i]);
+                assert!(
+                    rel(h[i], ss[i]) < 1e-6,
+                    "{v:?} tank {}: {} vs {}",
+                    i + 1,
+                    h[i],
+                    ss[i]
+                );
             }
         }
         // The benchmark set-points are reachable inside the voltage range.
@@ -419,7 +452,12 @@ mod tests {
             assert!(s[H..H + 4].iter().all(|&x| x >= 0.0), "t={t}: {s:?}");
         }
         for i in 0..4 {
-            assert!(rel(s[H + i], floor[i]) < 1e-6, "tank {}: {}", i + 1, s[H + i]);
+            assert!(
+                rel(s[H + i], floor[i]) < 1e-6,
+                "tank {}: {}",
+                i + 1,
+                s[H + i]
+            );
         }
         let mut s2 = s.clone();
         for t in 0..2000 {
@@ -467,7 +505,11 @@ mod tests {
             assert!(spec.signal_index(c.signal).is_some(), "{}", c.name);
         }
         // Rate constraints watch signals named exactly like the actions (for the clip shield).
-        for c in spec.constraints.iter().filter(|c| c.kind == ConstraintKind::Rate) {
+        for c in spec
+            .constraints
+            .iter()
+            .filter(|c| c.kind == ConstraintKind::Rate)
+        {
             assert!(spec.actions.iter().any(|a| a.name == c.signal));
         }
         let mut out = vec![0.0; spec.signals.len()];
@@ -504,7 +546,10 @@ mod tests {
     #[test]
     fn unknown_and_bad_options_are_named() {
         let mut c = vec![("noice".to_string(), ConfigValue::Number(0.1))];
-        assert!(FourTank::new(&mut c).unwrap_err().to_string().contains("noice"));
+        assert!(FourTank::new(&mut c)
+            .unwrap_err()
+            .to_string()
+            .contains("noice"));
         for (k, v) in [("horizon", 2.5), ("x0_spread", 0.5), ("noise", -0.1)] {
             let mut c = vec![(k.to_string(), ConfigValue::Number(v))];
             assert!(FourTank::new(&mut c).unwrap_err().to_string().contains(k));

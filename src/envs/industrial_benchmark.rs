@@ -516,6 +516,7 @@ fn spec(horizon: u32) -> EnvSpec {
                 kind: ConstraintKind::Upper,
                 limit: FATIGUE_LIMIT,
                 severity: Severity::Warning,
+                on_delay: 0,
             },
             ConstraintSpec {
                 name: "consumption_high",
@@ -524,6 +525,7 @@ fn spec(horizon: u32) -> EnvSpec {
                 kind: ConstraintKind::Upper,
                 limit: CONSUMPTION_LIMIT,
                 severity: Severity::Warning,
+                on_delay: 0,
             },
         ],
         // Hold the steerings where they are.

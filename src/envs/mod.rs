@@ -5,7 +5,9 @@
 //! env's full state can be copied, compared and pickled as plain numbers.
 
 pub mod chemical_reactor;
+pub mod four_tank;
 pub mod industrial_benchmark;
+pub mod pipeline;
 
 use crate::errors::CoreError;
 use crate::rng::Rng;
@@ -103,7 +105,12 @@ pub(crate) fn reject_unknown(config: &Config, id: &str, known: &[&str]) -> Resul
 }
 
 /// Ids of every registered environment, in catalogue order.
-pub const IDS: &[&str] = &["ChemicalReactor-v0", "IndustrialBenchmark-v0"];
+pub const IDS: &[&str] = &[
+    "ChemicalReactor-v0",
+    "IndustrialBenchmark-v0",
+    "FourTank-v0",
+    "Pipeline-v0",
+];
 
 /// Builds a model from its id and options.
 pub fn make(id: &str, mut config: Config) -> Result<Box<dyn ProcessModel>, CoreError> {
@@ -116,6 +123,8 @@ pub fn make(id: &str, mut config: Config) -> Result<Box<dyn ProcessModel>, CoreE
             &mut config,
         )?)),
 
+        "FourTank-v0" => Ok(Box::new(four_tank::FourTank::new(&mut config)?)),
+        "Pipeline-v0" => Ok(Box::new(pipeline::Pipeline::new(&mut config)?)),
         _ => Err(CoreError::UnknownEnv {
             id: id.to_string(),
             known: IDS.join(", "),

@@ -128,23 +128,27 @@ fn flow_var(name: &'static str, description: &'static str) -> Variable {
     Variable::new(name, description, "1", 0.0, MAX_FLOW)
 }
 
+/// Names of the past downstream flows in the observation, newest first (as NeoRL-2 orders them).
+#[rustfmt::skip]
+const FLOWS: [&str; HISTORY] = [
+    "flow_lag1", "flow_lag2", "flow_lag3", "flow_lag4", "flow_lag5", "flow_lag6", "flow_lag7",
+    "flow_lag8", "flow_lag9", "flow_lag10", "flow_lag11", "flow_lag12", "flow_lag13",
+    "flow_lag14", "flow_lag15", "flow_lag16", "flow_lag17", "flow_lag18", "flow_lag19",
+    "flow_lag20", "flow_lag21", "flow_lag22", "flow_lag23", "flow_lag24", "flow_lag25",
+];
+/// Names of the past actions in the observation, newest (this step's) first.
+#[rustfmt::skip]
+const ACTIONS: [&str; HISTORY] = [
+    "dq_lag0", "dq_lag1", "dq_lag2", "dq_lag3", "dq_lag4", "dq_lag5", "dq_lag6", "dq_lag7",
+    "dq_lag8", "dq_lag9", "dq_lag10", "dq_lag11", "dq_lag12", "dq_lag13", "dq_lag14",
+    "dq_lag15", "dq_lag16", "dq_lag17", "dq_lag18", "dq_lag19", "dq_lag20", "dq_lag21",
+    "dq_lag22", "dq_lag23", "dq_lag24",
+];
+
 fn observations() -> Vec<Variable> {
     let mut v = vec![
         flow_var("flow", "downstream flow"),
         flow_var("target", "downstream flow target"),
-    ];
-    // The names of the history entries, as NeoRL-2 orders them (newest first).
-    const FLOWS: [&str; HISTORY] = [
-        "flow_lag1", "flow_lag2", "flow_lag3", "flow_lag4", "flow_lag5", "flow_lag6", "flow_lag7",
-        "flow_lag8", "flow_lag9", "flow_lag10", "flow_lag11", "flow_lag12", "flow_lag13",
-        "flow_lag14", "flow_lag15", "flow_lag16", "flow_lag17", "flow_lag18", "flow_lag19",
-        "flow_lag20", "flow_lag21", "flow_lag22", "flow_lag23", "flow_lag24", "flow_lag25",
-    ];
-    const ACTIONS: [&str; HISTORY] = [
-        "dq_lag0", "dq_lag1", "dq_lag2", "dq_lag3", "dq_lag4", "dq_lag5", "dq_lag6", "dq_lag7",
-        "dq_lag8", "dq_lag9", "dq_lag10", "dq_lag11", "dq_lag12", "dq_lag13", "dq_lag14",
-        "dq_lag15", "dq_lag16", "dq_lag17", "dq_lag18", "dq_lag19", "dq_lag20", "dq_lag21",
-        "dq_lag22", "dq_lag23", "dq_lag24",
     ];
     v.extend(FLOWS.iter().map(|n| flow_var(n, "past downstream flow")));
     v.extend(
@@ -168,6 +172,7 @@ fn constraint(
         kind,
         limit,
         severity: Severity::Warning,
+        on_delay: 0,
     }
 }
 
@@ -175,13 +180,20 @@ fn spec(horizon: u32) -> EnvSpec {
     let dq = Variable::new("dq", "gate flow change", "1", -MAX_ACTION, MAX_ACTION);
     EnvSpec {
         id: "Pipeline-v0",
-        description: "Pipe with a 20-step transport delay: steer the downstream flow onto a switching target",
+        description:
+            "Pipe with a 20-step transport delay: steer the downstream flow onto a switching target",
         observations: observations(),
         actions: vec![dq.clone()],
         signals: vec![
             flow_var("flow", "downstream flow"),
             flow_var("target", "downstream flow target"),
-            Variable::new("deviation", "downstream flow minus target", "1", -MAX_FLOW, MAX_FLOW),
+            Variable::new(
+                "deviation",
+                "downstream flow minus target",
+                "1",
+                -MAX_FLOW,
+                MAX_FLOW,
+            ),
             flow_var("gate_flow", "gate flow (enters the channel)"),
             dq,
         ],
@@ -190,16 +202,29 @@ fn spec(horizon: u32) -> EnvSpec {
         horizon,
         constraints: vec![
             // The gate saturates: fully closed or fully open (the flow is clipped there).
-            constraint("gate_flow_min", "gate_flow", ConstraintKind::Lower, SATURATION_MARGIN),
+            constraint(
+                "gate_flow_min",
+                "gate_flow",
+                ConstraintKind::Lower,
+                SATURATION_MARGIN,
+            ),
             constraint(
                 "gate_flow_max",
                 "gate_flow",
                 ConstraintKind::Upper,
                 MAX_FLOW - SATURATION_MARGIN,
             ),
-            // on_delay: 10 steps (|deviation| > 60 for 10 consecutive steps; ConstraintSpec has
-            // no on_delay field yet, so the core's default of 0 applies until it does).
-            constraint("flow_deviation", "deviation", ConstraintKind::Abs, DEVIATION_LIMIT),
+            // |deviation| > 60 held for 10 consecutive steps: the alarm activates on the 10th
+            // (an on-delay of 9 steps beyond the limit before that one).
+            ConstraintSpec {
+                on_delay: 9,
+                ..constraint(
+                    "flow_deviation",
+                    "deviation",
+                    ConstraintKind::Abs,
+                    DEVIATION_LIMIT,
+                )
+            },
         ],
         // Hold the gate where it is.
         safe_action: vec![0.0],
@@ -312,7 +337,8 @@ mod tests {
         }
         let o = obs(&p, &s);
         assert_eq!(o[2], flows[28] as f32); // previous downstream flow
-        assert_eq!(o[27 + 29], 1.0); // the pulse, 29 actions back: out of the 25-action window
+                                            // The pulse is 29 actions back, out of the 25-action window.
+        assert!(o[27..].iter().all(|&x| x == 0.0));
     }
 
     #[test]
@@ -326,7 +352,10 @@ mod tests {
             flows.push(downstream(&s));
             let o = obs(&p, &s);
             for lag in 1..=HISTORY.min(t + 1) {
-                assert_eq!(f64::from(o[1 + lag]), flows[flows.len() - 1 - lag] as f32 as f64);
+                assert_eq!(
+                    f64::from(o[1 + lag]),
+                    flows[flows.len() - 1 - lag] as f32 as f64
+                );
             }
             for lag in 0..HISTORY.min(t + 1) {
                 let want = actions[t - lag].clamp(-1.0, 1.0);
@@ -390,7 +419,10 @@ mod tests {
     fn spec_is_consistent_and_bounds_hold() {
         let (p, mut s, mut rng) = started(9);
         let spec = p.spec();
-        assert_eq!((spec.obs_dim(), spec.act_dim(), spec.horizon), (52, 1, 1000));
+        assert_eq!(
+            (spec.obs_dim(), spec.act_dim(), spec.horizon),
+            (52, 1, 1000)
+        );
         for c in &spec.constraints {
             assert!(spec.signal_index(c.signal).is_some(), "{}", c.name);
         }
@@ -399,7 +431,11 @@ mod tests {
             p.step(&mut s, &[a], t, &mut rng);
             let o = obs(&p, &s);
             for (x, v) in o.iter().zip(&spec.observations) {
-                assert!(f64::from(*x) >= v.low && f64::from(*x) <= v.high, "{} = {x}", v.name);
+                assert!(
+                    f64::from(*x) >= v.low && f64::from(*x) <= v.high,
+                    "{} = {x}",
+                    v.name
+                );
             }
         }
     }
@@ -409,7 +445,10 @@ mod tests {
         let mut c = vec![("horizon".to_string(), ConfigValue::Number(200.0))];
         assert_eq!(Pipeline::new(&mut c).map(|p| p.spec().horizon), Ok(200));
         let mut c = vec![("delay".to_string(), ConfigValue::Number(3.0))];
-        assert!(Pipeline::new(&mut c).unwrap_err().to_string().contains("delay"));
+        assert!(Pipeline::new(&mut c)
+            .unwrap_err()
+            .to_string()
+            .contains("delay"));
         let mut c = vec![("horizon".to_string(), ConfigValue::Number(0.5))];
         assert!(Pipeline::new(&mut c).is_err());
     }

@@ -9,7 +9,7 @@ use pyo3::types::PyTuple;
 
 use crate::errors::CoreError;
 use crate::py::convert;
-use crate::py::vector::events_list;
+use crate::py::vector::events_columns;
 use crate::safety::audit::AuditTrail;
 use crate::safety::config;
 use crate::safety::monitor::Monitor;
@@ -172,7 +172,7 @@ impl PyMonitor {
                 shape(out.values)?,
                 shape(out.margins)?,
                 out.active.into_pyarray(py).reshape([n, k])?.into_any(),
-                events_list(py, &out.events)?.into_any(),
+                events_columns(py, &out.events)?.into_any(),
             ],
         )
     }

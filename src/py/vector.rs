@@ -86,36 +86,63 @@ fn variables<'py>(py: Python<'py>, vars: &[Variable]) -> PyResult<Bound<'py, PyL
     Ok(list)
 }
 
-/// Events as tuples: ``(event, env, episode, constraint index or -1, step, value, incident id,
-/// first value, peak value, start step, response, response seconds)``.
-pub fn events_list<'py>(py: Python<'py>, events: &[SafetyEvent]) -> PyResult<Bound<'py, PyList>> {
-    let list = PyList::empty(py);
-    for e in events {
-        let a = &e.alarm;
-        let c = e.constraint.map_or(-1, i64::from);
-        let kind = match e.kind {
-            crate::safety::EventKind::IncidentClosedByEpisodeEnd => {
-                "incident_closed_by_episode_end"
-            }
-            k => k.as_str(),
-        };
-        let t = (
-            kind,
-            e.env,
-            e.episode,
-            c,
-            e.step,
-            e.value,
-            a.incident,
-            a.first_value,
-            a.peak_value,
-            a.start_step,
-            a.response.as_str(),
-            a.response_seconds,
-        );
-        list.append(t.into_pyobject(py)?)?;
+/// Event codes in the ``kind`` column of [`events_columns`].
+pub const EVENT_KINDS: [&str; 5] = [
+    "incident_opened",
+    "incident_closed",
+    "incident_closed_by_episode_end",
+    "emergency_shutdown",
+    "shield_intervention",
+];
+
+fn kind_code(k: crate::safety::EventKind) -> u8 {
+    use crate::safety::EventKind::*;
+    match k {
+        IncidentOpened => 0,
+        IncidentClosed => 1,
+        IncidentClosedByEpisodeEnd => 2,
+        EmergencyShutdown => 3,
+        ShieldIntervention => 4,
     }
-    Ok(list)
+}
+
+fn response_code(r: crate::safety::Response) -> u8 {
+    match r {
+        crate::safety::Response::None => 0,
+        crate::safety::Response::Shield => 1,
+        crate::safety::Response::Shutdown => 2,
+    }
+}
+
+/// Events as a dict of equal-length columns: ``kind`` (code into ``EVENT_KINDS``), ``env``,
+/// ``episode``, ``constraint`` (-1: none), ``step``, ``value``, ``incident``, ``first_value``,
+/// ``peak_value``, ``start_step``, ``response`` (0 none, 1 shield, 2 shutdown), ``response_seconds``.
+pub fn events_columns<'py>(
+    py: Python<'py>,
+    events: &[SafetyEvent],
+) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    macro_rules! col {
+        ($key:literal, $f:expr) => {
+            d.set_item(
+                $key,
+                events.iter().map($f).collect::<Vec<_>>().into_pyarray(py),
+            )?;
+        };
+    }
+    col!("kind", |e| kind_code(e.kind));
+    col!("env", |e| e.env as i64);
+    col!("episode", |e| e.episode as i64);
+    col!("constraint", |e| e.constraint.map_or(-1, i64::from));
+    col!("step", |e| i64::from(e.step));
+    col!("value", |e| e.value);
+    col!("incident", |e| e.alarm.incident);
+    col!("first_value", |e| e.alarm.first_value);
+    col!("peak_value", |e| e.alarm.peak_value);
+    col!("start_step", |e| i64::from(e.alarm.start_step));
+    col!("response", |e| response_code(e.alarm.response));
+    col!("response_seconds", |e| e.alarm.response_seconds);
+    Ok(d)
 }
 
 #[pymethods]
@@ -280,7 +307,8 @@ impl CoreVecEnv {
     /// Resets the envs in ``mask`` (all if None), reseeding env i with ``seeds[i]`` when given.
     ///
     /// Returns:
-    ///     ``(obs[n, obs_dim] float32, values[n, k], margins[n, k], active[n, k], events)``.
+    ///     ``(obs[n, obs_dim] float32, values[n, k], margins[n, k], active[n, k], events)`` with the
+    ///     events as columns (see ``events_columns``).
     #[pyo3(signature = (seeds=None, mask=None))]
     fn reset<'py>(
         &mut self,
@@ -300,7 +328,7 @@ impl CoreVecEnv {
                 v,
                 m,
                 a,
-                events_list(py, &out.events)?.into_any(),
+                events_columns(py, &out.events)?.into_any(),
             ],
         )
     }
@@ -310,7 +338,7 @@ impl CoreVecEnv {
     /// Returns a dict of arrays: ``obs``, ``reward``, ``terminated``, ``truncated``, ``stepped``,
     /// ``clipped``, ``cost``, ``shield``, ``action``, ``values``, ``margins``, ``active``,
     /// ``shutdown`` (index of the critical constraint, -1: none), ``episode_return``, ``events``
-    /// (list), and with same_step autoreset ``final_mask``, ``final_obs``, ``final_values``,
+    /// (a dict of columns), and with same_step autoreset ``final_mask``, ``final_obs``, ``final_values``,
     /// ``final_margins``, ``final_active``.
     fn step<'py>(
         &mut self,
@@ -356,7 +384,7 @@ impl CoreVecEnv {
             d.set_item("final_margins", m)?;
             d.set_item("final_active", a)?;
         }
-        d.set_item("events", events_list(py, &out.events)?)?;
+        d.set_item("events", events_columns(py, &out.events)?)?;
         Ok(d)
     }
 

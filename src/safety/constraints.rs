@@ -133,7 +133,9 @@ impl Constraint {
             ConstraintKind::Abs => Kind::Abs { signal, limit },
             ConstraintKind::Rate => Kind::Rate { signal, limit },
         };
-        Some(Self::new(c.name, c.constraint_type, kind, c.severity))
+        let mut out = Self::new(c.name, c.constraint_type, kind, c.severity);
+        out.on_delay = c.on_delay;
+        Some(out)
     }
 
     /// The default normalisation: the size of the limit (the band's width for a band).
