@@ -7,9 +7,8 @@ import shutil
 import subprocess
 import sys
 
-import pytest
-
 import neorl_industrial as ni
+import pytest
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
