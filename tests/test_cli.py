@@ -7,8 +7,9 @@ import shutil
 import subprocess
 import sys
 
-import neorl_industrial as ni
 import pytest
+
+import neorl_industrial as ni
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import neorl_industrial as ni
 import numpy as np
 import pytest
 from conftest import reference
+
+import neorl_industrial as ni
 
 CSTR = reference("chemical_reactor_cstr.json")
 
