@@ -18,5 +18,9 @@ cargo clippy --release --quiet -- -D warnings
 ruff check python tests benches
 "$PY" -m mypy.stubtest neorl_industrial._core
 
+echo "== monitoring tools (promtool, amtool, prometheus, alertmanager: Debian packages)"
+command -v promtool >/dev/null && command -v amtool >/dev/null && command -v prometheus-alertmanager >/dev/null \
+  || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y prometheus prometheus-alertmanager)
+
 echo "== pytest"
 "$PY" -m pytest "$@"

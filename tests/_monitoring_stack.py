@@ -308,3 +308,51 @@ def delivered(payloads: list[dict[str, Any]], name: str) -> list[dict[str, Any]]
         for a in p.get("alerts", [])
         if a["labels"].get("alertname") == name and a.get("status") == "firing"
     ]
+
+
+# --------------------------------------------------------------------------- the whole pipeline
+def safety_alert_pipeline(target: str, workdir: Path, timeout: float = 40.0) -> dict[str, Any]:
+    """Scrapes ``target`` (host:port serving /metrics and /safety/metrics) with the shipped
+    prometheus.yml jobs and the shipped rules (shortened), routes alerts through the shipped
+    alertmanager.yml to a webhook, and waits until SafetyViolationRate has been delivered.
+
+    Returns what was observed on the way: the query results for the counters, the states
+    Prometheus reported, and the delivered webhook payloads.
+    """
+    deadline = time.monotonic() + timeout
+
+    def left() -> float:
+        return max(1.0, deadline - time.monotonic())
+
+    with webhook_receiver() as (hook_url, payloads):
+        with alertmanager(alertmanager_config(hook_url), workdir / "alertmanager") as am:
+            rules_path = workdir / "rules.yml"
+            cfg = prometheus_config({APP_JOB: target, SAFETY_JOB: target}, rules_path, alertmanager_port(am))
+            with prometheus(cfg, fast_rules(), workdir / "prometheus") as prom:
+                up = wait_until(
+                    lambda: (r := query(prom, "up == 1")) and len(r) == 2 and r,
+                    left(),
+                    "both scrape jobs to be up",
+                )
+                violations = wait_until(
+                    lambda: query(prom, "sum by (job, instance, service, constraint_type, severity) (safety_violations_total) > 0"),
+                    left(),
+                    "safety_violations_total in Prometheus",
+                )
+                wait_until(lambda: "firing" in alert_states(prom, "SafetyViolationRate"), left(), "SafetyViolationRate to fire")
+                alerts = wait_until(lambda: delivered(payloads, "SafetyViolationRate"), left(), "the webhook delivery")
+                shutdowns = query(prom, "sum by (job, reason) (emergency_shutdowns_total)")
+                # The rule's own expression without its threshold, and a naive sum over both jobs.
+                (rule,) = [r for g in fast_rules()["groups"] for r in g["rules"] if r.get("alert") == "SafetyViolationRate"]
+                counted = query(prom, re.sub(r">\s*[0-9.]+\s*$", "", rule["expr"].strip()))
+                naive = query(prom, "sum by (constraint_type) (rate(safety_violations_total[5s]))")
+                return {
+                    "counted": {s["metric"]["constraint_type"]: float(s["value"][1]) for s in counted},
+                    "naive": {s["metric"]["constraint_type"]: float(s["value"][1]) for s in naive},
+                    "up": up,
+                    "violations": violations,
+                    "shutdowns": shutdowns,
+                    "alerts": alerts,
+                    "payloads": list(payloads),
+                    "alertmanager": am,
+                }

@@ -40,18 +40,6 @@ METRICS: dict[str, tuple[str, frozenset[str]]] = {
     ]
 }
 
-# The families served on /safety/metrics as well as on /metrics.
-SAFETY_FAMILIES = frozenset(
-    {
-        "safety_violations_total",
-        "emergency_shutdowns_total",
-        "safety_response_time_seconds",
-        "human_interventions_total",
-        "shield_interventions_total",
-        "last_safety_violation_timestamp_seconds",
-    }
-)
-
 # Series Prometheus itself produces for every target.
 SYNTHETIC: dict[str, frozenset[str]] = {"up": frozenset()}
 

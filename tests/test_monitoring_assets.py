@@ -12,12 +12,12 @@ import json
 import re
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from _assets import DASHBOARDS, RUNBOOKS, alerts, all_expressions, dashboards, load, panels, promql_blocks
 from _monitoring_stack import ALERTMANAGER_YML, MONITORING, PROMETHEUS_YML, ROOT, RULES
 from _promql import (
     GRAFANA_BUILTINS,
@@ -25,21 +25,17 @@ from _promql import (
     TARGET_LABELS,
     calls,
     exposition_names,
-    grafana_to_promql,
     grafana_variables,
     grouping_labels,
-    label_values_selector,
     metric_names,
     selectors,
     series_catalogue,
 )
 
 RULE_TESTS = sorted((MONITORING / "rules" / "tests").glob("*.yml"))
-DASHBOARDS = MONITORING / "grafana" / "dashboards"
 PROVISIONING = MONITORING / "grafana" / "provisioning"
 DEPLOY = ROOT / "deploy"
 K8S = DEPLOY / "k8s"
-RUNBOOKS = ROOT / "docs" / "runbooks"
 
 ALERT_GROUPS = {
     "safety_alerts": {"SafetyViolationRate", "EmergencyShutdown", "CriticalConstraintViolation"},
@@ -67,24 +63,6 @@ def run(*argv: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]
     return subprocess.run(argv, capture_output=True, text=True, cwd=cwd, timeout=60)
 
 
-def load(path: Path) -> Any:
-    return yaml.safe_load(path.read_text())
-
-
-def alerts() -> list[dict[str, Any]]:
-    return [r for g in load(RULES)["groups"] for r in g["rules"] if "alert" in r]
-
-
-def dashboards() -> dict[str, dict[str, Any]]:
-    return {p.name: json.loads(p.read_text()) for p in sorted(DASHBOARDS.glob("*.json"))}
-
-
-def panels(dash: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    for p in dash["panels"]:
-        yield p
-        yield from p.get("panels", [])  # collapsed rows
-
-
 def seconds(duration: str) -> float:
     """A Prometheus duration ("1m30s", "90s", "2m") in seconds."""
     m = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+(?:\.\d+)?)s)?", str(duration).strip())
@@ -94,27 +72,6 @@ def seconds(duration: str) -> float:
 
 
 # --------------------------------------------------------------------------- every PromQL expression
-def promql_blocks(markdown: str) -> list[str]:
-    return [b.strip() for b in re.findall(r"```promql\n(.*?)```", markdown, re.S)]
-
-
-def all_expressions() -> list[tuple[str, str]]:
-    """(where, PromQL) for every expression of the rules, the dashboards and the runbooks."""
-    out = [(f"rule {r['alert']}", r["expr"]) for r in alerts()]
-    for name, dash in dashboards().items():
-        for p in panels(dash):
-            for t in p.get("targets", []):
-                out.append((f"{name} / {p['title']} / {t['refId']}", grafana_to_promql(t["expr"])))
-        for v in dash["templating"]["list"]:
-            sel = label_values_selector(v["query"]["query"] if isinstance(v["query"], dict) else v["query"])
-            if sel is not None:
-                out.append((f"{name} / variable {v['name']}", grafana_to_promql(sel)))
-    for md in sorted(RUNBOOKS.glob("*.md")):
-        for i, block in enumerate(promql_blocks(md.read_text()), 1):
-            out.append((f"{md.name} / promql block {i}", block))
-    return out
-
-
 EXPRESSIONS = all_expressions()
 CATALOGUE = series_catalogue()
 
