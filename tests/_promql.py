@@ -40,6 +40,9 @@ METRICS: dict[str, tuple[str, frozenset[str]]] = {
     ]
 }
 
+# Exported and documented, but not part of the monitoring contract (no rule or dashboard uses them).
+EXTRA_EXPORTED: dict[str, tuple[str, frozenset[str]]] = {"process_max_fds": ("gauge", frozenset())}
+
 # Series Prometheus itself produces for every target.
 SYNTHETIC: dict[str, frozenset[str]] = {"up": frozenset()}
 
@@ -58,10 +61,12 @@ class Series:
     labels: frozenset[str]
 
 
-def series_catalogue() -> dict[str, Series]:
-    """Every series name the exporter emits (histograms expanded), plus Prometheus' synthetic ones."""
+def series_catalogue(extra: bool = False) -> dict[str, Series]:
+    """Every series name of the contract (histograms expanded), plus Prometheus' synthetic ones; with
+    ``extra``, also the exported series outside the contract."""
     out: dict[str, Series] = {}
-    for name, (kind, labels) in METRICS.items():
+    families = {**METRICS, **EXTRA_EXPORTED} if extra else METRICS
+    for name, (kind, labels) in families.items():
         if kind == "histogram":
             out[name + "_bucket"] = Series(name, True, labels | {"le"})
             out[name + "_sum"] = Series(name, True, labels)
@@ -283,3 +288,17 @@ def exposition_names(text: str) -> set[str]:
             if m:
                 names.add(m.group(1))
     return names
+
+
+_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:\\.|[^"\\])*)"')
+
+
+def samples(text: str) -> list[tuple[str, dict[str, str], float]]:
+    """(name, labels, value) of every sample line of a Prometheus text exposition."""
+    out = []
+    for line in text.splitlines():
+        m = re.match(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)", line)
+        if m and not line.startswith("#"):
+            labels = {k: bytes(v, "utf-8").decode("unicode_escape") for k, v in _LABEL.findall(m.group(2) or "")}
+            out.append((m.group(1), labels, float(m.group(3))))
+    return out
