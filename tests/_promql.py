@@ -272,21 +272,34 @@ _SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{.*\})?\s+\S+")
 
 
 def exposition_names(text: str) -> set[str]:
-    """Series names declared (``# TYPE``, histograms and summaries expanded) or sampled in ``text``."""
+    """Series names declared (``# TYPE``, expanded to their samples' names) or sampled in ``text``,
+    in the Prometheus text format 0.0.4 or OpenMetrics (which declares ``c`` for ``c_total`` and
+    ``b`` for ``b_info``)."""
     names: set[str] = set()
+    histograms: set[str] = set()
     for line in text.splitlines():
         if line.startswith("# TYPE "):
             _, _, name, kind = line.split(None, 3)
-            if kind.strip() == "histogram":
-                names |= {name + s for s in _HISTOGRAM_SUFFIXES}
-            elif kind.strip() == "summary":
+            kind = kind.strip()
+            if kind == "histogram":
+                histograms.add(name)
+            elif kind == "summary":
                 names |= {name, name + "_sum", name + "_count"}
+            elif kind == "counter":
+                names.add(name if name.endswith("_total") else name + "_total")
+            elif kind == "info":
+                names.add(name if name.endswith("_info") else name + "_info")
             else:
                 names.add(name)
         elif line and not line.startswith("#"):
             m = _SAMPLE.match(line)
             if m:
                 names.add(m.group(1))
+    # A histogram's samples say which of its series exist (OpenMetrics omits _sum/_count when there
+    # are negative buckets); one without samples (no label set yet) stands for all three.
+    for h in histograms:
+        if not {h + s for s in _HISTOGRAM_SUFFIXES} & names:
+            names |= {h + s for s in _HISTOGRAM_SUFFIXES}
     return names
 
 

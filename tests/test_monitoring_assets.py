@@ -157,7 +157,10 @@ def test_promql_helper_finds_names_and_labels() -> None:
     assert grouping_labels(expr) == {"service", "version", "__name__"}
     assert [s.matchers for s in selectors(expr)][0] == (("job", "=~", "x"),)
     text = "# TYPE h histogram\nh_bucket{le=\"+Inf\"} 1\n# TYPE c_total counter\nc_total 3\nuntyped 1\n"
-    assert exposition_names(text) == {"h_bucket", "h_sum", "h_count", "c_total", "untyped"}
+    assert exposition_names(text) == {"h_bucket", "c_total", "untyped"}
+    openmetrics = "# TYPE c counter\n# TYPE b info\nb_info{version=\"1\"} 1\n# TYPE r histogram\nr_bucket{le=\"+Inf\"} 0\n# EOF\n"
+    assert exposition_names(openmetrics) == {"c_total", "b_info", "r_bucket"}
+    assert exposition_names("# TYPE e histogram\n") == {"e_bucket", "e_sum", "e_count"}  # no label set yet
     assert samples('a{x="1",y="q\\"z"} 2.5\n# c\nb 1\n') == [("a", {"x": "1", "y": 'q"z'}, 2.5), ("b", {}, 1.0)]
 
 
