@@ -23,8 +23,8 @@ exporter = pytest.importorskip(
     reason="neorl_industrial.exporter is not there yet (the exporter branch)",
     exc_type=ModuleNotFoundError,
 )
+ni = pytest.importorskip("neorl_industrial")
 
-import neorl_industrial as ni  # noqa: E402
 from _assets import all_expressions  # noqa: E402
 from _monitoring_stack import (  # noqa: E402
     ALERTMANAGER,
