@@ -18,5 +18,12 @@ cargo clippy --release --quiet -- -D warnings
 ruff check python tests benches
 "$PY" -m mypy.stubtest neorl_industrial._core
 
+echo "== monitoring tools (promtool, prometheus; amtool, prometheus-alertmanager), if missing"
+if ! command -v promtool >/dev/null || ! command -v amtool >/dev/null || ! command -v prometheus-alertmanager >/dev/null; then
+    SUDO=""
+    if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+    $SUDO apt-get update && $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y prometheus prometheus-alertmanager
+fi
+
 echo "== pytest"
 "$PY" -m pytest "$@"
