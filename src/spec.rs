@@ -111,6 +111,9 @@ pub struct ConstraintSpec {
     pub severity: Severity,
     /// Steps the value must stay beyond the limit before the alarm activates (0: at once).
     pub on_delay: u32,
+    /// Subtracted from the reward on every step the alarm is active (for a critical constraint:
+    /// once, on the shutdown step).
+    pub penalty: f64,
 }
 
 /// Everything known about an environment before it runs.

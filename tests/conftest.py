@@ -8,12 +8,21 @@ import pytest
 DATA = Path(__file__).parent / "data"
 
 # Every environment in the catalogue, with options that make its start stochastic (so seeds matter).
-ENV_IDS = ["ChemicalReactor-v0", "IndustrialBenchmark-v0", "FourTank-v0", "Pipeline-v0"]
+ENV_IDS = [
+    "ChemicalReactor-v0",
+    "IndustrialBenchmark-v0",
+    "FourTank-v0",
+    "Pipeline-v0",
+    "PowerGrid-v0",
+    "HVAC-v0",
+]
 STOCHASTIC_OPTIONS = {
     "ChemicalReactor-v0": {"x0_spread": 0.1, "noise": 0.01},
     "IndustrialBenchmark-v0": {},
     "FourTank-v0": {"x0_spread": 0.1, "noise": 0.01},
     "Pipeline-v0": {},
+    "PowerGrid-v0": {"noise": 0.01},
+    "HVAC-v0": {"noise": 0.1},
 }
 
 

@@ -18,9 +18,11 @@ from ._registration import register_envs
 from .envs import (
     ChemicalReactorEnv,
     FourTankEnv,
+    HVACEnv,
     IndustrialBenchmarkEnv,
     IndustrialEnv,
     PipelineEnv,
+    PowerGridEnv,
     pipeline_normalized_score,
 )
 from .exceptions import (
@@ -39,7 +41,9 @@ __all__ = [
     "ChemicalReactorEnv",
     "ConfigError",
     "FourTankEnv",
+    "HVACEnv",
     "PipelineEnv",
+    "PowerGridEnv",
     "pipeline_normalized_score",
     "IndustrialBenchmarkEnv",
     "IndustrialEnv",

@@ -23,6 +23,8 @@ __all__ = [
     "IndustrialBenchmarkEnv",
     "FourTankEnv",
     "PipelineEnv",
+    "PowerGridEnv",
+    "HVACEnv",
     "pipeline_normalized_score",
 ]
 
@@ -377,11 +379,163 @@ class PipelineEnv(IndustrialEnv):
     env_id = "Pipeline-v0"
 
 
+class PowerGridEnv(IndustrialEnv):
+    """Two-area load-frequency control: be the AGC that restores frequency and tie-line flow after step loads.
+
+    ## Description
+    Two equal control areas, each a non-reheat steam unit with a droop governor, exchange power over one
+    tie line (linearised two-area model of Kundur, *Power System Stability and Control*, 1994, §11.1;
+    Bevrani, *Robust Power System Frequency Control*, 2014, ch. 2-3; the Fosha & Elgerd (1970) parameter
+    set: f0 = 60 Hz, H = 5 s, D = 1/120 p.u./Hz, R = 2.4 Hz/p.u., Tg = 0.08 s, Tt = 0.3 s,
+    2πT12 = 0.545 p.u./Hz). Step loads hit a random area at random seconds. Governor droop stops the
+    frequency excursion but leaves an offset df = -ΣdPL/(B1 + B2), B = D + 1/R = 0.425 p.u./Hz; every
+    second the agent moves both areas' set-points so each area covers its own load again
+    (ACE_i = dPtie_i + B df_i -> 0).
+
+    ## Action Space
+    ``Box(-1, 1, (2,), float32)`` mapped linearly to dPref1, dPref2 in [-0.12, 0.12] p.u. (each area's
+    regulating reserve).
+
+    ## Observation Space
+    ``Box(float32)`` of shape (9,):
+
+    | Num | Observation                  | Unit | Min   | Max  |
+    |-----|------------------------------|------|-------|------|
+    | 0   | df1 frequency deviation      | Hz   | -3    | 3    |
+    | 1   | df2                          | Hz   | -3    | 3    |
+    | 2   | dPtie (area 1 -> 2)          | p.u. | -1    | 1    |
+    | 3   | ACE1                         | p.u. | -1.5  | 1.5  |
+    | 4   | ACE2                         | p.u. | -1.5  | 1.5  |
+    | 5   | dPm1 turbine power deviation | p.u. | -1    | 1    |
+    | 6   | dPm2                         | p.u. | -1    | 1    |
+    | 7   | dPref1 in force              | p.u. | -0.12 | 0.12 |
+    | 8   | dPref2 in force              | p.u. | -0.12 | 0.12 |
+
+    0-6 are measurements (see ``noise``; ACE is computed from them); the loads are not observed.
+
+    ## Rewards
+    ``-(100 (ACE1² + ACE2²) + 10 (ΔdPref1² + ΔdPref2²))`` per step (true ACE, p.u.): an uncorrected
+    0.1 p.u. load step costs 1 per step. An emergency shutdown costs 300 once (without it, tripping
+    the grid would end the costly episode early and pay).
+
+    ## Starting State
+    The scheduled operating point: all deviations and set-points 0; loads = ``initial_load``.
+
+    ## Episode End
+    - Termination: emergency shutdown when |df1| or |df2| exceeds 0.5 Hz (``load_shedding_1/2``, critical).
+    - Truncation: after ``horizon`` steps (default 300 = 5 min).
+
+    ## Constraints
+    ``frequency_1/2`` |df| <= 0.2 Hz (warning), ``load_shedding_1/2`` |df| <= 0.5 Hz (critical),
+    ``tie_line`` |dPtie| <= 0.1 p.u. (warning), ``agc_ramp_1/2`` |ΔdPref| <= 0.02 p.u. per step
+    (warning; ``shield="clip"`` enforces it). Safe fallback: [0, 0] (AGC suspended, droop only).
+
+    ## Arguments
+    ``gymnasium.make("neorl_industrial/PowerGrid-v0", horizon=300, load_step=0.1, disturbance_rate=0.02,
+    noise=0.0, initial_load=[0.0, 0.0])``
+
+    - ``horizon``: steps (seconds) per episode.
+    - ``load_step``: new load levels are uniform in ±load_step p.u., in [0, 0.12]; 0 switches random
+      disturbances off.
+    - ``disturbance_rate``: probability per step that one area takes a new load level, in [0, 1].
+    - ``noise``: standard deviation of Gaussian measurement noise on df (Hz), dPtie and dPm (p.u.),
+      clipped at 4σ, in [0, 0.05].
+    - ``initial_load``: [dPL1, dPL2] in p.u. from the start of the episode, each in [-0.12, 0.12].
+
+    ## Integration
+    Dormand–Prince 5(4) at 1e-10 inside each 1 s step: within 3e-10 of a 1e-12 DOP853 solution over an
+    episode.
+
+    ## Version History
+    - v0: Initial version.
+    """
+
+    env_id = "PowerGrid-v0"
+
+
+class HVACEnv(IndustrialEnv):
+    """Three-zone office floor: heat or cool each zone for comfortable occupants at the lowest energy bill.
+
+    ## Description
+    Three side-by-side 40 m² office zones (south, middle, north), each an air node and a thermal-mass
+    node (the two-state model structure of Bacher & Madsen, Energy and Buildings 43(7), 2011) with
+    parameters from ISO 13790:2008 (medium mass class) and the ASHRAE Handbook Fundamentals 2017,
+    coupled through partitions and to a daily-sinusoid outdoor temperature, facade sun and
+    office-hour internal gains. The plant heats only below 15 °C outdoors and cools only above 12 °C
+    (heating limit, chiller lockout); a locked-out command delivers and costs nothing. 15-min steps,
+    exact (matrix-exponential) solution with weather held over each step. Episodes start on a Monday
+    at 00:00.
+
+    ## Action Space
+    ``Box(-1, 1, (3,), float32)`` mapped to heating (+) / cooling (-) power P_zone_1..3 in [-2.5, 2.5] kW.
+
+    ## Observation Space
+    ``Box(float32)`` of shape (9,):
+
+    | Num | Observation                      | Unit    | Min              | Max              |
+    |-----|----------------------------------|---------|------------------|------------------|
+    | 0-2 | zone air temperatures (measured) | °C      | -2 (summer -25)  | 82 (summer 64)   |
+    | 3   | outdoor temperature              | °C      | mean - amplitude | mean + amplitude |
+    | 4   | solar irradiance on the facade   | kW/m²   | 0                | peak             |
+    | 5   | occupied now                     | -       | 0                | 1                |
+    | 6   | price of the next step           | EUR/kWh | 0.12             | 0.30             |
+    | 7   | hour of day                      | h       | 0                | 24               |
+    | 8   | workday (Mon-Fri)                | -       | 0                | 1                |
+
+    Temperature bounds depend on the options (reachable extremes of the monotone system); the mass
+    temperatures are hidden.
+
+    ## Rewards
+    ``-(10 × energy bill [EUR] + Σ_zones dev²)``, where the bill uses COP 3.5 (heating) / 3.0 (cooling)
+    and a time-of-use tariff (0.30 EUR/kWh workdays 08:00-20:00, else 0.12), and dev is the distance
+    outside 20-24 °C while occupied (K). An emergency shutdown costs 2000 once.
+
+    ## Starting State
+    All air and mass temperatures 20 °C ± ``x0_spread`` (uniform, per zone), no power applied.
+
+    ## Episode End
+    - Termination: emergency shutdown when a zone leaves 12-30 °C (``too_cold_zone_i`` /
+      ``overheating_zone_i``, critical).
+    - Truncation: after ``horizon`` steps (default 96 × ``days``).
+
+    ## Constraints
+    ``comfort_zone_1..3`` comfort deviation <= 0.5 K (warning), ``overheating_zone_1..3`` T <= 30 °C and
+    ``too_cold_zone_1..3`` T >= 12 °C (critical), ``site_power`` Σ|P| <= 6 kW (warning). Safe
+    fallback: 0.75 kW heating per zone (+0.3) in winter, 0.75 kW cooling (-0.3) in summer.
+
+    ## Arguments
+    ``gymnasium.make("neorl_industrial/HVAC-v0", days=1, summer=False, outdoor_mean=5.0,
+    outdoor_amplitude=6.0, solar_peak=0.4, internal_gains=1.0, x0_spread=1.0, noise=0.0)``
+
+    - ``days``: episode length in days (1-366; 7 = a working week and weekend); ``horizon`` overrides
+      it in steps.
+    - ``summer``: summer defaults (22 ± 6 °C, sun 05-21 h at 0.5 kW/m², cooling fallback) instead of
+      winter (5 ± 6 °C, 08-16 h, 0.4).
+    - ``outdoor_mean``, ``outdoor_amplitude``, ``solar_peak``: override the season's climate.
+    - ``internal_gains``: scale of the occupancy gains (0.6/0.9/0.6 kW), in [0, 3].
+    - ``x0_spread``: initial temperature spread (K), in [0, 5]. ``noise``: measurement noise on zone
+      temperatures (K, clipped at 4σ), in [0, 1].
+
+    ## Version History
+    - v0: Initial version.
+    """
+
+    env_id = "HVAC-v0"
+
+
 def pipeline_normalized_score(episode_return: float) -> float:
     """NeoRL-2's normalised score of a Pipeline-v0 episode return: 0 at -296, 100 at 751."""
     return (episode_return + 296.0) / (751.0 + 296.0) * 100.0
 
 
 ENV_CLASSES: dict[str, type[IndustrialEnv]] = {
-    cls.env_id: cls for cls in (ChemicalReactorEnv, IndustrialBenchmarkEnv, FourTankEnv, PipelineEnv)
+    cls.env_id: cls
+    for cls in (
+        ChemicalReactorEnv,
+        IndustrialBenchmarkEnv,
+        FourTankEnv,
+        PipelineEnv,
+        PowerGridEnv,
+        HVACEnv,
+    )
 }

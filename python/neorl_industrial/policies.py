@@ -184,12 +184,68 @@ class PipelineSmithController:
         return None
 
 
+class PowerGridAGC:
+    """Integral automatic generation control per area, ramp-limited, with back-calculation anti-windup:
+    ``dPref = -ki * sum(ACE)``, at most 0.02 p.u. per step. Mean return about -9.8 against -148 for the
+    zero policy (droop only) and -553 for random."""
+
+    def __init__(self, num_envs: int, ki: float = 0.3, ramp: float = 0.02, u_max: float = 0.12) -> None:
+        self.ki, self.ramp, self.u_max = ki, ramp, u_max
+        self.integral = np.zeros((num_envs, 2))
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        ace, last = obs[:, 3:5].astype(np.float64), obs[:, 7:9].astype(np.float64)
+        self.integral += ace
+        u = -self.ki * self.integral
+        u = np.clip(np.clip(u, last - self.ramp, last + self.ramp), -self.u_max, self.u_max)
+        self.integral = -u / self.ki  # back-calculation anti-windup
+        return (u / self.u_max).astype(np.float32)
+
+    def episode_end(self, done: np.ndarray) -> None:
+        self.integral[done] = 0.0
+
+
+class HVACZonePI:
+    """A heating and a cooling PI loop per zone, as a building-management system runs them: set-points
+    21 / 23.5 °C on workdays 06:00-18:00, else 16 / 28 °C; heating only below 15 °C outdoors and
+    cooling only above 12 °C; total power scaled into the 6 kW site limit. Mean return about -16 per
+    winter day against -888 for zero and -197 for random."""
+
+    def __init__(
+        self, num_envs: int, kp: float = 0.2, ki: float = 0.2, p_max: float = 2.5, site: float = 6.0
+    ) -> None:
+        self.kp, self.ki, self.p_max, self.site = kp, ki, p_max, site
+        self.i_heat = np.zeros((num_envs, 3))
+        self.i_cool = np.zeros((num_envs, 3))
+
+    def _loop(
+        self, e: np.ndarray, integral: np.ndarray, enabled: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        integral = np.where(enabled, np.clip(integral + e, 0.0, self.p_max / self.ki), 0.0)
+        return np.clip(self.kp * e + self.ki * integral, 0.0, self.p_max) * enabled, integral
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        t, t_out = obs[:, 0:3].astype(np.float64), obs[:, 3:4].astype(np.float64)
+        on = ((obs[:, 8] > 0.5) & (obs[:, 7] >= 6.0) & (obs[:, 7] < 18.0))[:, None]
+        heat, self.i_heat = self._loop(np.where(on, 21.0, 16.0) - t, self.i_heat, t_out < 15.0)
+        cool, self.i_cool = self._loop(t - np.where(on, 23.5, 28.0), self.i_cool, t_out > 12.0)
+        p = heat - cool
+        p *= np.minimum(1.0, self.site / np.maximum(np.abs(p).sum(axis=1, keepdims=True), 1e-9))
+        return (p / self.p_max).astype(np.float32)
+
+    def episode_end(self, done: np.ndarray) -> None:
+        self.i_heat[done] = 0.0
+        self.i_cool[done] = 0.0
+
+
 POLICIES = ("random", "zero", "pid")
 _BASELINES = {
     "ChemicalReactor-v0": lambda n, seed: ReactorPIController(n, seed=seed),
     "IndustrialBenchmark-v0": lambda n, seed: IndustrialBenchmarkRegulator(n),
     "FourTank-v0": lambda n, seed: FourTankPIController(n),
     "Pipeline-v0": lambda n, seed: PipelineSmithController(n),
+    "PowerGrid-v0": lambda n, seed: PowerGridAGC(n),
+    "HVAC-v0": lambda n, seed: HVACZonePI(n),
 }
 
 

@@ -183,6 +183,7 @@ fn spec(horizon: u32) -> EnvSpec {
                 limit: 331.0,
                 severity: Severity::Warning,
                 on_delay: 0,
+                penalty: 0.0,
             },
             ConstraintSpec {
                 name: "thermal_runaway",
@@ -192,6 +193,7 @@ fn spec(horizon: u32) -> EnvSpec {
                 limit: 350.0,
                 severity: Severity::Critical,
                 on_delay: 0,
+                penalty: 0.0,
             },
             ConstraintSpec {
                 name: "coolant_ramp",
@@ -201,6 +203,7 @@ fn spec(horizon: u32) -> EnvSpec {
                 limit: 5.0,
                 severity: Severity::Warning,
                 on_delay: 0,
+                penalty: 0.0,
             },
         ],
         // Full cooling: the coldest coolant the actuator can deliver.

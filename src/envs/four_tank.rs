@@ -227,6 +227,7 @@ fn constraint(
         limit,
         severity,
         on_delay: 0,
+        penalty: 0.0,
     }
 }
 

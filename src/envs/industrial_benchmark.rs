@@ -517,6 +517,7 @@ fn spec(horizon: u32) -> EnvSpec {
                 limit: FATIGUE_LIMIT,
                 severity: Severity::Warning,
                 on_delay: 0,
+                penalty: 0.0,
             },
             ConstraintSpec {
                 name: "consumption_high",
@@ -526,6 +527,7 @@ fn spec(horizon: u32) -> EnvSpec {
                 limit: CONSUMPTION_LIMIT,
                 severity: Severity::Warning,
                 on_delay: 0,
+                penalty: 0.0,
             },
         ],
         // Hold the steerings where they are.

@@ -6,8 +6,10 @@
 
 pub mod chemical_reactor;
 pub mod four_tank;
+pub mod hvac;
 pub mod industrial_benchmark;
 pub mod pipeline;
+pub mod power_grid;
 
 use crate::errors::CoreError;
 use crate::rng::Rng;
@@ -110,6 +112,8 @@ pub const IDS: &[&str] = &[
     "IndustrialBenchmark-v0",
     "FourTank-v0",
     "Pipeline-v0",
+    "PowerGrid-v0",
+    "HVAC-v0",
 ];
 
 /// Builds a model from its id and options.
@@ -125,6 +129,8 @@ pub fn make(id: &str, mut config: Config) -> Result<Box<dyn ProcessModel>, CoreE
 
         "FourTank-v0" => Ok(Box::new(four_tank::FourTank::new(&mut config)?)),
         "Pipeline-v0" => Ok(Box::new(pipeline::Pipeline::new(&mut config)?)),
+        "PowerGrid-v0" => Ok(Box::new(power_grid::PowerGrid::new(&mut config)?)),
+        "HVAC-v0" => Ok(Box::new(hvac::Hvac::new(&mut config)?)),
         _ => Err(CoreError::UnknownEnv {
             id: id.to_string(),
             known: IDS.join(", "),

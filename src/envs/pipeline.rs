@@ -173,6 +173,7 @@ fn constraint(
         limit,
         severity: Severity::Warning,
         on_delay: 0,
+        penalty: 0.0,
     }
 }
 

@@ -135,6 +135,7 @@ impl Constraint {
         };
         let mut out = Self::new(c.name, c.constraint_type, kind, c.severity);
         out.on_delay = c.on_delay;
+        out.penalty = c.penalty;
         Some(out)
     }
 
