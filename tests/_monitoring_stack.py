@@ -129,7 +129,9 @@ def prometheus_config(
     if alertmanager_port is None:
         cfg.pop("alerting", None)
     else:
-        cfg["alerting"]["alertmanagers"] = [{"static_configs": [{"targets": [f"127.0.0.1:{alertmanager_port}"]}]}]
+        cfg["alerting"]["alertmanagers"] = [
+            {"static_configs": [{"targets": [f"127.0.0.1:{alertmanager_port}"]}]}
+        ]
     return cfg
 
 
@@ -335,15 +337,29 @@ def safety_alert_pipeline(target: str, workdir: Path, timeout: float = 40.0) -> 
                     "both scrape jobs to be up",
                 )
                 violations = wait_until(
-                    lambda: query(prom, "sum by (job, instance, service, constraint_type, severity) (safety_violations_total) > 0"),
+                    lambda: query(
+                        prom,
+                        "sum by (job, instance, service, constraint_type, severity) (safety_violations_total) > 0",
+                    ),
                     left(),
                     "safety_violations_total in Prometheus",
                 )
-                wait_until(lambda: "firing" in alert_states(prom, "SafetyViolationRate"), left(), "SafetyViolationRate to fire")
-                alerts = wait_until(lambda: delivered(payloads, "SafetyViolationRate"), left(), "the webhook delivery")
+                wait_until(
+                    lambda: "firing" in alert_states(prom, "SafetyViolationRate"),
+                    left(),
+                    "SafetyViolationRate to fire",
+                )
+                alerts = wait_until(
+                    lambda: delivered(payloads, "SafetyViolationRate"), left(), "the webhook delivery"
+                )
                 shutdowns = query(prom, "sum by (job, reason) (emergency_shutdowns_total)")
                 # The rule's own expression without its threshold, and a naive sum over both jobs.
-                (rule,) = [r for g in fast_rules()["groups"] for r in g["rules"] if r.get("alert") == "SafetyViolationRate"]
+                (rule,) = [
+                    r
+                    for g in fast_rules()["groups"]
+                    for r in g["rules"]
+                    if r.get("alert") == "SafetyViolationRate"
+                ]
                 counted = query(prom, re.sub(r">\s*[0-9.]+\s*$", "", rule["expr"].strip()))
                 naive = query(prom, "sum by (constraint_type) (rate(safety_violations_total[5s]))")
                 return {

@@ -94,12 +94,42 @@ _TOKEN = re.compile(
 )
 
 _KEYWORDS = frozenset(
-    {"by", "without", "on", "ignoring", "group_left", "group_right", "bool", "and", "or", "unless",
-     "offset", "inf", "nan", "atan2", "start", "end"}
+    {
+        "by",
+        "without",
+        "on",
+        "ignoring",
+        "group_left",
+        "group_right",
+        "bool",
+        "and",
+        "or",
+        "unless",
+        "offset",
+        "inf",
+        "nan",
+        "atan2",
+        "start",
+        "end",
+    }
 )
 _AGGREGATIONS = frozenset(
-    {"sum", "min", "max", "avg", "group", "stddev", "stdvar", "count", "count_values", "bottomk", "topk",
-     "quantile", "limitk", "limit_ratio"}
+    {
+        "sum",
+        "min",
+        "max",
+        "avg",
+        "group",
+        "stddev",
+        "stdvar",
+        "count",
+        "count_values",
+        "bottomk",
+        "topk",
+        "quantile",
+        "limitk",
+        "limit_ratio",
+    }
 )
 _LABEL_LIST_KEYWORDS = frozenset({"by", "without", "on", "ignoring", "group_left", "group_right"})
 
@@ -116,7 +146,7 @@ def tokens(expr: str) -> list[Token]:
     while pos < len(expr):
         m = _TOKEN.match(expr, pos)
         if m is None:
-            raise ValueError(f"cannot scan PromQL at {pos}: {expr[pos:pos + 30]!r} in {expr!r}")
+            raise ValueError(f"cannot scan PromQL at {pos}: {expr[pos : pos + 30]!r} in {expr!r}")
         pos = m.end()
         kind = m.lastgroup
         assert kind is not None
@@ -218,7 +248,12 @@ def grouping_labels(expr: str) -> set[str]:
     toks = tokens(expr)
     out: set[str] = set()
     for i, t in enumerate(toks):
-        if t.kind == "ident" and t.text in _LABEL_LIST_KEYWORDS and i + 1 < len(toks) and toks[i + 1].text == "(":
+        if (
+            t.kind == "ident"
+            and t.text in _LABEL_LIST_KEYWORDS
+            and i + 1 < len(toks)
+            and toks[i + 1].text == "("
+        ):
             end = _skip_parens(toks, i + 1)
             out |= {x.text for x in toks[i + 2 : end - 1] if x.kind == "ident"}
     return out
@@ -312,6 +347,8 @@ def samples(text: str) -> list[tuple[str, dict[str, str], float]]:
     for line in text.splitlines():
         m = re.match(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)", line)
         if m and not line.startswith("#"):
-            labels = {k: bytes(v, "utf-8").decode("unicode_escape") for k, v in _LABEL.findall(m.group(2) or "")}
+            labels = {
+                k: bytes(v, "utf-8").decode("unicode_escape") for k, v in _LABEL.findall(m.group(2) or "")
+            }
             out.append((m.group(1), labels, float(m.group(3))))
     return out

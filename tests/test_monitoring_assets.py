@@ -57,7 +57,9 @@ SERVE_ARGS = ["--env", "ChemicalReactor-v0", "--num-envs", "64", "--policy", "pi
 def tool(name: str) -> str:
     path = shutil.which(name)
     if path is None:
-        pytest.fail(f"{name} is not installed: scripts/test.sh installs it (apt-get install prometheus prometheus-alertmanager)")
+        pytest.fail(
+            f"{name} is not installed: scripts/test.sh installs it (apt-get install prometheus prometheus-alertmanager)"
+        )
     return path
 
 
@@ -96,7 +98,9 @@ def test_every_expression_parses_with_promtool(tmp_path: Path) -> None:
 def test_promtool_parse_check_rejects_a_broken_expression(tmp_path: Path) -> None:
     # The check above can fail: an unbalanced expression makes promtool exit non-zero.
     path = tmp_path / "bad.yml"
-    path.write_text(yaml.safe_dump({"groups": [{"name": "g", "rules": [{"record": "a:b", "expr": "sum(rate(x[5m])"}]}]}))
+    path.write_text(
+        yaml.safe_dump({"groups": [{"name": "g", "rules": [{"record": "a:b", "expr": "sum(rate(x[5m])"}]}]})
+    )
     assert run(tool("promtool"), "check", "rules", str(path)).returncode != 0
 
 
@@ -112,7 +116,9 @@ def test_expression_uses_only_exported_metrics_and_their_labels(where: str, expr
     names = metric_names(expr)
     assert names, f"{where}: selects no metric"
     unknown = names - CATALOGUE.keys()
-    assert not unknown, f"{where}: {sorted(unknown)} are not exported (docs/metrics.md); a histogram is queried as _bucket/_sum/_count"
+    assert not unknown, (
+        f"{where}: {sorted(unknown)} are not exported (docs/metrics.md); a histogram is queried as _bucket/_sum/_count"
+    )
     for sel in selectors(expr):
         if sel.name is None:
             continue
@@ -127,7 +133,9 @@ def test_expression_uses_only_exported_metrics_and_their_labels(where: str, expr
             gauges = {n for n in metric_names(arg) if not CATALOGUE[n].counter_like}
             assert not gauges, f"{where}: {fn}() of the gauge(s) {sorted(gauges)}"
     for arg in calls(expr, "histogram_quantile"):
-        assert all(n.endswith("_bucket") for n in metric_names(arg)), f"{where}: histogram_quantile needs _bucket series"
+        assert all(n.endswith("_bucket") for n in metric_names(arg)), (
+            f"{where}: histogram_quantile needs _bucket series"
+        )
         for m in re.finditer(r"\bby\s*\(([^)]*)\)", arg):
             assert "le" in {x.strip() for x in m.group(1).split(",")}, f"{where}: aggregation drops le"
 
@@ -156,12 +164,15 @@ def test_promql_helper_finds_names_and_labels() -> None:
     assert metric_names(expr) == {"a_total", "b_info", "c", "d", "e"}
     assert grouping_labels(expr) == {"service", "version", "__name__"}
     assert [s.matchers for s in selectors(expr)][0] == (("job", "=~", "x"),)
-    text = "# TYPE h histogram\nh_bucket{le=\"+Inf\"} 1\n# TYPE c_total counter\nc_total 3\nuntyped 1\n"
+    text = '# TYPE h histogram\nh_bucket{le="+Inf"} 1\n# TYPE c_total counter\nc_total 3\nuntyped 1\n'
     assert exposition_names(text) == {"h_bucket", "c_total", "untyped"}
-    openmetrics = "# TYPE c counter\n# TYPE b info\nb_info{version=\"1\"} 1\n# TYPE r histogram\nr_bucket{le=\"+Inf\"} 0\n# EOF\n"
+    openmetrics = '# TYPE c counter\n# TYPE b info\nb_info{version="1"} 1\n# TYPE r histogram\nr_bucket{le="+Inf"} 0\n# EOF\n'
     assert exposition_names(openmetrics) == {"c_total", "b_info", "r_bucket"}
     assert exposition_names("# TYPE e histogram\n") == {"e_bucket", "e_sum", "e_count"}  # no label set yet
-    assert samples('a{x="1",y="q\\"z"} 2.5\n# c\nb 1\n') == [("a", {"x": "1", "y": 'q"z'}, 2.5), ("b", {}, 1.0)]
+    assert samples('a{x="1",y="q\\"z"} 2.5\n# c\nb 1\n') == [
+        ("a", {"x": "1", "y": 'q"z'}, 2.5),
+        ("b", {}, 1.0),
+    ]
 
 
 # --------------------------------------------------------------------------- Prometheus
@@ -272,8 +283,12 @@ def mutated_failures(tmp_path: Path, mutate: Any) -> set[tuple[str, float]]:
         shutil.copy(path, tmp_path / "tests" / path.name)
     # One promtool per test file, concurrently (failing runs are slow).
     procs = [
-        subprocess.Popen([tool("promtool"), "test", "rules", str(tmp_path / "tests" / p.name)],
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+        subprocess.Popen(
+            [tool("promtool"), "test", "rules", str(tmp_path / "tests" / p.name)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )  # fmt: skip
         for p in RULE_TESTS
     ]
     output = ""
@@ -335,7 +350,11 @@ def test_routing_check_can_fail() -> None:
 def test_alertmanager_inhibits_warnings_while_the_service_has_a_critical_alert() -> None:
     cfg = load(ALERTMANAGER_YML)
     assert cfg["inhibit_rules"] == [
-        {"source_matchers": ['severity="critical"'], "target_matchers": ['severity="warning"'], "equal": ["service"]}
+        {
+            "source_matchers": ['severity="critical"'],
+            "target_matchers": ['severity="warning"'],
+            "equal": ["service"],
+        }
     ]
 
 
@@ -369,10 +388,19 @@ def test_alertmanager_secrets_come_from_files() -> None:
 
 # --------------------------------------------------------------------------- Grafana
 DASHBOARD_CONTENT = {
-    "safety-overview.json": ("Safety Overview", ["violations (24h)", "time since last violation", "violation rate", "emergency shutdowns"]),
-    "performance.json": ("Performance", ["inference latency", "actions computed", "step latency", "memory", "cpu"]),
+    "safety-overview.json": (
+        "Safety Overview",
+        ["violations (24h)", "time since last violation", "violation rate", "emergency shutdowns"],
+    ),
+    "performance.json": (
+        "Performance",
+        ["inference latency", "actions computed", "step latency", "memory", "cpu"],
+    ),
     "quality.json": ("Quality", ["episode reward", "episode length", "success rate", "cost"]),
-    "system-health.json": ("System Health", ["targets up", "errors", "memory", "cpu", "file descriptors", "cardinality"]),
+    "system-health.json": (
+        "System Health",
+        ["targets up", "errors", "memory", "cpu", "file descriptors", "cardinality"],
+    ),
 }
 
 
@@ -385,7 +413,12 @@ def test_four_dashboards_with_their_panels() -> None:
         titles = " | ".join(p["title"].lower() for p in panels(dash[name]))
         missing = [w for w in wanted if w not in titles]
         assert not missing, f"{name}: no panel for {missing}"
-    legends = {t["legendFormat"] for p in panels(dash["performance.json"]) if p["title"] == "Inference latency" for t in p["targets"]}
+    legends = {
+        t["legendFormat"]
+        for p in panels(dash["performance.json"])
+        if p["title"] == "Inference latency"
+        for t in p["targets"]
+    }
     assert legends == {"p50", "p95", "p99"}
 
 
@@ -491,7 +524,9 @@ def test_compose_has_no_plaintext_secrets() -> None:
         assert isinstance(env, dict), f"{name}: use a mapping for environment"
         for key, value in env.items():
             if re.search(r"PASSWORD|SECRET|TOKEN|API_KEY", key) and not key.endswith("__FILE"):
-                assert re.fullmatch(r"\$\{\w+(:?\?[^}]*)?\}", str(value)), f"{name}: {key} is set to a literal"
+                assert re.fullmatch(r"\$\{\w+(:?\?[^}]*)?\}", str(value)), (
+                    f"{name}: {key} is set to a literal"
+                )
     grafana_env = doc["services"]["grafana"]["environment"]
     assert "GF_SECURITY_ADMIN_PASSWORD" not in grafana_env
     assert grafana_env["GF_SECURITY_ADMIN_PASSWORD__FILE"] == "/run/secrets/grafana_admin_password"
@@ -604,8 +639,14 @@ def test_service_and_servicemonitor_select_the_pods_and_ports() -> None:
     assert sm["spec"]["selector"]["matchLabels"].items() <= svc["metadata"]["labels"].items()
     endpoints = {e["port"]: e for e in sm["spec"]["endpoints"]}
     assert set(endpoints) <= svc_ports
-    assert (endpoints["http-metrics"]["path"], seconds(endpoints["http-metrics"]["interval"])) == ("/metrics", 5)
-    assert (endpoints["http-safety"]["path"], seconds(endpoints["http-safety"]["interval"])) == ("/safety/metrics", 1)
+    assert (endpoints["http-metrics"]["path"], seconds(endpoints["http-metrics"]["interval"])) == (
+        "/metrics",
+        5,
+    )
+    assert (endpoints["http-safety"]["path"], seconds(endpoints["http-safety"]["interval"])) == (
+        "/safety/metrics",
+        1,
+    )
 
 
 def test_k8s_prometheus_configmap_is_valid_and_carries_the_shipped_rules(tmp_path: Path) -> None:
@@ -646,5 +687,11 @@ def test_metrics_reference_documents_exactly_the_exported_metrics() -> None:
     assert len(rows) == len(documented)
     for name, kind in rows:
         assert documented[name][0] == kind, name
-    for path in ("src/telemetry/", "src/vector.rs", "neorl_industrial.metrics", "time_inference()", "MonitoredPolicy"):
+    for path in (
+        "src/telemetry/",
+        "src/vector.rs",
+        "neorl_industrial.metrics",
+        "time_inference()",
+        "MonitoredPolicy",
+    ):
         assert path in text

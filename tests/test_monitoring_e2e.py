@@ -94,10 +94,16 @@ def test_declared_label_sets_are_exported_before_any_event(handle: Any) -> None:
     # existed: a fleet's constraint label sets must be exported (at 0) as soon as it is made.
     envs = ni.make_vec("ChemicalReactor-v0", num_envs=2)
     try:
-        exported = {(name, tuple(sorted(labels.items()))) for name, labels, _ in samples(http_get(base(handle) + "/metrics")[1].decode())}
+        exported = {
+            (name, tuple(sorted(labels.items())))
+            for name, labels, _ in samples(http_get(base(handle) + "/metrics")[1].decode())
+        }
         for c in ni.spec("ChemicalReactor-v0")["constraints"]:
             for series in [
-                ("safety_violations_total", (("constraint_type", c["constraint_type"]), ("severity", c["severity"]))),
+                (
+                    "safety_violations_total",
+                    (("constraint_type", c["constraint_type"]), ("severity", c["severity"])),
+                ),
                 ("emergency_shutdowns_total", (("reason", c["name"]),)),
             ]:
                 assert series in exported, series
@@ -113,8 +119,12 @@ PROMETHEUS_ACCEPT = (
 )
 
 
-@pytest.mark.parametrize("accept", ["text/plain;version=0.0.4", PROMETHEUS_ACCEPT], ids=["text", "openmetrics"])
-def test_exporter_serves_every_metric_the_monitoring_uses(handle: Any, hot_fleet: dict[str, Any], accept: str) -> None:
+@pytest.mark.parametrize(
+    "accept", ["text/plain;version=0.0.4", PROMETHEUS_ACCEPT], ids=["text", "openmetrics"]
+)
+def test_exporter_serves_every_metric_the_monitoring_uses(
+    handle: Any, hot_fleet: dict[str, Any], accept: str
+) -> None:
     status, body = http_get(base(handle) + "/metrics", headers={"Accept": accept})
     assert status == 200
     text = body.decode()
@@ -124,7 +134,9 @@ def test_exporter_serves_every_metric_the_monitoring_uses(handle: Any, hot_fleet
     undocumented = served - series_catalogue(extra=True).keys()
     assert not undocumented, f"exported but not in docs/metrics.md: {sorted(undocumented)}"
     if accept.startswith("text/plain"):
-        lint = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True, timeout=30)
+        lint = subprocess.run(
+            ["promtool", "check", "metrics"], input=text, capture_output=True, text=True, timeout=30
+        )
         assert lint.returncode == 0, lint.stdout + lint.stderr
 
 
@@ -143,17 +155,26 @@ def test_health_endpoints_answer_the_probes(handle: Any) -> None:
         assert http_get(base(handle) + path)[0] in (200, 503), path
 
 
-def test_fleet_violations_fire_and_reach_the_webhook(handle: Any, hot_fleet: dict[str, Any], tmp_path: Path) -> None:
+def test_fleet_violations_fire_and_reach_the_webhook(
+    handle: Any, hot_fleet: dict[str, Any], tmp_path: Path
+) -> None:
     if not (PROMETHEUS and ALERTMANAGER):
         pytest.fail("prometheus / prometheus-alertmanager are not installed: scripts/test.sh installs them")
     seen = safety_alert_pipeline(f"127.0.0.1:{handle.port}", tmp_path, timeout=60)
     assert hot_fleet["error"] is None, hot_fleet["error"]
     assert "temperature" in {s["metric"]["constraint_type"] for s in seen["violations"]}
-    assert any(s["metric"].get("reason") == "thermal_runaway" and float(s["value"][1]) > 0 for s in seen["shutdowns"]), seen["shutdowns"]
+    assert any(
+        s["metric"].get("reason") == "thermal_runaway" and float(s["value"][1]) > 0 for s in seen["shutdowns"]
+    ), seen["shutdowns"]
     types = {a["labels"]["constraint_type"] for a in seen["alerts"]}
     assert "temperature" in types
-    assert all(a["labels"]["severity"] == "critical" and a["labels"]["service"] == "neorl-industrial" for a in seen["alerts"])
-    assert 1.6 <= seen["naive"]["temperature"] / seen["counted"]["temperature"] <= 2.4, "scraped twice, counted once"
+    assert all(
+        a["labels"]["severity"] == "critical" and a["labels"]["service"] == "neorl-industrial"
+        for a in seen["alerts"]
+    )
+    assert 1.6 <= seen["naive"]["temperature"] / seen["counted"]["temperature"] <= 2.4, (
+        "scraped twice, counted once"
+    )
 
 
 def test_serve_command_accepts_the_deploy_arguments() -> None:

@@ -82,7 +82,10 @@ def test_violations_scraped_by_prometheus_fire_and_reach_the_webhook(tmp_path: P
         "severity": "critical",
         "monitor": "neorl-industrial",  # prometheus.yml's external label
     }
-    assert alert["annotations"]["runbook_url"] == "docs/runbooks/safety-violation-response.md#safetyviolationrate"
+    assert (
+        alert["annotations"]["runbook_url"]
+        == "docs/runbooks/safety-violation-response.md#safetyviolationrate"
+    )
     assert " violations/s " in alert["annotations"]["description"]
     # Scraped by both jobs, counted once by the rule: half of the naive sum over the jobs.
     assert seen["counted"]["temperature"] > 0
@@ -94,14 +97,22 @@ def test_violations_scraped_by_prometheus_fire_and_reach_the_webhook(tmp_path: P
 def test_alertmanager_inhibits_a_services_warnings_while_it_has_a_critical_alert(tmp_path: Path) -> None:
     with webhook_receiver() as (hook, payloads), alertmanager(alertmanager_config(hook), tmp_path) as am:
         sent = [
-            {"alertname": "ServiceDown", "severity": "critical", "service": "neorl-industrial", "job": "neorl-industrial"},
+            {
+                "alertname": "ServiceDown",
+                "severity": "critical",
+                "service": "neorl-industrial",
+                "job": "neorl-industrial",
+            },
             {"alertname": "HighMemoryUsage", "severity": "warning", "service": "neorl-industrial"},
             {"alertname": "HighMemoryUsage", "severity": "warning", "service": "node-exporter"},
         ]
         http_json(f"{am}/api/v2/alerts", [{"labels": labels, "annotations": {}} for labels in sent])
 
         def states() -> dict[tuple[str, str], str] | None:
-            got = {(a["labels"]["alertname"], a["labels"]["service"]): a["status"]["state"] for a in http_json(f"{am}/api/v2/alerts")}
+            got = {
+                (a["labels"]["alertname"], a["labels"]["service"]): a["status"]["state"]
+                for a in http_json(f"{am}/api/v2/alerts")
+            }
             return got if len(got) == 3 else None
 
         assert wait_until(states, 15, "three alerts in Alertmanager") == {
@@ -109,7 +120,11 @@ def test_alertmanager_inhibits_a_services_warnings_while_it_has_a_critical_alert
             ("HighMemoryUsage", "neorl-industrial"): "suppressed",
             ("HighMemoryUsage", "node-exporter"): "active",
         }
-        wait_until(lambda: delivered(payloads, "ServiceDown") and delivered(payloads, "HighMemoryUsage"), 15, "deliveries")
+        wait_until(
+            lambda: delivered(payloads, "ServiceDown") and delivered(payloads, "HighMemoryUsage"),
+            15,
+            "deliveries",
+        )
         time.sleep(1.5)  # one more group interval: the inhibited warning must stay undelivered
         services = {a["labels"]["service"] for a in delivered(payloads, "HighMemoryUsage")}
         assert services == {"node-exporter"}
