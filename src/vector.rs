@@ -350,10 +350,21 @@ impl VecCore {
         self.n.div_ceil(threads * 4).max(MIN_LANE)
     }
 
-    fn run<R: Send>(pool: Option<&rayon::ThreadPool>, f: impl FnOnce() -> R + Send) -> R {
+    /// Runs `f` on every item: in parallel on the batch's pool, or in the calling thread when
+    /// there is one item or one thread (a hand-off to another thread costs more than it saves).
+    fn for_lanes<T: Send, R: Send>(
+        pool: Option<&rayon::ThreadPool>,
+        items: Vec<T>,
+        f: impl Fn(T) -> R + Sync + Send,
+    ) -> Vec<R> {
+        let threads = pool.map_or_else(rayon::current_num_threads, |p| p.current_num_threads());
+        if items.len() <= 1 || threads <= 1 {
+            return items.into_iter().map(f).collect();
+        }
+        let work = || items.into_par_iter().map(&f).collect();
         match pool {
-            Some(p) => p.install(f),
-            None => f(),
+            Some(p) => p.install(work),
+            None => work(),
         }
     }
 
@@ -393,24 +404,19 @@ impl VecCore {
             &mut readings,
             (ctx.row_len, od, k),
         );
-        let events = Self::run(self.pool.as_ref(), || {
-            lanes
-                .into_par_iter()
-                .map(|mut l| {
-                    let mut events = Vec::new();
-                    for j in 0..l.len() {
-                        let i = l.first + j;
-                        if mask.is_none_or(|m| m[i]) {
-                            if let Some(Some(s)) = seeds.map(|s| s[i]) {
-                                l.slots[j].rng = Rng::from_seed(s);
-                            }
-                            ctx.reset_lane_env(&mut l, j, k, &mut events);
-                        }
-                        ctx.observe_one(&mut l, j, k);
+        let events = Self::for_lanes(self.pool.as_ref(), lanes, |mut l| {
+            let mut events = Vec::new();
+            for j in 0..l.len() {
+                let i = l.first + j;
+                if mask.is_none_or(|m| m[i]) {
+                    if let Some(Some(s)) = seeds.map(|s| s[i]) {
+                        l.slots[j].rng = Rng::from_seed(s);
                     }
-                    events
-                })
-                .collect::<Vec<_>>()
+                    ctx.reset_lane_env(&mut l, j, k, &mut events);
+                }
+                ctx.observe_one(&mut l, j, k);
+            }
+            events
         });
         let mut events: Vec<SafetyEvent> = events.into_iter().flatten().collect();
         self.publish(&mut events);
@@ -439,7 +445,7 @@ impl VecCore {
         };
         let ctx = ctx!(self, wall_now());
         let lane = self.lane_len();
-        let mut lanes = Lanes::split(
+        let lanes = Lanes::split(
             lane,
             &mut self.rows,
             &mut self.slots,
@@ -467,18 +473,13 @@ impl VecCore {
                 });
             }
         }
-        let events = Self::run(self.pool.as_ref(), || {
-            lanes
-                .par_iter_mut()
-                .zip(extra.into_par_iter())
-                .map(|(l, mut e)| {
-                    let mut events = Vec::new();
-                    for j in 0..l.len() {
-                        ctx.step_one(l, &mut e, j, (od, ad, k), &mut events);
-                    }
-                    events
-                })
-                .collect::<Vec<_>>()
+        let pairs: Vec<(Lane<'_>, StepLane<'_>)> = lanes.into_iter().zip(extra).collect();
+        let events = Self::for_lanes(self.pool.as_ref(), pairs, |(mut l, mut e)| {
+            let mut events = Vec::new();
+            for j in 0..l.len() {
+                ctx.step_one(&mut l, &mut e, j, (od, ad, k), &mut events);
+            }
+            events
         });
         out.events = events.into_iter().flatten().collect();
         let mut events = std::mem::take(&mut out.events);

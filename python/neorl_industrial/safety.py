@@ -205,7 +205,7 @@ class SafetyStats:
         self._opened = np.zeros(k, dtype=np.int64)
         self._shutdowns = np.zeros(k, dtype=np.int64)
         self._in_violation = np.zeros(k, dtype=np.int64)
-        self._closed: deque[dict[str, np.ndarray]] = deque()
+        self._closed: deque[tuple[dict[str, np.ndarray], np.ndarray, int]] = deque()
         self._closed_count = 0
         self._keep = keep_incidents
 
@@ -251,17 +251,20 @@ class SafetyStats:
         self._shutdowns += np.bincount(c[kind == _SHUTDOWN], minlength=k)[:k]
         self.shield_interventions += int((kind == _SHIELD).sum())
         closed = (kind == _CLOSED) | (kind == _CLOSED_BY_END)
-        if closed.any():
-            self._closed.append({key: col[closed] for key, col in ev.items()})
-            self._closed_count += int(closed.sum())
-            while self._closed and self._closed_count - len(self._closed[0]["kind"]) >= self._keep:
-                self._closed_count -= len(self._closed.popleft()["kind"])
+        n_closed = int(closed.sum())
+        if n_closed:
+            # Keep the step's columns and filter lazily: most runs never read the incidents.
+            self._closed.append((ev, closed, n_closed))
+            self._closed_count += n_closed
+            while self._closed and self._closed_count - self._closed[0][2] >= self._keep:
+                self._closed_count -= self._closed.popleft()[2]
 
     @property
     def incidents(self) -> list[Incident]:
         """The most recent closed incidents (up to ``keep_incidents``), oldest first."""
         out: list[Incident] = []
-        for chunk in self._closed:
+        for ev, closed, _ in self._closed:
+            chunk = {key: col[closed] for key, col in ev.items()}
             for i in range(len(chunk["kind"])):
                 name = self.names[int(chunk["constraint"][i])]
                 rsec = float(chunk["response_seconds"][i])

@@ -200,7 +200,8 @@ class VectorIndustrialEnv(VectorEnv):
         mask: np.ndarray,
     ) -> None:
         """``constraints``, ``margins`` and ``violations``: one array per constraint name."""
-        if not mask.any():
+        every = bool(mask.all())
+        if not every and not mask.any():
             return
         for key, table, zero in (
             ("constraints", values, 0.0),
@@ -209,18 +210,20 @@ class VectorIndustrialEnv(VectorEnv):
         ):
             sub: dict[str, Any] = {}
             for j, name in enumerate(self.constraint_names):
-                sub[name] = np.where(mask, table[:, j], zero)
+                # The table is fresh every step, so its columns can be handed out as they are.
+                sub[name] = table[:, j] if every else np.where(mask, table[:, j], zero)
                 sub[f"_{name}"] = mask.copy()
             info[key] = sub
             info[f"_{key}"] = mask.copy()
 
     def _put_step_info(self, info: dict[str, Any], out: dict[str, Any], mask: np.ndarray) -> None:
-        if not mask.any():
+        every = bool(mask.all())
+        if not every and not mask.any():
             return
-        info["action"] = np.where(mask[:, None], out["action"], 0.0)
+        info["action"] = out["action"] if every else np.where(mask[:, None], out["action"], 0.0)
         info["_action"] = mask.copy()
         for key, zero in (("clipped", 0), ("cost", 0.0), ("shield", False)):
-            info[key] = np.where(mask, out[key], zero)
+            info[key] = out[key] if every else np.where(mask, out[key], zero)
             info[f"_{key}"] = mask.copy()
         shutdown = out["shutdown"]
         down = mask & (shutdown >= 0)
