@@ -9,6 +9,7 @@ pub mod py;
 pub mod rng;
 pub mod safety;
 pub mod spec;
+pub mod telemetry;
 pub mod vector;
 
 use pyo3::prelude::*;
