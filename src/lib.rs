@@ -20,5 +20,17 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<py::vector::CoreVecEnv>()?;
     m.add_function(wrap_pyfunction!(py::vector::env_ids, m)?)?;
+    m.add_class::<py::telemetry::MetricsRegistry>()?;
+    m.add_class::<py::telemetry::CoreFamily>()?;
+    m.add_class::<py::telemetry::CounterChild>()?;
+    m.add_class::<py::telemetry::GaugeChild>()?;
+    m.add_class::<py::telemetry::HistogramChild>()?;
+    m.add_class::<py::telemetry::EnvMetricsHandle>()?;
+    m.add_class::<py::exporter::CoreExporter>()?;
+    m.add_function(wrap_pyfunction!(py::exporter::push_to_gateway, m)?)?;
+    m.add_function(wrap_pyfunction!(py::logging::flush_suppressed_logs, m)?)?;
+    m.add_function(wrap_pyfunction!(py::logging::set_log_rate_limit, m)?)?;
+    m.add_function(wrap_pyfunction!(py::logging::_log_from_rust_threads, m)?)?;
+    py::logging::install(m.py())?;
     Ok(())
 }

@@ -204,11 +204,9 @@ impl MetricFamily {
         })
     }
 
-    /// Writes the family (descriptor and samples); families without series are left out.
+    /// Writes the family: descriptor (even before the first series, so every family is
+    /// discoverable from the first scrape) and samples.
     pub fn encode(&self, encoder: &mut DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
-        if self.is_empty() {
-            return Ok(());
-        }
         let ty = match self.kind {
             Kind::Counter => MetricType::Counter,
             Kind::Gauge => MetricType::Gauge,

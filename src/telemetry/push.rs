@@ -79,6 +79,9 @@ fn parse_url(url: &str) -> Result<Target, CoreError> {
             None => (authority.to_string(), ""),
         }
     };
+    if host.is_empty() {
+        return Err(bad("expected http://host:port"));
+    }
     let port = if port.is_empty() {
         80
     } else {

@@ -44,7 +44,7 @@ fn a_batch_step_updates_every_contract_metric() {
     assert_eq!(sample(&t, "emergency_shutdowns_total{reason=\"temperature_runaway\"}"), Some(1.0));
     assert_eq!(sample(&t, "emergency_shutdowns_total{reason=\"temperature_high\"}"), Some(0.0));
     assert_eq!(sample(&t, "episode_reward_count"), Some(2.0));
-    assert_eq!(sample(&t, "episode_reward_bucket{le=\"-1.0\"}"), Some(1.0));
+    assert_eq!(sample(&t, "episode_reward_bucket{le=\"-1\"}"), Some(1.0));
     assert_eq!(sample(&t, "safety_response_time_seconds_count"), Some(1.0));
     assert_eq!(sample(&t, "active_environments"), Some(8.0));
     assert!(sample(&t, "last_safety_violation_timestamp_seconds").unwrap() > 1e9);
