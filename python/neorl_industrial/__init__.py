@@ -14,11 +14,14 @@ from __future__ import annotations
 from typing import Any
 
 from . import _core
+from . import logging as logging  # installs the field filters on the Rust loggers
 from ._registration import register_envs
 from .envs import ChemicalReactorEnv, IndustrialBenchmarkEnv, IndustrialEnv
 from .exceptions import (
     ConfigError,
+    ExporterError,
     InvalidActionError,
+    MetricError,
     NeorlError,
     ResetNeededError,
     StateError,
@@ -31,9 +34,11 @@ __version__: str = _core.__version__
 __all__ = [
     "ChemicalReactorEnv",
     "ConfigError",
+    "ExporterError",
     "IndustrialBenchmarkEnv",
     "IndustrialEnv",
     "InvalidActionError",
+    "MetricError",
     "NeorlError",
     "ResetNeededError",
     "StateError",

@@ -68,7 +68,7 @@ impl Default for ExporterConfig {
     }
 }
 
-/// A running exporter; stops when dropped.
+/// A running exporter; [`Exporter::stop`] stops it and waits; dropping it stops it without waiting.
 #[derive(Debug)]
 pub struct Exporter {
     addrs: Vec<SocketAddr>,
@@ -241,8 +241,13 @@ impl Exporter {
 }
 
 impl Drop for Exporter {
+    /// Signals the thread and lets it finish on its own: a drop may run where the GIL is held
+    /// (Python's garbage collector), and the thread may be waiting for the GIL to log.
     fn drop(&mut self) {
-        self.stop();
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(true);
+        }
+        self.thread.take();
     }
 }
 
