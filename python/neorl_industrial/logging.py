@@ -34,7 +34,7 @@ RUST_LOGGERS = ("neorl_industrial.safety", "neorl_industrial.exporter", "neorl_i
 
 _FIELD = r'[A-Za-z_]\w*=(?:"(?:[^"\\]|\\.)*"|[^\s"]+)'
 _TAIL = re.compile(rf"(?:^|\s)({_FIELD}(?:\s+{_FIELD})*)$")
-_PAIR = re.compile(rf"([A-Za-z_]\w*)=(\"(?:[^\"\\]|\\.)*\"|[^\s\"]+)")
+_PAIR = re.compile(r"([A-Za-z_]\w*)=(\"(?:[^\"\\]|\\.)*\"|[^\s\"]+)")
 _ESC = re.compile(r"\\(u\{[0-9a-fA-F]+\}|.)")
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "0": "\0", "\\": "\\", '"': '"', "'": "'"}
 

@@ -359,7 +359,7 @@ class Histogram(MetricWrapper):
         super().__init__(name, documentation, labelnames, namespace, subsystem, unit, registry, buckets=buckets)
 
     def _bind(self, child: _HistogramChild) -> None:
-        self.observe = child.observe  # type: ignore[method-assign]
+        self.observe = child.observe  # type: ignore[method-assign,assignment]
         self._one = child
 
     def observe(self, amount: float) -> None:

@@ -79,6 +79,7 @@ pub struct MetricFamily {
     help: String,
     kind: Kind,
     safety: bool,
+    negative_buckets: bool,
     store: AnyFamily,
 }
 
@@ -125,6 +126,7 @@ impl MetricFamily {
             help: names::clean_help(spec.help),
             kind: spec.kind,
             safety: spec.safety,
+            negative_buckets: spec.kind == Kind::Histogram && spec.buckets.iter().any(|b| *b < 0.0),
             store,
         };
         if spec.labels.is_empty() {
@@ -169,6 +171,14 @@ impl MetricFamily {
     /// True while the family holds no series.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// True for a histogram with a negative bucket bound (OpenMetrics forbids its `_sum`).
+    pub fn has_negative_buckets(&self) -> bool {
+        match &self.store {
+            AnyFamily::Histogram(_) => self.negative_buckets,
+            _ => false,
+        }
     }
 
     /// Every sample name the family exposes (to refuse clashes with other families).

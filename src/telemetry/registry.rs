@@ -194,7 +194,39 @@ impl Registry {
             Format::OpenMetrics => text::encode(&mut out, reg),
         };
         res.map_err(|_| CoreError::Metric("encoding the registry failed".into()))?;
+        if format == Format::OpenMetrics {
+            out = self.drop_negative_sums(out);
+        }
         Ok(out)
+    }
+
+    /// OpenMetrics forbids `_sum` (and so `_count`, which must come with it) on histograms with
+    /// negative buckets (`episode_reward`): drop both; the `+Inf` bucket still holds the count.
+    fn drop_negative_sums(&self, text: String) -> String {
+        let names: Vec<String> = {
+            let families = self.inner.families.read().unwrap_or_else(|p| p.into_inner());
+            families
+                .iter()
+                .filter(|f| f.has_negative_buckets())
+                .flat_map(|f| [format!("{}_sum", f.name()), format!("{}_count", f.name())])
+                .collect()
+        };
+        if names.is_empty() {
+            return text;
+        }
+        let is_sum = |line: &str| {
+            names.iter().any(|n| {
+                line.strip_prefix(n.as_str())
+                    .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
+            })
+        };
+        let mut out = String::with_capacity(text.len());
+        for line in text.split_inclusive('\n') {
+            if !is_sum(line) {
+                out.push_str(line);
+            }
+        }
+        out
     }
 
     /// Registers a family.
