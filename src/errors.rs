@@ -91,7 +91,9 @@ impl fmt::Display for CoreError {
             CoreError::UnknownEnv { id, known } => {
                 write!(f, "unknown environment {id:?}; known: {known}")
             }
-            CoreError::ResetNeeded(m) | CoreError::State(m) | CoreError::Metric(m) => f.write_str(m),
+            CoreError::ResetNeeded(m) | CoreError::State(m) | CoreError::Metric(m) => {
+                f.write_str(m)
+            }
             CoreError::Exporter { message, .. } => f.write_str(message),
         }
     }

@@ -31,6 +31,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(py::logging::flush_suppressed_logs, m)?)?;
     m.add_function(wrap_pyfunction!(py::logging::set_log_rate_limit, m)?)?;
     m.add_function(wrap_pyfunction!(py::logging::_log_from_rust_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(py::telemetry::_bench_record_batch, m)?)?;
     py::logging::install(m.py())?;
     Ok(())
 }

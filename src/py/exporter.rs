@@ -21,7 +21,12 @@ fn seconds(field: &str, s: f64) -> Result<Duration, CoreError> {
     Duration::try_from_secs_f64(s)
         .ok()
         .filter(|d| !d.is_zero())
-        .ok_or_else(|| CoreError::config(field, format!("must be a positive number of seconds, got {s}")))
+        .ok_or_else(|| {
+            CoreError::config(
+                field,
+                format!("must be a positive number of seconds, got {s}"),
+            )
+        })
 }
 
 /// A running HTTP exporter (see ``neorl_industrial.exporter.start_http_server``).
@@ -57,7 +62,9 @@ impl CoreExporter {
         let cfg = ExporterConfig {
             addr: addr.to_string(),
             port: self::port("port", port)?,
-            safety_port: safety_port.map(|p| self::port("safety_port", p)).transpose()?,
+            safety_port: safety_port
+                .map(|p| self::port("safety_port", p))
+                .transpose()?,
             web,
             max_connections,
             header_timeout: seconds("header_timeout", header_timeout)?,

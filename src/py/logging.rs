@@ -12,8 +12,8 @@ use crate::telemetry::logging;
 /// Loggers are cached but levels are not, so a level set in Python later (or by pytest's caplog)
 /// applies at once; events are rare (rate-limited), so the per-event level check is cheap.
 pub fn install(py: Python<'_>) -> PyResult<()> {
-    let logger = pyo3_log::Logger::new(py, pyo3_log::Caching::Loggers)?
-        .filter(log::LevelFilter::Info);
+    let logger =
+        pyo3_log::Logger::new(py, pyo3_log::Caching::Loggers)?.filter(log::LevelFilter::Info);
     // Another copy of the bridge may already be installed in this process: keep it.
     let _ = logger.install();
     Ok(())
@@ -29,7 +29,10 @@ pub fn flush_suppressed_logs(py: Python<'_>) {
 #[pyfunction]
 pub fn set_log_rate_limit(window_seconds: f64, burst: u32) -> PyResult<()> {
     let w = Duration::try_from_secs_f64(window_seconds).map_err(|_| {
-        CoreError::config("window_seconds", format!("must be a non-negative number, got {window_seconds}"))
+        CoreError::config(
+            "window_seconds",
+            format!("must be a non-negative number, got {window_seconds}"),
+        )
     })?;
     logging::limiter().configure(w, burst);
     Ok(())

@@ -37,7 +37,10 @@ fn scope(s: &str) -> Result<Scope, CoreError> {
         "all" => Ok(Scope::All),
         "no_process" => Ok(Scope::NoProcess),
         "safety" => Ok(Scope::Safety),
-        _ => Err(CoreError::config("scope", format!("must be all, no_process or safety, got {s:?}"))),
+        _ => Err(CoreError::config(
+            "scope",
+            format!("must be all, no_process or safety, got {s:?}"),
+        )),
     }
 }
 
@@ -46,7 +49,10 @@ fn kind(s: &str) -> Result<Kind, CoreError> {
         "counter" => Ok(Kind::Counter),
         "gauge" => Ok(Kind::Gauge),
         "histogram" => Ok(Kind::Histogram),
-        _ => Err(CoreError::config("kind", format!("must be counter, gauge or histogram, got {s:?}"))),
+        _ => Err(CoreError::config(
+            "kind",
+            format!("must be counter, gauge or histogram, got {s:?}"),
+        )),
     }
 }
 
@@ -55,7 +61,9 @@ fn severity(s: &str) -> Result<&'static str, CoreError> {
         "info" => Ok("info"),
         "warning" => Ok("warning"),
         "critical" => Ok("critical"),
-        _ => Err(CoreError::Metric(format!("severity must be info, warning or critical, got {s:?}"))),
+        _ => Err(CoreError::Metric(format!(
+            "severity must be info, warning or critical, got {s:?}"
+        ))),
     }
 }
 
@@ -93,9 +101,18 @@ impl MetricsRegistry {
 
     /// The exposition: Prometheus text 0.0.4, or OpenMetrics 1.0; scope ``all``, ``no_process`` or ``safety``.
     #[pyo3(signature = (openmetrics=false, scope="all"))]
-    fn encode<'py>(&self, py: Python<'py>, openmetrics: bool, scope: &str) -> PyResult<Bound<'py, PyBytes>> {
+    fn encode<'py>(
+        &self,
+        py: Python<'py>,
+        openmetrics: bool,
+        scope: &str,
+    ) -> PyResult<Bound<'py, PyBytes>> {
         let sc = self::scope(scope)?;
-        let fmt = if openmetrics { Format::OpenMetrics } else { Format::Text };
+        let fmt = if openmetrics {
+            Format::OpenMetrics
+        } else {
+            Format::Text
+        };
         let reg = &self.inner;
         let text = py.detach(|| reg.encode(fmt, sc))?;
         Ok(PyBytes::new(py, text.as_bytes()))
@@ -147,10 +164,18 @@ impl MetricsRegistry {
 
     /// Stores a user check result (``pass``, ``warn``, ``fail``) valid for ``ttl_seconds``.
     fn set_check(&self, name: &str, status: &str, output: &str, ttl_seconds: f64) -> PyResult<()> {
-        let st = Status::parse(status)
-            .ok_or_else(|| CoreError::config("status", format!("must be pass, warn or fail, got {status:?}")))?;
-        let ttl = Duration::try_from_secs_f64(ttl_seconds)
-            .map_err(|_| CoreError::config("ttl_seconds", format!("must be a non-negative number, got {ttl_seconds}")))?;
+        let st = Status::parse(status).ok_or_else(|| {
+            CoreError::config(
+                "status",
+                format!("must be pass, warn or fail, got {status:?}"),
+            )
+        })?;
+        let ttl = Duration::try_from_secs_f64(ttl_seconds).map_err(|_| {
+            CoreError::config(
+                "ttl_seconds",
+                format!("must be a non-negative number, got {ttl_seconds}"),
+            )
+        })?;
         self.inner.health().set_check(name, st, output, ttl);
         Ok(())
     }
@@ -194,7 +219,11 @@ impl MetricsRegistry {
         let e = SafetyEvent {
             env,
             env_index: None,
-            constraint: if constraint.is_empty() { constraint_type } else { constraint },
+            constraint: if constraint.is_empty() {
+                constraint_type
+            } else {
+                constraint
+            },
             constraint_type,
             severity,
             current_value,
@@ -236,7 +265,9 @@ impl MetricsRegistry {
             .map(|s| severity(s))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(EnvMetricsHandle {
-            m: self.inner.env_metrics(env_id, &constraint_types, &sev, &constraint_names),
+            m: self
+                .inner
+                .env_metrics(env_id, &constraint_types, &sev, &constraint_names),
         })
     }
 }
@@ -291,7 +322,7 @@ impl CounterChild {
     /// Adds ``amount`` (non-negative).
     #[pyo3(signature = (amount=1.0))]
     fn inc(&self, amount: f64) -> PyResult<()> {
-        if !(amount >= 0.0) {
+        if amount.is_nan() || amount < 0.0 {
             return Err(CoreError::Metric(format!(
                 "counters can only be incremented by non-negative amounts, got {amount}"
             ))
@@ -408,8 +439,50 @@ impl EnvMetricsHandle {
     }
 
     /// Logs (rate-limited) a violation of constraint ``k`` by env ``env_index``; returns its id.
-    fn log_violation(&self, py: Python<'_>, k: usize, env_index: usize, current_value: f64, limit: f64) -> String {
+    fn log_violation(
+        &self,
+        py: Python<'_>,
+        k: usize,
+        env_index: usize,
+        current_value: f64,
+        limit: f64,
+    ) -> String {
         let m = &self.m;
         py.detach(|| m.log_violation(k, env_index, current_value, limit))
     }
+}
+
+/// Bench hook: mean seconds of one `EnvMetrics::record_batch` (the per-batch cost an env adds),
+/// on a throwaway registry, with `returns` finished episodes and `constraints` constraints each
+/// violated once per batch step. Runs with the GIL released.
+#[pyfunction]
+pub fn _bench_record_batch(
+    py: Python<'_>,
+    calls: usize,
+    returns: usize,
+    constraints: usize,
+) -> f64 {
+    py.detach(|| {
+        let reg = Registry::new(1000);
+        let types: Vec<String> = (0..constraints).map(|k| format!("type{k}")).collect();
+        let names: Vec<String> = (0..constraints).map(|k| format!("constraint{k}")).collect();
+        let sev = vec!["warning"; constraints];
+        let m = reg.env_metrics("Bench-v0", &types, &sev, &names);
+        let rets: Vec<f64> = (0..returns).map(|i| i as f64 - 3.0).collect();
+        let ones = vec![1u64; constraints];
+        let zeros = vec![0u64; constraints];
+        let start = std::time::Instant::now();
+        for _ in 0..calls {
+            m.record_batch(std::hint::black_box(&BatchRecord {
+                env_steps: 1024,
+                episode_returns: &rets,
+                step_seconds: 0.001,
+                violations: &ones,
+                shutdowns: &zeros,
+                shield_interventions: 1,
+                response_seconds: &[],
+            }));
+        }
+        start.elapsed().as_secs_f64() / calls.max(1) as f64
+    })
 }

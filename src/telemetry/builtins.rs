@@ -104,7 +104,10 @@ fn gauge(f: &MetricFamily) -> Result<GaugeF, CoreError> {
 fn histogram(f: &MetricFamily) -> Result<Histogram, CoreError> {
     match f.child(&[])?.0 {
         AnyChild::Histogram(h) => Ok(h),
-        _ => Err(CoreError::Metric(format!("{} is not a histogram", f.name()))),
+        _ => Err(CoreError::Metric(format!(
+            "{} is not a histogram",
+            f.name()
+        ))),
     }
 }
 
@@ -125,25 +128,130 @@ impl Builtins {
             &[],
             false,
         )?;
-        let profile = if cfg!(debug_assertions) { "debug" } else { "release" };
+        let profile = if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        };
         let target = format!("{}-{}", std::env::consts::ARCH, std::env::consts::OS);
-        if let AnyChild::Gauge(g) = info.child(&[env!("CARGO_PKG_VERSION"), &target, profile])?.0 {
+        if let AnyChild::Gauge(g) = info
+            .child(&[env!("CARGO_PKG_VERSION"), &target, profile])?
+            .0
+        {
             g.set(1.0);
         }
-        let safety_violations = m.make(Counter, "safety_violations_total", "Safety constraint violations (activations), by constraint type and severity.", &["constraint_type", "severity"], &[], true)?;
-        let emergency_shutdowns = m.make(Counter, "emergency_shutdowns_total", "Emergency shutdowns, by reason (the constraint that tripped).", &["reason"], &[], true)?;
-        let safety_response = m.make(Hist, "safety_response_time_seconds", "Time from violation detection to the safety response.", &[], &RESPONSE_BUCKETS, true)?;
-        let human_interventions = m.make(Counter, "human_interventions_total", "Manual overrides by an operator, by reason.", &["reason"], &[], true)?;
-        let shield_interventions = m.make(Counter, "shield_interventions_total", "Actions replaced by the safety shield, by environment.", &["env"], &[], true)?;
-        let last_violation = m.make(Gauge, "last_safety_violation_timestamp_seconds", "Unix time of the last batch step with a safety violation (0: none yet).", &[], &[], true)?;
-        let audit_dropped = m.make(Counter, "audit_events_dropped_total", "Audit trail events dropped because the audit queue was full.", &[], &[], true)?;
-        let inference_latency = m.make(Hist, "inference_latency_seconds", "Time spent computing actions (policy inference).", &[], &INFERENCE_BUCKETS, false)?;
-        let actions_computed = m.make(Counter, "actions_computed_total", "Actions computed by monitored policies.", &[], &[], false)?;
-        let active_environments = m.make(Gauge, "active_environments", "Environments in live batches.", &[], &[], false)?;
-        let episode_reward = m.make(Hist, "episode_reward", "Return of each finished episode.", &[], &REWARD_BUCKETS, false)?;
-        let episodes = m.make(Counter, "episodes_total", "Finished episodes, by environment.", &["env"], &[], false)?;
-        let env_steps = m.make(Counter, "env_steps_total", "Environment transitions, by environment.", &["env"], &[], false)?;
-        let step_latency = m.make(Hist, "step_latency_seconds", "Wall time of one batch step, by environment (one observation per batch step).", &["env"], &STEP_BUCKETS, false)?;
+        let safety_violations = m.make(
+            Counter,
+            "safety_violations_total",
+            "Safety constraint violations (activations), by constraint type and severity.",
+            &["constraint_type", "severity"],
+            &[],
+            true,
+        )?;
+        let emergency_shutdowns = m.make(
+            Counter,
+            "emergency_shutdowns_total",
+            "Emergency shutdowns, by reason (the constraint that tripped).",
+            &["reason"],
+            &[],
+            true,
+        )?;
+        let safety_response = m.make(
+            Hist,
+            "safety_response_time_seconds",
+            "Time from violation detection to the safety response.",
+            &[],
+            &RESPONSE_BUCKETS,
+            true,
+        )?;
+        let human_interventions = m.make(
+            Counter,
+            "human_interventions_total",
+            "Manual overrides by an operator, by reason.",
+            &["reason"],
+            &[],
+            true,
+        )?;
+        let shield_interventions = m.make(
+            Counter,
+            "shield_interventions_total",
+            "Actions replaced by the safety shield, by environment.",
+            &["env"],
+            &[],
+            true,
+        )?;
+        let last_violation = m.make(
+            Gauge,
+            "last_safety_violation_timestamp_seconds",
+            "Unix time of the last batch step with a safety violation (0: none yet).",
+            &[],
+            &[],
+            true,
+        )?;
+        let audit_dropped = m.make(
+            Counter,
+            "audit_events_dropped_total",
+            "Audit trail events dropped because the audit queue was full.",
+            &[],
+            &[],
+            true,
+        )?;
+        let inference_latency = m.make(
+            Hist,
+            "inference_latency_seconds",
+            "Time spent computing actions (policy inference).",
+            &[],
+            &INFERENCE_BUCKETS,
+            false,
+        )?;
+        let actions_computed = m.make(
+            Counter,
+            "actions_computed_total",
+            "Actions computed by monitored policies.",
+            &[],
+            &[],
+            false,
+        )?;
+        let active_environments = m.make(
+            Gauge,
+            "active_environments",
+            "Environments in live batches.",
+            &[],
+            &[],
+            false,
+        )?;
+        let episode_reward = m.make(
+            Hist,
+            "episode_reward",
+            "Return of each finished episode.",
+            &[],
+            &REWARD_BUCKETS,
+            false,
+        )?;
+        let episodes = m.make(
+            Counter,
+            "episodes_total",
+            "Finished episodes, by environment.",
+            &["env"],
+            &[],
+            false,
+        )?;
+        let env_steps = m.make(
+            Counter,
+            "env_steps_total",
+            "Environment transitions, by environment.",
+            &["env"],
+            &[],
+            false,
+        )?;
+        let step_latency = m.make(
+            Hist,
+            "step_latency_seconds",
+            "Wall time of one batch step, by environment (one observation per batch step).",
+            &["env"],
+            &STEP_BUCKETS,
+            false,
+        )?;
         Ok(Self {
             inference_latency: histogram(&inference_latency)?,
             actions_computed: counter(&actions_computed)?,

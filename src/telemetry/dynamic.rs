@@ -103,15 +103,28 @@ impl MetricFamily {
         };
         names::check(name, spec.labels, reserved)?;
         let store = match spec.kind {
-            Kind::Counter => {
-                AnyFamily::Counter(GuardedFamily::new(name, spec.labels, NewCounter, limit, overflow))
-            }
-            Kind::Gauge => {
-                AnyFamily::Gauge(GuardedFamily::new(name, spec.labels, NewGauge, limit, overflow))
-            }
+            Kind::Counter => AnyFamily::Counter(GuardedFamily::new(
+                name,
+                spec.labels,
+                NewCounter,
+                limit,
+                overflow,
+            )),
+            Kind::Gauge => AnyFamily::Gauge(GuardedFamily::new(
+                name,
+                spec.labels,
+                NewGauge,
+                limit,
+                overflow,
+            )),
             Kind::Histogram => {
                 check_buckets(name, spec.buckets)?;
-                let b: Vec<f64> = spec.buckets.iter().copied().filter(|b| b.is_finite()).collect();
+                let b: Vec<f64> = spec
+                    .buckets
+                    .iter()
+                    .copied()
+                    .filter(|b| b.is_finite())
+                    .collect();
                 AnyFamily::Histogram(GuardedFamily::new(
                     name,
                     spec.labels,

@@ -130,13 +130,25 @@ impl EnvMetrics {
     }
 
     /// Logs a violation of constraint `k` (rate-limited, see [`logging`]) and returns its id.
-    pub fn log_violation(&self, k: usize, env_index: usize, current_value: f64, limit: f64) -> String {
+    pub fn log_violation(
+        &self,
+        k: usize,
+        env_index: usize,
+        current_value: f64,
+        limit: f64,
+    ) -> String {
         let id = logging::violation_id(&self.violation_ids);
         let ev = SafetyEvent {
             env: &self.env_id,
             env_index: Some(env_index),
-            constraint: self.constraint_names.get(k).map_or("unknown", |s| s.as_str()),
-            constraint_type: self.constraint_types.get(k).map_or("unknown", |s| s.as_str()),
+            constraint: self
+                .constraint_names
+                .get(k)
+                .map_or("unknown", |s| s.as_str()),
+            constraint_type: self
+                .constraint_types
+                .get(k)
+                .map_or("unknown", |s| s.as_str()),
             severity: self.severities.get(k).copied().unwrap_or("warning"),
             current_value,
             limit,
@@ -148,7 +160,10 @@ impl EnvMetrics {
 
     /// Logs an emergency shutdown caused by constraint `k` (rate-limited).
     pub fn log_shutdown(&self, k: usize, env_index: usize, current_value: f64, limit: f64) {
-        let reason = self.constraint_names.get(k).map_or("unknown", |s| s.as_str());
+        let reason = self
+            .constraint_names
+            .get(k)
+            .map_or("unknown", |s| s.as_str());
         logging::emergency_shutdown(&self.env_id, Some(env_index), reason, current_value, limit);
     }
 }
@@ -157,7 +172,8 @@ impl Drop for EnvMetrics {
     fn drop(&mut self) {
         let n = self.contribution.swap(0, Ordering::Relaxed);
         self.active.dec_by(n as f64);
-        self.health.batch(state_of(self.safety.load(Ordering::Relaxed)), -1);
+        self.health
+            .batch(state_of(self.safety.load(Ordering::Relaxed)), -1);
         self.health.live(-1);
     }
 }

@@ -312,12 +312,14 @@ async fn connection(stream: TcpStream, peer: SocketAddr, c: Conn) {
         None => {
             let _ = tokio::time::timeout(lifetime, serve(stream, peer, c)).await;
         }
-        Some(acc) => match tokio::time::timeout(c.limits.header_timeout, acc.accept(stream)).await {
-            Ok(Ok(s)) => {
-                let _ = tokio::time::timeout(lifetime, serve(s, peer, c)).await;
+        Some(acc) => {
+            match tokio::time::timeout(c.limits.header_timeout, acc.accept(stream)).await {
+                Ok(Ok(s)) => {
+                    let _ = tokio::time::timeout(lifetime, serve(s, peer, c)).await;
+                }
+                _ => logging::exporter_refused("tls handshake failed", &peer.to_string()),
             }
-            _ => logging::exporter_refused("tls handshake failed", &peer.to_string()),
-        },
+        }
     }
 }
 

@@ -8,10 +8,10 @@ use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use std::sync::Mutex;
 use prometheus_client::encoding::{EncodeLabel, EncodeLabelSet, EncodeMetric, LabelSetEncoder};
 use prometheus_client::metrics::family::{Family, MetricConstructor};
 use prometheus_client::metrics::TypedMetric;
+use std::sync::Mutex;
 
 use super::types::CounterF;
 use crate::errors::CoreError;
@@ -178,7 +178,10 @@ where
     fn other_key(&self) -> LabelSet {
         LabelSet::new(
             self.names.clone(),
-            self.names.iter().map(|_| OVERFLOW_VALUE.to_string()).collect(),
+            self.names
+                .iter()
+                .map(|_| OVERFLOW_VALUE.to_string())
+                .collect(),
         )
     }
 }
@@ -190,13 +193,7 @@ mod tests {
 
     fn family(limit: usize) -> (GuardedFamily<CounterF, NewCounter>, Arc<OverflowFamily>) {
         let overflow = Arc::new(OverflowFamily::default());
-        let f = GuardedFamily::new(
-            "x",
-            &["a".to_string()],
-            NewCounter,
-            limit,
-            overflow.clone(),
-        );
+        let f = GuardedFamily::new("x", &["a".to_string()], NewCounter, limit, overflow.clone());
         (f, overflow)
     }
 

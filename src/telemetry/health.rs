@@ -144,9 +144,11 @@ impl HealthState {
     /// Counts a live batch in or out (the "model loaded" check).
     pub(crate) fn live(&self, delta: isize) {
         if delta >= 0 {
-            self.live_batches.fetch_add(delta.unsigned_abs(), Ordering::Relaxed);
+            self.live_batches
+                .fetch_add(delta.unsigned_abs(), Ordering::Relaxed);
         } else {
-            self.live_batches.fetch_sub(delta.unsigned_abs(), Ordering::Relaxed);
+            self.live_batches
+                .fetch_sub(delta.unsigned_abs(), Ordering::Relaxed);
         }
     }
 
@@ -193,7 +195,11 @@ impl HealthState {
             });
         }
         checks.extend(self.user_checks());
-        let status = checks.iter().map(|c| c.status).max().unwrap_or(Status::Pass);
+        let status = checks
+            .iter()
+            .map(|c| c.status)
+            .max()
+            .unwrap_or(Status::Pass);
         Report {
             status,
             uptime: self.uptime(),
@@ -208,13 +214,25 @@ impl HealthState {
         let (status, output) = if self.global_shutdown.load(Ordering::Relaxed) {
             (Status::Fail, "emergency shutdown reported".to_string())
         } else if down > 0 {
-            (Status::Fail, format!("emergency shutdown in {down} env batch(es)"))
+            (
+                Status::Fail,
+                format!("emergency shutdown in {down} env batch(es)"),
+            )
         } else if self.global_inactive.load(Ordering::Relaxed) {
-            (Status::Warn, "safety monitoring reported inactive".to_string())
+            (
+                Status::Warn,
+                "safety monitoring reported inactive".to_string(),
+            )
         } else if off > 0 {
-            (Status::Warn, format!("safety monitoring off in {off} of {live} env batch(es)"))
+            (
+                Status::Warn,
+                format!("safety monitoring off in {off} of {live} env batch(es)"),
+            )
         } else if live == 0 {
-            (Status::Warn, "no environment batch is monitored".to_string())
+            (
+                Status::Warn,
+                "no environment batch is monitored".to_string(),
+            )
         } else {
             (Status::Pass, format!("active in {live} env batch(es)"))
         };
@@ -233,7 +251,10 @@ impl HealthState {
         } else if live > 0 {
             (Status::Pass, format!("{live} env batch(es) live"))
         } else {
-            (Status::Fail, "no model loaded and no env batch live".to_string())
+            (
+                Status::Fail,
+                "no model loaded and no env batch live".to_string(),
+            )
         };
         CheckResult {
             name: "model_loaded".into(),
@@ -250,7 +271,10 @@ impl HealthState {
             .map(|(name, c)| {
                 let age = c.updated.elapsed();
                 let (status, output) = if age > c.ttl {
-                    (Status::Fail, format!("stale: no result for {:.1}s", age.as_secs_f64()))
+                    (
+                        Status::Fail,
+                        format!("stale: no result for {:.1}s", age.as_secs_f64()),
+                    )
                 } else {
                     (c.status, c.output.clone())
                 };
@@ -267,7 +291,10 @@ impl HealthState {
 
 fn memory_check(ctx: &ReportContext) -> CheckResult {
     let rss = process::read().map(|s| s.resident_memory_bytes);
-    let limit = ctx.memory_limit_bytes.map(|l| l as f64).or_else(detect_memory_limit);
+    let limit = ctx
+        .memory_limit_bytes
+        .map(|l| l as f64)
+        .or_else(detect_memory_limit);
     let (status, output, observed) = match (rss, limit) {
         (Some(r), Some(l)) if l > 0.0 => {
             let frac = r / l;
@@ -280,7 +307,12 @@ fn memory_check(ctx: &ReportContext) -> CheckResult {
             };
             (
                 status,
-                format!("{:.0} MiB of {:.0} MiB ({:.1}%)", r / 1048576.0, l / 1048576.0, frac * 100.0),
+                format!(
+                    "{:.0} MiB of {:.0} MiB ({:.1}%)",
+                    r / 1048576.0,
+                    l / 1048576.0,
+                    frac * 100.0
+                ),
                 Some((r, "bytes")),
             )
         }
@@ -356,7 +388,11 @@ mod tests {
     use super::*;
 
     fn status_of(r: &Report, name: &str) -> Status {
-        r.checks.iter().find(|c| c.name == name).map(|c| c.status).unwrap()
+        r.checks
+            .iter()
+            .find(|c| c.name == name)
+            .map(|c| c.status)
+            .unwrap()
     }
 
     #[test]

@@ -90,7 +90,8 @@ impl RateLimiter {
 
     /// Changes the window and burst (existing windows keep running).
     pub fn configure(&self, window: Duration, burst: u32) {
-        self.window_ms.store(window.as_millis() as u64, Ordering::Relaxed);
+        self.window_ms
+            .store(window.as_millis() as u64, Ordering::Relaxed);
         self.burst.store(burst, Ordering::Relaxed);
     }
 
@@ -161,8 +162,12 @@ fn key(parts: &[&str]) -> u64 {
 fn summary(target: &'static str, n: u64, what: &str) {
     let window = limiter().window_ms.load(Ordering::Relaxed) as f64 / 1000.0;
     match target {
-        SAFETY => tracing::warn!(target: SAFETY, suppressed = n, window_seconds = window, "suppressed {n} similar events: {what}"),
-        _ => tracing::warn!(target: EXPORTER, suppressed = n, window_seconds = window, "suppressed {n} similar events: {what}"),
+        SAFETY => {
+            tracing::warn!(target: SAFETY, suppressed = n, window_seconds = window, "suppressed {n} similar events: {what}")
+        }
+        _ => {
+            tracing::warn!(target: EXPORTER, suppressed = n, window_seconds = window, "suppressed {n} similar events: {what}")
+        }
     }
 }
 
@@ -181,7 +186,11 @@ fn pass(target: &'static str, parts: &[&str], what: impl FnOnce() -> String) -> 
 /// Emits every pending "suppressed N similar events" summary now.
 pub fn flush_suppressed() {
     for (what, n) in limiter().drain() {
-        let target = if what.starts_with("exporter") { EXPORTER } else { SAFETY };
+        let target = if what.starts_with("exporter") {
+            EXPORTER
+        } else {
+            SAFETY
+        };
         summary(target, n, &what);
     }
 }
@@ -198,7 +207,10 @@ fn index(i: Option<usize>) -> i64 {
 /// Logs a safety violation (error level if critical, else warning), rate-limited.
 pub fn safety_violation(e: &SafetyEvent<'_>) {
     if !pass(SAFETY, &["violation", e.env, e.constraint], || {
-        format!("safety violation env={} constraint={}", e.env, e.constraint)
+        format!(
+            "safety violation (env {:?}, constraint {:?})",
+            e.env, e.constraint
+        )
     }) {
         return;
     }
@@ -211,9 +223,15 @@ pub fn safety_violation(e: &SafetyEvent<'_>) {
 }
 
 /// Logs an emergency shutdown (error level), rate-limited.
-pub fn emergency_shutdown(env: &str, env_index: Option<usize>, reason: &str, current_value: f64, limit: f64) {
+pub fn emergency_shutdown(
+    env: &str,
+    env_index: Option<usize>,
+    reason: &str,
+    current_value: f64,
+    limit: f64,
+) {
     if !pass(SAFETY, &["shutdown", env, reason], || {
-        format!("emergency shutdown env={env} reason={reason}")
+        format!("emergency shutdown (env {env:?}, reason {reason:?})")
     }) {
         return;
     }
@@ -223,7 +241,9 @@ pub fn emergency_shutdown(env: &str, env_index: Option<usize>, reason: &str, cur
 
 /// Logs a human intervention (warning level), rate-limited.
 pub fn human_intervention(reason: &str) {
-    if !pass(SAFETY, &["intervention", reason], || format!("human intervention reason={reason}")) {
+    if !pass(SAFETY, &["intervention", reason], || {
+        format!("human intervention (reason {reason:?})")
+    }) {
         return;
     }
     tracing::warn!(target: SAFETY, reason = reason, "human intervention");
@@ -231,7 +251,9 @@ pub fn human_intervention(reason: &str) {
 
 /// Logs a refused request at the exporter (wrong or missing credentials, bad TLS), rate-limited.
 pub fn exporter_refused(kind: &str, peer: &str) {
-    if !pass(EXPORTER, &["exporter", kind], || format!("exporter {kind}")) {
+    if !pass(EXPORTER, &["exporter", kind], || {
+        format!("exporter request refused ({kind})")
+    }) {
         return;
     }
     tracing::warn!(target: EXPORTER, kind = kind, peer = peer, "request refused");
@@ -275,7 +297,13 @@ mod tests {
                 what: "x".into()
             }
         );
-        assert_eq!(l.check(7, w), Verdict::Emit { suppressed: 0, what: String::new() });
+        assert_eq!(
+            l.check(7, w),
+            Verdict::Emit {
+                suppressed: 0,
+                what: String::new()
+            }
+        );
         assert_eq!(l.check(7, w), Verdict::Drop);
         assert_eq!(l.drain(), vec![("x".to_string(), 1)]);
         assert!(l.drain().is_empty());

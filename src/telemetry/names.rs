@@ -29,7 +29,9 @@ pub fn check(name: &str, labels: &[String], reserved: &[&str]) -> Result<(), Cor
             )));
         }
         if labels[..i].contains(l) {
-            return Err(CoreError::Metric(format!("{name}: duplicate label name {l:?}")));
+            return Err(CoreError::Metric(format!(
+                "{name}: duplicate label name {l:?}"
+            )));
         }
     }
     Ok(())

@@ -41,12 +41,18 @@ mod tests {
         assert_eq!(format_for(Some("*/*")), Format::Text);
         assert_eq!(format_for(None), Format::Text);
         assert_eq!(format_for(Some("text/plain;version=0.0.4")), Format::Text);
-        assert_eq!(format_for(Some("application/openmetrics-text")), Format::OpenMetrics);
+        assert_eq!(
+            format_for(Some("application/openmetrics-text")),
+            Format::OpenMetrics
+        );
         assert_eq!(
             format_for(Some("application/openmetrics-text;q=0.1, text/plain")),
             Format::Text
         );
-        assert_eq!(format_for(Some("application/openmetrics-text;q=0")), Format::Text);
+        assert_eq!(
+            format_for(Some("application/openmetrics-text;q=0")),
+            Format::Text
+        );
         assert_eq!(format_for(Some(";;,,q=x")), Format::Text);
     }
 }

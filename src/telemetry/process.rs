@@ -99,15 +99,40 @@ pub fn encode(
         MetricType::Counter,
     )?)?;
     let gauges = [
-        ("process_open_fds", "Number of open file descriptors.", Some(stats.open_fds)),
-        ("process_max_fds", "Maximum number of open file descriptors.", stats.max_fds),
-        ("process_virtual_memory_bytes", "Virtual memory size in bytes.", Some(stats.virtual_memory_bytes)),
-        ("process_resident_memory_bytes", "Resident memory size in bytes.", Some(stats.resident_memory_bytes)),
-        ("process_start_time_seconds", "Start time of the process since unix epoch in seconds.", Some(stats.start_time_seconds)),
+        (
+            "process_open_fds",
+            "Number of open file descriptors.",
+            Some(stats.open_fds),
+        ),
+        (
+            "process_max_fds",
+            "Maximum number of open file descriptors.",
+            stats.max_fds,
+        ),
+        (
+            "process_virtual_memory_bytes",
+            "Virtual memory size in bytes.",
+            Some(stats.virtual_memory_bytes),
+        ),
+        (
+            "process_resident_memory_bytes",
+            "Resident memory size in bytes.",
+            Some(stats.resident_memory_bytes),
+        ),
+        (
+            "process_start_time_seconds",
+            "Start time of the process since unix epoch in seconds.",
+            Some(stats.start_time_seconds),
+        ),
     ];
     for (name, help, value) in gauges {
         if let Some(v) = value {
-            ConstGauge::new(v).encode(encoder.encode_descriptor(name, help, None, MetricType::Gauge)?)?;
+            ConstGauge::new(v).encode(encoder.encode_descriptor(
+                name,
+                help,
+                None,
+                MetricType::Gauge,
+            )?)?;
         }
     }
     Ok(())
@@ -139,7 +164,10 @@ mod tests {
     fn parses_the_fd_limit() {
         let l = "Limit Soft Hard Units\nMax open files            1024                 1048576              files\n";
         assert_eq!(parse_max_fds(l), Some(1024.0));
-        assert_eq!(parse_max_fds("Max open files unlimited unlimited files"), None);
+        assert_eq!(
+            parse_max_fds("Max open files unlimited unlimited files"),
+            None
+        );
     }
 
     #[cfg(target_os = "linux")]

@@ -31,7 +31,10 @@ impl PushMethod {
             "PUT" => Ok(PushMethod::Put),
             "POST" => Ok(PushMethod::Post),
             "DELETE" => Ok(PushMethod::Delete),
-            _ => Err(CoreError::config("method", format!("must be PUT, POST or DELETE, got {s:?}"))),
+            _ => Err(CoreError::config(
+                "method",
+                format!("must be PUT, POST or DELETE, got {s:?}"),
+            )),
         }
     }
 
@@ -57,7 +60,9 @@ fn parse_url(url: &str) -> Result<Target, CoreError> {
     let rest = if let Some(r) = url.strip_prefix("http://") {
         r
     } else if url.starts_with("https://") {
-        return Err(bad("https is not supported by the push client; use an http gateway address"));
+        return Err(bad(
+            "https is not supported by the push client; use an http gateway address",
+        ));
     } else if url.contains("://") {
         return Err(bad("only http:// addresses are supported"));
     } else {
@@ -71,7 +76,9 @@ fn parse_url(url: &str) -> Result<Target, CoreError> {
         return Err(bad("expected http://host:port"));
     }
     let (host, port) = if let Some(h) = authority.strip_prefix('[') {
-        let (h, p) = h.split_once(']').ok_or_else(|| bad("unclosed IPv6 bracket"))?;
+        let (h, p) = h
+            .split_once(']')
+            .ok_or_else(|| bad("unclosed IPv6 bracket"))?;
         (h.to_string(), p.strip_prefix(':').unwrap_or(""))
     } else {
         match authority.rsplit_once(':') {
@@ -117,7 +124,10 @@ fn group_path(job: &str, grouping: &[(String, String)]) -> Result<String, CoreEr
     let mut p = format!("/metrics{}", segment("job", job));
     for (k, v) in grouping {
         if !is_label_name(k) || k == "job" {
-            return Err(CoreError::config("grouping_key", format!("invalid label name {k:?}")));
+            return Err(CoreError::config(
+                "grouping_key",
+                format!("invalid label name {k:?}"),
+            ));
         }
         p.push_str(&segment(k, v));
     }
@@ -150,10 +160,20 @@ pub fn push(
         .ok_or_else(|| CoreError::config("url", format!("{url:?} resolves to no address")))?;
     let timeout = timeout.max(Duration::from_millis(1));
     let mut s = TcpStream::connect_timeout(&addr, timeout).map_err(|e| net("connect", e))?;
-    s.set_read_timeout(Some(timeout)).map_err(|e| net("socket", e))?;
-    s.set_write_timeout(Some(timeout)).map_err(|e| net("socket", e))?;
-    let body = if method == PushMethod::Delete { "" } else { body };
-    let host = if t.host.contains(':') { format!("[{}]", t.host) } else { t.host.clone() };
+    s.set_read_timeout(Some(timeout))
+        .map_err(|e| net("socket", e))?;
+    s.set_write_timeout(Some(timeout))
+        .map_err(|e| net("socket", e))?;
+    let body = if method == PushMethod::Delete {
+        ""
+    } else {
+        body
+    };
+    let host = if t.host.contains(':') {
+        format!("[{}]", t.host)
+    } else {
+        t.host.clone()
+    };
     let head = format!(
         "{} {path} HTTP/1.1\r\nHost: {host}:{}\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n\
          Content-Length: {}\r\nConnection: close\r\nUser-Agent: neorl-industrial/{}\r\n\r\n",
@@ -179,7 +199,10 @@ pub fn push(
     if !(200..300).contains(&status) {
         let msg = text.split("\r\n\r\n").nth(1).unwrap_or("").trim();
         return Err(CoreError::Exporter {
-            message: format!("push to {url}: gateway answered {status}: {}", &msg[..msg.len().min(500)]),
+            message: format!(
+                "push to {url}: gateway answered {status}: {}",
+                &msg[..msg.len().min(500)]
+            ),
             errno: None,
         });
     }
@@ -194,12 +217,22 @@ mod tests {
     #[test]
     fn parses_gateway_addresses() {
         let t = parse_url("http://localhost:9091").unwrap();
-        assert_eq!((t.host.as_str(), t.port, t.prefix.as_str()), ("localhost", 9091, ""));
+        assert_eq!(
+            (t.host.as_str(), t.port, t.prefix.as_str()),
+            ("localhost", 9091, "")
+        );
         let t = parse_url("127.0.0.1:9091/gw/").unwrap();
         assert_eq!((t.port, t.prefix.as_str()), (9091, "/gw"));
         let t = parse_url("http://[::1]:9/").unwrap();
         assert_eq!((t.host.as_str(), t.port), ("::1", 9));
-        for bad in ["https://x:1", "ftp://x", "http://:1", "http://x:99999", "http://u@x:1", "http://[::1:9"] {
+        for bad in [
+            "https://x:1",
+            "ftp://x",
+            "http://:1",
+            "http://x:99999",
+            "http://u@x:1",
+            "http://[::1:9",
+        ] {
             assert!(parse_url(bad).is_err(), "{bad}");
         }
     }
@@ -207,8 +240,14 @@ mod tests {
     #[test]
     fn builds_group_paths_with_base64_where_needed() {
         assert_eq!(group_path("train", &[]).unwrap(), "/metrics/job/train");
-        let g = vec![("run".to_string(), "a/b".to_string()), ("x".to_string(), String::new())];
-        assert_eq!(group_path("j", &g).unwrap(), "/metrics/job/j/run@base64/YS9i/x@base64/=");
+        let g = vec![
+            ("run".to_string(), "a/b".to_string()),
+            ("x".to_string(), String::new()),
+        ];
+        assert_eq!(
+            group_path("j", &g).unwrap(),
+            "/metrics/job/j/run@base64/YS9i/x@base64/="
+        );
         assert!(group_path("", &[]).is_err());
         assert!(group_path("j", &[("bad-key".into(), "v".into())]).is_err());
         assert!(PushMethod::parse("get").is_err());

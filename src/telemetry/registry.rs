@@ -5,8 +5,8 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, OnceLock, RwLock};
 
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::encoding::{prometheus_text, text};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry as PromRegistry;
 
@@ -81,7 +81,11 @@ struct View {
 
 impl Collector for View {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let families = self.inner.families.read().unwrap_or_else(|p| p.into_inner());
+        let families = self
+            .inner
+            .families
+            .read()
+            .unwrap_or_else(|p| p.into_inner());
         for f in families.iter() {
             if self.scope != Scope::Safety || f.is_safety() {
                 f.encode(&mut encoder)?;
@@ -204,7 +208,11 @@ impl Registry {
     /// negative buckets (`episode_reward`): drop both; the `+Inf` bucket still holds the count.
     fn drop_negative_sums(&self, text: String) -> String {
         let names: Vec<String> = {
-            let families = self.inner.families.read().unwrap_or_else(|p| p.into_inner());
+            let families = self
+                .inner
+                .families
+                .read()
+                .unwrap_or_else(|p| p.into_inner());
             families
                 .iter()
                 .filter(|f| f.has_negative_buckets())
@@ -236,10 +244,17 @@ impl Registry {
     ///     samples (including the built-in and `process_*` ones).
     pub fn register(&self, spec: &FamilySpec<'_>) -> Result<Arc<MetricFamily>, CoreError> {
         let fam = MetricFamily::new(spec, self.inner.limit, self.inner.overflow.clone())?;
-        let mut families = self.inner.families.write().unwrap_or_else(|p| p.into_inner());
+        let mut families = self
+            .inner
+            .families
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
         let mut taken: Vec<String> = families.iter().flat_map(|f| f.exposed_names()).collect();
         taken.extend(PROCESS_NAMES.iter().map(|s| s.to_string()));
-        taken.extend(["metric_label_overflow_total".to_string(), "metric_label_overflow".into()]);
+        taken.extend([
+            "metric_label_overflow_total".to_string(),
+            "metric_label_overflow".into(),
+        ]);
         if let Some(clash) = fam.exposed_names().iter().find(|n| taken.contains(n)) {
             return Err(CoreError::Metric(format!(
                 "duplicated timeseries in the registry: {clash}"
@@ -253,10 +268,13 @@ impl Registry {
     /// Removes a family registered with [`Registry::register`]; built-ins stay. True if removed.
     pub fn unregister(&self, name: &str) -> bool {
         let name = name.strip_suffix("_total").unwrap_or(name);
-        let mut families = self.inner.families.write().unwrap_or_else(|p| p.into_inner());
-        let builtin = |f: &Arc<MetricFamily>| {
-            self.inner.builtins.all.iter().any(|b| Arc::ptr_eq(b, f))
-        };
+        let mut families = self
+            .inner
+            .families
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
+        let builtin =
+            |f: &Arc<MetricFamily>| self.inner.builtins.all.iter().any(|b| Arc::ptr_eq(b, f));
         let before = families.len();
         families.retain(|f| f.name() != name || builtin(f));
         families.len() != before
@@ -264,7 +282,11 @@ impl Registry {
 
     /// Names of the registered families (counters without `_total`).
     pub fn names(&self) -> Vec<String> {
-        let families = self.inner.families.read().unwrap_or_else(|p| p.into_inner());
+        let families = self
+            .inner
+            .families
+            .read()
+            .unwrap_or_else(|p| p.into_inner());
         families.iter().map(|f| f.name().to_string()).collect()
     }
 

@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
-use hyper::header::{HeaderName, HeaderValue, ACCEPT, ALLOW, AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
+use hyper::header::{
+    HeaderName, HeaderValue, ACCEPT, ALLOW, AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE,
+};
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::json;
 
@@ -43,14 +45,22 @@ pub struct ServerState {
 
 type Resp = Response<Full<Bytes>>;
 
-fn respond(state: &ServerState, status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Resp {
+fn respond(
+    state: &ServerState,
+    status: StatusCode,
+    content_type: &str,
+    body: impl Into<Bytes>,
+) -> Resp {
     let mut r = Response::new(Full::new(body.into()));
     *r.status_mut() = status;
     let h = r.headers_mut();
     if let Ok(v) = HeaderValue::from_str(content_type) {
         h.insert(CONTENT_TYPE, v);
     }
-    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
     for (k, v) in &state.headers {
         h.insert(k.clone(), v.clone());
     }
@@ -65,7 +75,10 @@ async fn authorized(state: &ServerState, req: &Request<Incoming>) -> bool {
     let Some(auth) = &state.auth else {
         return true;
     };
-    let header = req.headers().get(AUTHORIZATION).map(|v| v.as_bytes().to_vec());
+    let header = req
+        .headers()
+        .get(AUTHORIZATION)
+        .map(|v| v.as_bytes().to_vec());
     if auth.check_cached(header.as_deref()) {
         return true;
     }
@@ -77,10 +90,20 @@ async fn authorized(state: &ServerState, req: &Request<Incoming>) -> bool {
 }
 
 /// Answers one request.
-pub async fn handle(state: Arc<ServerState>, listener: Listener, req: Request<Incoming>, peer: SocketAddr) -> Resp {
+pub async fn handle(
+    state: Arc<ServerState>,
+    listener: Listener,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+) -> Resp {
     if !authorized(&state, &req).await {
         logging::exporter_refused("unauthorized", &peer.to_string());
-        let mut r = respond(&state, StatusCode::UNAUTHORIZED, "text/plain; charset=utf-8", "Unauthorized\n");
+        let mut r = respond(
+            &state,
+            StatusCode::UNAUTHORIZED,
+            "text/plain; charset=utf-8",
+            "Unauthorized\n",
+        );
         r.headers_mut().insert(
             WWW_AUTHENTICATE,
             HeaderValue::from_static("Basic realm=\"neorl-industrial\", charset=\"UTF-8\""),
@@ -88,8 +111,14 @@ pub async fn handle(state: Arc<ServerState>, listener: Listener, req: Request<In
         return r;
     }
     if req.method() != Method::GET && req.method() != Method::HEAD {
-        let mut r = respond(&state, StatusCode::METHOD_NOT_ALLOWED, "text/plain; charset=utf-8", "Method Not Allowed\n");
-        r.headers_mut().insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+        let mut r = respond(
+            &state,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain; charset=utf-8",
+            "Method Not Allowed\n",
+        );
+        r.headers_mut()
+            .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
         return r;
     }
     let path = req.uri().path();
@@ -104,13 +133,19 @@ pub async fn handle(state: Arc<ServerState>, listener: Listener, req: Request<In
             let format = format_for(accept);
             match state.registry.encode(format, scope) {
                 Ok(text) => respond(&state, StatusCode::OK, format.content_type(), text),
-                Err(e) => respond(&state, StatusCode::INTERNAL_SERVER_ERROR, "text/plain; charset=utf-8", format!("{e}\n")),
+                Err(e) => respond(
+                    &state,
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "text/plain; charset=utf-8",
+                    format!("{e}\n"),
+                ),
             }
         }
         "/health" | "/healthz" => json_resp(
             &state,
             StatusCode::OK,
-            json!({"status": "healthy", "service": SERVICE, "version": env!("CARGO_PKG_VERSION")}).to_string(),
+            json!({"status": "healthy", "service": SERVICE, "version": env!("CARGO_PKG_VERSION")})
+                .to_string(),
         ),
         "/health/live" | "/livez" => json_resp(
             &state,
@@ -124,10 +159,20 @@ pub async fn handle(state: Arc<ServerState>, listener: Listener, req: Request<In
             } else {
                 StatusCode::OK
             };
-            respond(&state, status, "application/health+json", report.to_json(SERVICE))
+            respond(
+                &state,
+                status,
+                "application/health+json",
+                report.to_json(SERVICE),
+            )
         }
         "/" => respond(&state, StatusCode::OK, "text/html; charset=utf-8", INDEX),
-        _ => respond(&state, StatusCode::NOT_FOUND, "text/plain; charset=utf-8", "Not Found\n"),
+        _ => respond(
+            &state,
+            StatusCode::NOT_FOUND,
+            "text/plain; charset=utf-8",
+            "Not Found\n",
+        ),
     }
 }
 

@@ -37,12 +37,39 @@ fn a_batch_step_updates_every_contract_metric() {
     let env = "{env=\"ChemicalReactor-v0\"}";
     assert_eq!(sample(&t, &format!("env_steps_total{env}")), Some(8.0));
     assert_eq!(sample(&t, &format!("episodes_total{env}")), Some(2.0));
-    assert_eq!(sample(&t, &format!("shield_interventions_total{env}")), Some(2.0));
-    assert_eq!(sample(&t, &format!("step_latency_seconds_count{env}")), Some(1.0));
-    assert_eq!(sample(&t, "safety_violations_total{constraint_type=\"temperature\",severity=\"warning\"}"), Some(3.0));
-    assert_eq!(sample(&t, "safety_violations_total{constraint_type=\"temperature\",severity=\"critical\"}"), Some(1.0));
-    assert_eq!(sample(&t, "emergency_shutdowns_total{reason=\"temperature_runaway\"}"), Some(1.0));
-    assert_eq!(sample(&t, "emergency_shutdowns_total{reason=\"temperature_high\"}"), Some(0.0));
+    assert_eq!(
+        sample(&t, &format!("shield_interventions_total{env}")),
+        Some(2.0)
+    );
+    assert_eq!(
+        sample(&t, &format!("step_latency_seconds_count{env}")),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &t,
+            "safety_violations_total{constraint_type=\"temperature\",severity=\"warning\"}"
+        ),
+        Some(3.0)
+    );
+    assert_eq!(
+        sample(
+            &t,
+            "safety_violations_total{constraint_type=\"temperature\",severity=\"critical\"}"
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &t,
+            "emergency_shutdowns_total{reason=\"temperature_runaway\"}"
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&t, "emergency_shutdowns_total{reason=\"temperature_high\"}"),
+        Some(0.0)
+    );
     assert_eq!(sample(&t, "episode_reward_count"), Some(2.0));
     assert_eq!(sample(&t, "episode_reward_bucket{le=\"-1\"}"), Some(1.0));
     assert_eq!(sample(&t, "safety_response_time_seconds_count"), Some(1.0));
@@ -73,11 +100,22 @@ fn the_safety_scope_holds_only_safety_families() {
     let reg = Registry::new(10);
     let _m = batch(&reg);
     let s = reg.encode(Format::Text, Scope::Safety).unwrap();
-    for name in ["safety_violations_total", "emergency_shutdowns_total", "last_safety_violation_timestamp_seconds",
-        "human_interventions_total", "safety_response_time_seconds", "audit_events_dropped_total"] {
+    for name in [
+        "safety_violations_total",
+        "emergency_shutdowns_total",
+        "last_safety_violation_timestamp_seconds",
+        "human_interventions_total",
+        "safety_response_time_seconds",
+        "audit_events_dropped_total",
+    ] {
         assert!(s.contains(&format!("# TYPE {name} ")), "{name}");
     }
-    for name in ["env_steps_total", "process_", "inference_latency_seconds", "build_info"] {
+    for name in [
+        "env_steps_total",
+        "process_",
+        "inference_latency_seconds",
+        "build_info",
+    ] {
         assert!(!s.contains(name), "{name}");
     }
     let np = reg.encode(Format::Text, Scope::NoProcess).unwrap();
@@ -87,7 +125,14 @@ fn the_safety_scope_holds_only_safety_families() {
 #[test]
 fn user_families_register_update_clash_and_unregister() {
     let reg = Registry::new(10);
-    let spec = |kind, name| FamilySpec { kind, name, help: "h\n\"x\"", labels: &[], buckets: &[0.5], safety: false };
+    let spec = |kind, name| FamilySpec {
+        kind,
+        name,
+        help: "h\n\"x\"",
+        labels: &[],
+        buckets: &[0.5],
+        safety: false,
+    };
     let f = reg.register(&spec(Kind::Counter, "jobs_total")).unwrap();
     if let (AnyChild::Counter(c), _) = f.child(&[]).unwrap() {
         c.inc_by(2.5);
@@ -95,8 +140,13 @@ fn user_families_register_update_clash_and_unregister() {
     let t = reg.encode(Format::Text, Scope::All).unwrap();
     assert!(t.contains("# HELP jobs_total h 'x'\n"));
     assert_eq!(sample(&t, "jobs_total "), Some(2.5));
-    for clash in [spec(Kind::Gauge, "jobs_total"), spec(Kind::Counter, "jobs"), spec(Kind::Gauge, "episode_reward_sum"),
-        spec(Kind::Gauge, "process_open_fds"), spec(Kind::Histogram, "env_steps")] {
+    for clash in [
+        spec(Kind::Gauge, "jobs_total"),
+        spec(Kind::Counter, "jobs"),
+        spec(Kind::Gauge, "episode_reward_sum"),
+        spec(Kind::Gauge, "process_open_fds"),
+        spec(Kind::Histogram, "env_steps"),
+    ] {
         let r = reg.register(&clash);
         // env_steps (histogram) clashes with the counter's family name env_steps.
         assert!(r.is_err(), "{}", clash.name);
@@ -110,19 +160,30 @@ fn user_families_register_update_clash_and_unregister() {
 #[test]
 fn folding_keeps_each_family_bounded_and_is_exposed() {
     let reg = Registry::new(50);
-    let metrics: Vec<_> = (0..200).map(|i| reg.env_metrics(&format!("env{i}"), &[], &[], &[])).collect();
+    let metrics: Vec<_> = (0..200)
+        .map(|i| reg.env_metrics(&format!("env{i}"), &[], &[], &[]))
+        .collect();
     let t = reg.encode(Format::Text, Scope::All).unwrap();
-    let series = t.lines().filter(|l| l.starts_with("env_steps_total{")).count();
+    let series = t
+        .lines()
+        .filter(|l| l.starts_with("env_steps_total{"))
+        .count();
     assert_eq!(series, 51);
     assert!(t.contains("env_steps_total{env=\"other\"}"));
-    assert_eq!(sample(&t, "metric_label_overflow_total{metric=\"env_steps\"}"), Some(150.0));
+    assert_eq!(
+        sample(&t, "metric_label_overflow_total{metric=\"env_steps\"}"),
+        Some(150.0)
+    );
     drop(metrics);
 }
 
 #[test]
 fn health_follows_batches_and_safety_state() {
     let reg = Registry::new(10);
-    let ctx = health::ReportContext { memory_limit_bytes: Some(1 << 50), exporter_listeners: None };
+    let ctx = health::ReportContext {
+        memory_limit_bytes: Some(1 << 50),
+        exporter_listeners: None,
+    };
     assert_eq!(reg.health().report(&ctx).status, Status::Fail);
     let m = batch(&reg);
     assert_eq!(reg.health().report(&ctx).status, Status::Pass);
@@ -137,5 +198,8 @@ fn health_follows_batches_and_safety_state() {
 
 #[test]
 fn the_default_registry_is_one_instance() {
-    assert!(std::sync::Arc::ptr_eq(default_registry(), default_registry()));
+    assert!(std::sync::Arc::ptr_eq(
+        default_registry(),
+        default_registry()
+    ));
 }

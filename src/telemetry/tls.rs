@@ -16,7 +16,12 @@ fn err(msg: impl Into<String>) -> CoreError {
 
 fn certs(path: &std::path::Path) -> Result<Vec<CertificateDer<'static>>, CoreError> {
     let certs = CertificateDer::pem_file_iter(path)
-        .map_err(|e| err(format!("cannot read certificates from {}: {e}", path.display())))?
+        .map_err(|e| {
+            err(format!(
+                "cannot read certificates from {}: {e}",
+                path.display()
+            ))
+        })?
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| err(format!("invalid PEM in {}: {e}", path.display())))?;
     if certs.is_empty() {
@@ -32,8 +37,12 @@ fn certs(path: &std::path::Path) -> Result<Vec<CertificateDer<'static>>, CoreErr
 pub fn server_config(t: &TlsSettings) -> Result<Arc<ServerConfig>, CoreError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let chain = certs(&t.cert_file)?;
-    let key = PrivateKeyDer::from_pem_file(&t.key_file)
-        .map_err(|e| err(format!("cannot read a private key from {}: {e}", t.key_file.display())))?;
+    let key = PrivateKeyDer::from_pem_file(&t.key_file).map_err(|e| {
+        err(format!(
+            "cannot read a private key from {}: {e}",
+            t.key_file.display()
+        ))
+    })?;
     let mut versions: Vec<&'static rustls::SupportedProtocolVersion> = Vec::new();
     if t.min_version <= TlsVersion::Tls12 && t.max_version >= TlsVersion::Tls12 {
         versions.push(&rustls::version::TLS12);
@@ -60,7 +69,8 @@ pub fn server_config(t: &TlsSettings) -> Result<Arc<ServerConfig>, CoreError> {
                 v
             };
             builder.with_client_cert_verifier(
-                v.build().map_err(|e| err(format!("client verifier: {e}")))?,
+                v.build()
+                    .map_err(|e| err(format!("client verifier: {e}")))?,
             )
         }
     };

@@ -46,7 +46,11 @@ impl MetricConstructor<GaugeF> for NewGauge {
 
 /// Checks histogram bucket bounds: finite and strictly increasing (an implicit `+Inf` follows).
 pub fn check_buckets(name: &str, buckets: &[f64]) -> Result<(), crate::errors::CoreError> {
-    let finite: Vec<f64> = buckets.iter().copied().filter(|b| *b != f64::INFINITY).collect();
+    let finite: Vec<f64> = buckets
+        .iter()
+        .copied()
+        .filter(|b| *b != f64::INFINITY)
+        .collect();
     if finite.is_empty() || finite.iter().any(|b| !b.is_finite()) {
         return Err(crate::errors::CoreError::Metric(format!(
             "{name}: buckets must be finite numbers (at least one), got {buckets:?}"

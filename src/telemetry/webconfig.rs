@@ -113,11 +113,15 @@ pub fn parse(yaml: &str, base: &Path) -> Result<WebConfig, CoreError> {
     if yaml.trim().is_empty() {
         return Ok(WebConfig::default());
     }
-    let raw: RawConfig = serde_norway::from_str(yaml).map_err(|e| err(format!("invalid YAML: {e}")))?;
+    let raw: RawConfig =
+        serde_norway::from_str(yaml).map_err(|e| err(format!("invalid YAML: {e}")))?;
     let mut cfg = WebConfig::default();
     for (user, hash) in raw.basic_auth_users.unwrap_or_default() {
-        bcrypt::HashParts::from_str(&hash)
-            .map_err(|_| err(format!("basic_auth_users: the hash of user {user:?} is not a bcrypt hash")))?;
+        bcrypt::HashParts::from_str(&hash).map_err(|_| {
+            err(format!(
+                "basic_auth_users: the hash of user {user:?} is not a bcrypt hash"
+            ))
+        })?;
         cfg.users.insert(user, hash);
     }
     if let Some(h) = raw.http_server_config {
@@ -127,7 +131,9 @@ pub fn parse(yaml: &str, base: &Path) -> Result<WebConfig, CoreError> {
             if hyper::header::HeaderName::from_str(&k).is_err()
                 || hyper::header::HeaderValue::from_str(&v).is_err()
             {
-                return Err(err(format!("http_server_config.headers: invalid header {k:?}")));
+                return Err(err(format!(
+                    "http_server_config.headers: invalid header {k:?}"
+                )));
             }
             cfg.headers.push((k, v));
         }
@@ -145,7 +151,9 @@ fn tls(t: RawTls, base: &Path) -> Result<TlsSettings, CoreError> {
         ("client_allowed_sans", t.client_allowed_sans.is_some()),
     ];
     if let Some((k, _)) = unsupported.iter().find(|(_, set)| *set) {
-        return Err(err(format!("tls_server_config.{k} is not supported by this exporter")));
+        return Err(err(format!(
+            "tls_server_config.{k} is not supported by this exporter"
+        )));
     }
     let _ = t.prefer_server_cipher_suites;
     let path = |p: Option<String>, key: &str| -> Result<PathBuf, CoreError> {
@@ -165,15 +173,22 @@ fn tls(t: RawTls, base: &Path) -> Result<TlsSettings, CoreError> {
             )))
         }
     };
-    let client_ca_file = t.client_ca_file.filter(|s| !s.is_empty()).map(|p| base.join(p));
+    let client_ca_file = t
+        .client_ca_file
+        .filter(|s| !s.is_empty())
+        .map(|p| base.join(p));
     if client_auth != ClientAuth::None && client_ca_file.is_none() {
-        return Err(err("tls_server_config.client_ca_file is required to verify client certificates"));
+        return Err(err(
+            "tls_server_config.client_ca_file is required to verify client certificates",
+        ));
     }
     let version = |v: Option<String>, default: TlsVersion, key: &str| match v.as_deref() {
         None => Ok(default),
         Some("TLS12") => Ok(TlsVersion::Tls12),
         Some("TLS13") => Ok(TlsVersion::Tls13),
-        Some(o) => Err(err(format!("tls_server_config.{key} {o:?} is not supported (TLS12, TLS13)"))),
+        Some(o) => Err(err(format!(
+            "tls_server_config.{key} {o:?} is not supported (TLS12, TLS13)"
+        ))),
     };
     let min_version = version(t.min_version, TlsVersion::Tls12, "min_version")?;
     let max_version = version(t.max_version, TlsVersion::Tls13, "max_version")?;

@@ -1,0 +1,161 @@
+"""Telemetry costs, as ratios (a benchmark, not a test: it prints, it asserts nothing).
+
+    python benches/bench_telemetry.py [--quick]
+
+1. Metrics on vs off for a ChemicalReactor batch step at N = 1024 and N = 1. Where the batch
+   takes ``metrics=`` it is compared directly; otherwise the per-batch recording cost (measured in
+   Rust, what the batch adds once per step) is divided by the batch step's time.
+2. One scrape of the full registry (encode, and a real HTTP GET on a kept-alive connection): median.
+3. Stepping at N = 1024 while another process scrapes 100 times a second: slowdown.
+4. One counter increment and one histogram observation from Python, ours vs prometheus_client.
+
+Medians over interleaved repetitions; the machine is shared, so read the ratios, not the digits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import inspect
+import statistics
+import subprocess
+import sys
+import time
+import timeit
+
+import neorl_industrial as ni
+import numpy as np
+from neorl_industrial import _core
+from neorl_industrial.exporter import start_http_server
+from neorl_industrial.metrics import Counter, Histogram, Registry
+
+ENV = "ChemicalReactor-v0"
+# A batch at N envs with horizon 60 ends about N/60 episodes per step; one constraint violated.
+CONSTRAINTS = 3
+
+
+def step_seconds(n: int, steps: int, **kwargs: object) -> float:
+    env = ni.make_vec(ENV, num_envs=n, **kwargs)
+    env.reset(seed=0)
+    actions = np.zeros(env.action_space.shape, dtype=np.float32)
+    for _ in range(20):
+        env.step(actions)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        env.step(actions)
+    dt = (time.perf_counter() - t0) / steps
+    env.close()
+    return dt
+
+
+def metrics_switch_supported() -> bool:
+    return "metrics" in inspect.signature(ni.VectorIndustrialEnv.__init__).parameters
+
+
+def bench_on_off(n: int, steps: int, reps: int) -> None:
+    base = [step_seconds(n, steps) for _ in range(reps)]
+    t_step = statistics.median(base)
+    if metrics_switch_supported():
+        on, off = [], []
+        for _ in range(reps):
+            on.append(step_seconds(n, steps, metrics=True))
+            off.append(step_seconds(n, steps, metrics=False))
+        ratio = statistics.median(on) / statistics.median(off) - 1
+        print(f"  N={n:5d}: step {statistics.median(off) * 1e6:9.1f} us off, {statistics.median(on) * 1e6:9.1f} us on -> overhead {ratio * 100:+.2f}%  (limit 3%)")
+        return
+    returns = max(1, n // 60) if n > 1 else 1
+    rec = statistics.median(_core._bench_record_batch(20_000, returns, CONSTRAINTS) for _ in range(reps))
+    print(
+        f"  N={n:5d}: batch step {t_step * 1e6:9.1f} us; record_batch ({returns} returns, {CONSTRAINTS} violations) "
+        f"{rec * 1e9:7.0f} ns -> overhead {rec / t_step * 100:.3f}%  (limit 3%)"
+    )
+
+
+def bench_scrape(reps: int) -> None:
+    reg = Registry()
+    handle = reg.core.env_metrics(ENV, ["temperature"] * 3, ["warning", "critical", "info"], ["a", "b", "c"])
+    handle.record_batch(1024, [1.0] * 17, 0.001, [1, 1, 1], [0, 1, 0], 3, [0.01])
+    size = len(reg.generate_latest())
+    enc = [timeit.timeit(reg.core.encode, number=1) for _ in range(reps)]
+    with start_http_server(0, registry=reg) as s:
+        conn = http.client.HTTPConnection("127.0.0.1", s.port, timeout=10)
+        http_t = []
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            conn.request("GET", "/metrics")
+            conn.getresponse().read()
+            http_t.append(time.perf_counter() - t0)
+        conn.close()
+    print(f"  encode full registry ({size} bytes): median {statistics.median(enc) * 1e3:.3f} ms (limit 1 ms)")
+    print(f"  HTTP GET /metrics, kept-alive:        median {statistics.median(http_t) * 1e3:.3f} ms")
+
+
+SCRAPER = """
+import http.client, sys, time
+port, seconds = int(sys.argv[1]), float(sys.argv[2])
+conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+n, end = 0, time.monotonic() + seconds
+nxt = time.monotonic()
+while time.monotonic() < end:
+    conn.request("GET", "/metrics"); conn.getresponse().read(); n += 1
+    nxt += 0.01
+    time.sleep(max(0.0, nxt - time.monotonic()))
+print(n)
+"""
+
+
+def bench_scrape_load(steps: int, reps: int) -> None:
+    with start_http_server(0) as s:
+        quiet, loaded, rates = [], [], []
+        for _ in range(reps):
+            quiet.append(step_seconds(1024, steps))
+            est = quiet[-1] * steps + 1.0
+            proc = subprocess.Popen([sys.executable, "-c", SCRAPER, str(s.port), str(est)], stdout=subprocess.PIPE, text=True)
+            time.sleep(0.3)  # let the scraper start
+            loaded.append(step_seconds(1024, steps))
+            out, _ = proc.communicate(timeout=est + 30)
+            rates.append(int(out) / est)
+    ratio = statistics.median(loaded) / statistics.median(quiet) - 1
+    print(f"  N=1024 step {statistics.median(quiet) * 1e6:.1f} us quiet, {statistics.median(loaded) * 1e6:.1f} us while scraped "
+          f"at ~{statistics.median(rates):.0f}/s -> slowdown {ratio * 100:+.2f}%  (limit 5%)")
+
+
+def bench_python_api(number: int) -> None:
+    import prometheus_client as pc
+
+    ours_reg, theirs_reg = Registry(), pc.CollectorRegistry()
+    oc, tc = Counter("c_total", "c", registry=ours_reg), pc.Counter("c_total", "c", registry=theirs_reg)
+    oh, th = Histogram("h", "h", registry=ours_reg), pc.Histogram("h", "h", registry=theirs_reg)
+    olc = Counter("lc_total", "c", ["a"], registry=ours_reg).labels("x")
+    tlc = pc.Counter("lc_total", "c", ["a"], registry=theirs_reg).labels("x")
+
+    def best(f) -> float:  # noqa: ANN001
+        return min(timeit.repeat(f, number=number, repeat=5)) / number
+
+    rows = [
+        ("counter.inc()", best(oc.inc), best(tc.inc)),
+        ("counter.labels(x).inc()", best(lambda: olc.inc()), best(lambda: tlc.inc())),
+        ("histogram.observe(0.3)", best(lambda: oh.observe(0.3)), best(lambda: th.observe(0.3))),
+    ]
+    for name, ours, theirs in rows:
+        print(f"  {name:26s} ours {ours * 1e9:6.0f} ns   prometheus_client {theirs * 1e9:6.0f} ns   ratio {ours / theirs:.2f}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="fewer repetitions")
+    a = ap.parse_args()
+    reps = 3 if a.quick else 7
+    print("1. metrics on vs off, ChemicalReactor batch step")
+    bench_on_off(1024, 100 if a.quick else 300, reps)
+    bench_on_off(1, 2000 if a.quick else 10000, reps)
+    print("2. scrape of the full registry")
+    bench_scrape(200 if a.quick else 1000)
+    print("3. stepping while scraped 100 times a second")
+    bench_scrape_load(300 if a.quick else 1000, 3 if a.quick else 5)
+    print("4. Python API, one call")
+    bench_python_api(100_000 if a.quick else 300_000)
+
+
+if __name__ == "__main__":
+    main()
