@@ -300,7 +300,7 @@ def test_scrapes_are_answered_while_python_holds_the_gil(server) -> None:
             "-c",
             "import sys, time, urllib.request\n"
             "print('ready', flush=True)\n"
-            "time.sleep(0.3)\n"
+            "time.sleep(0.1)\n"
             f"urllib.request.urlopen('{server.url}metrics', timeout=20).read()\n"
             "print(time.time(), flush=True)\n",
         ],
@@ -342,3 +342,18 @@ def test_concurrent_scrapes(server) -> None:
     for t in threads:
         t.join(timeout=60)
     assert not errors
+
+
+def test_a_server_whose_handle_is_dropped_keeps_serving_until_stopped(registry: Registry) -> None:
+    import gc
+
+    from neorl_industrial import exporter
+
+    port = start_http_server(0, registry=registry).port
+    gc.collect()
+    assert request(f"http://127.0.0.1:{port}/metrics").status == 200
+    (server,) = [s for s in exporter._SERVERS if s.port == port]
+    server.stop()
+    assert server not in exporter._SERVERS
+    with pytest.raises(OSError):
+        request(f"http://127.0.0.1:{port}/metrics", timeout=2)

@@ -32,7 +32,6 @@ import atexit
 import os
 import threading
 import time
-import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -50,7 +49,10 @@ __all__ = [
     "unregister_health_check",
 ]
 
-_SERVERS: weakref.WeakSet[MetricsServer] = weakref.WeakSet()
+# Running servers stay referenced until stopped, so `start_http_server(8000)` with its handle
+# ignored keeps serving until exit, as prometheus_client's does.
+_SERVERS: set[MetricsServer] = set()
+_SERVERS_LOCK = threading.Lock()
 
 
 class MetricsServer:
@@ -58,7 +60,8 @@ class MetricsServer:
 
     def __init__(self, core: _core.CoreExporter) -> None:
         self._core = core
-        _SERVERS.add(self)
+        with _SERVERS_LOCK:
+            _SERVERS.add(self)
 
     @property
     def port(self) -> int:
@@ -83,6 +86,8 @@ class MetricsServer:
     def stop(self) -> None:
         """Stops serving and frees the ports (idempotent)."""
         self._core.stop()
+        with _SERVERS_LOCK:
+            _SERVERS.discard(self)
 
     def __enter__(self) -> MetricsServer:
         return self
@@ -145,7 +150,9 @@ def start_http_server(
 @atexit.register
 def _stop_all() -> None:
     # Exporter threads may log through Python: stop them while the interpreter is whole.
-    for server in list(_SERVERS):
+    with _SERVERS_LOCK:
+        servers = list(_SERVERS)
+    for server in servers:
         server.stop()
     _RUNNER.shutdown()
 

@@ -32,7 +32,9 @@ fn seconds(field: &str, s: f64) -> Result<Duration, CoreError> {
 /// A running HTTP exporter (see ``neorl_industrial.exporter.start_http_server``).
 #[pyclass(module = "neorl_industrial._core", frozen)]
 pub struct CoreExporter {
-    inner: Mutex<Exporter>,
+    /// `None` once stopped. Locked only briefly, never across a wait, so a thread holding the
+    /// GIL never waits on a thread that waits for the GIL.
+    inner: Mutex<Option<Exporter>>,
     port: u16,
     safety_port: Option<u16>,
     url: String,
@@ -78,7 +80,7 @@ impl CoreExporter {
             port: ex.port(),
             safety_port: ex.safety_port(),
             url: ex.url(),
-            inner: Mutex::new(ex),
+            inner: Mutex::new(Some(ex)),
         })
     }
 
@@ -103,16 +105,18 @@ impl CoreExporter {
     /// True until stopped.
     #[getter]
     fn running(&self) -> bool {
-        self.inner.lock().map(|e| e.running()).unwrap_or(false)
+        self.inner
+            .lock()
+            .map(|e| e.as_ref().is_some_and(Exporter::running))
+            .unwrap_or(false)
     }
 
     /// Stops serving; idempotent. Waits for the exporter thread with the GIL released.
     fn stop(&self, py: Python<'_>) {
-        py.detach(|| {
-            if let Ok(mut e) = self.inner.lock() {
-                e.stop();
-            }
-        });
+        let taken = self.inner.lock().map(|mut e| e.take()).unwrap_or(None);
+        if let Some(mut ex) = taken {
+            py.detach(move || ex.stop());
+        }
     }
 }
 

@@ -17,7 +17,7 @@ use super::family::OverflowFamily;
 use super::health::{HealthState, SafetyState};
 use super::logging::{self, SafetyEvent};
 use super::process;
-use super::types::{CounterF, GaugeF};
+use super::types::CounterF;
 use crate::errors::CoreError;
 
 /// Default bound on label sets per family.
@@ -395,13 +395,5 @@ fn histogram(
     match f.child(values) {
         Ok((AnyChild::Histogram(h), _)) => h,
         _ => prometheus_client::metrics::histogram::Histogram::new([1.0]),
-    }
-}
-
-#[allow(dead_code)]
-fn gauge(f: &MetricFamily, values: &[&str]) -> GaugeF {
-    match f.child(values) {
-        Ok((AnyChild::Gauge(g), _)) => g,
-        _ => GaugeF::default(),
     }
 }
