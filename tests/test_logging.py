@@ -142,3 +142,26 @@ def test_levels_set_in_python_apply_to_rust_events(caplog: pytest.LogCaptureFixt
 )
 def test_field_parsing(message: str, event: str, fields: dict) -> None:
     assert nlog.parse_fields(message) == (event, fields)
+
+
+def test_refusals_at_the_exporter_are_logged_by_a_python_thread(caplog: pytest.LogCaptureFixture, tmp_path) -> None:
+    import time
+
+    import bcrypt
+    from telemetry_http import request
+
+    caplog.set_level(logging.INFO, logger="neorl_industrial")
+    cfg = tmp_path / "web.yml"
+    cfg.write_text(f"basic_auth_users:\n  u: '{bcrypt.hashpw(b'pw', bcrypt.gensalt(rounds=4)).decode()}'\n")
+    with start_http_server(0, registry=Registry(), web_config_file=cfg) as s:
+        for _ in range(10):
+            assert request(s.url + "metrics", auth=("u", "bad")).status == 401
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            refused = [r for r in caplog.records if getattr(r, "event", "") == "request refused"]
+            if refused:
+                break
+            time.sleep(0.05)
+    assert 1 <= len(refused) <= 3  # rate-limited to the burst
+    assert refused[0].kind == "unauthorized" and refused[0].peer.startswith("127.0.0.1:")  # type: ignore[attr-defined]
+    assert refused[0].threadName == "neorl-exporter-logs"

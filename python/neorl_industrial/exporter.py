@@ -55,6 +55,36 @@ _SERVERS: set[MetricsServer] = set()
 _SERVERS_LOCK = threading.Lock()
 
 
+class _LogPump:
+    """A daemon thread logging what the exporter thread queued (it never waits for the GIL itself)."""
+
+    def __init__(self) -> None:
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+
+    def ensure_running(self) -> None:
+        with self._lock:
+            if self._thread is None and not self._stop.is_set():
+                self._thread = threading.Thread(target=self._run, name="neorl-exporter-logs", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            _core.pump_exporter_logs(0.5)
+
+    def shutdown(self) -> None:
+        self._stop.set()
+        _core.wake_exporter_log_pump()
+        with self._lock:
+            thread = self._thread
+        if thread is not None:
+            thread.join(timeout=5)
+
+
+_PUMP = _LogPump()
+
+
 class MetricsServer:
     """A running exporter. Stop it with :meth:`stop` or use it as a context manager."""
 
@@ -62,6 +92,7 @@ class MetricsServer:
         self._core = core
         with _SERVERS_LOCK:
             _SERVERS.add(self)
+        _PUMP.ensure_running()
 
     @property
     def port(self) -> int:
@@ -155,6 +186,7 @@ def _stop_all() -> None:
     for server in servers:
         server.stop()
     _RUNNER.shutdown()
+    _PUMP.shutdown()
 
 
 def _grouping(grouping_key: Mapping[str, str] | None) -> list[tuple[str, str]]:

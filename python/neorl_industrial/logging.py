@@ -153,7 +153,11 @@ def flush_suppressed() -> None:
 
 
 def set_rate_limit(window_seconds: float = 10.0, burst: int = 5) -> None:
-    """Each kind of event per env and constraint passes ``burst`` times per ``window_seconds``."""
+    """Each kind of event per env and constraint passes ``burst`` times per ``window_seconds``.
+
+    Pending "suppressed" summaries are emitted first; every key then starts a fresh window.
+    """
+    _core.flush_suppressed_logs()
     _core.set_log_rate_limit(window_seconds, burst)
 
 

@@ -25,6 +25,29 @@ pub fn flush_suppressed_logs(py: Python<'_>) {
     py.detach(logging::flush_suppressed);
 }
 
+/// Waits up to ``timeout`` seconds (GIL released) for events the exporter thread queued, logs
+/// them and returns how many (the exporter never waits for the GIL, so a Python thread logs for it).
+#[pyfunction]
+pub fn pump_exporter_logs(py: Python<'_>, timeout: f64) -> PyResult<usize> {
+    let t = Duration::try_from_secs_f64(timeout).map_err(|_| {
+        CoreError::config(
+            "timeout",
+            format!("must be a non-negative number, got {timeout}"),
+        )
+    })?;
+    let events = py.detach(|| logging::wait_deferred(t));
+    for e in &events {
+        e.emit();
+    }
+    Ok(events.len())
+}
+
+/// Wakes every thread waiting in :func:`pump_exporter_logs` (at shutdown).
+#[pyfunction]
+pub fn wake_exporter_log_pump() {
+    logging::wake_deferred();
+}
+
 /// Sets the rate limit: each kind of event per env and constraint passes ``burst`` times per ``window_seconds``.
 #[pyfunction]
 pub fn set_log_rate_limit(window_seconds: f64, burst: u32) -> PyResult<()> {

@@ -11,10 +11,10 @@
 //! No lock is held while an event is emitted: emitting may wait for the GIL.
 
 use std::collections::hash_map::DefaultHasher;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// Logger of safety events (violations, shutdowns, interventions).
@@ -88,11 +88,13 @@ impl RateLimiter {
         }
     }
 
-    /// Changes the window and burst (existing windows keep running).
+    /// Changes the window and burst and starts every key afresh (pending suppressed counts are
+    /// discarded: [`flush_suppressed`] first to report them).
     pub fn configure(&self, window: Duration, burst: u32) {
         self.window_ms
             .store(window.as_millis() as u64, Ordering::Relaxed);
         self.burst.store(burst, Ordering::Relaxed);
+        self.slots.lock().unwrap_or_else(|p| p.into_inner()).clear();
     }
 
     /// Decides for one occurrence of the event `key`, described by `what` (for summaries).
@@ -249,14 +251,72 @@ pub fn human_intervention(reason: &str) {
     tracing::warn!(target: SAFETY, reason = reason, "human intervention");
 }
 
-/// Logs a refused request at the exporter (wrong or missing credentials, bad TLS), rate-limited.
+/// A refused request, noted on the exporter thread and logged later by a thread that may wait
+/// for the GIL (see [`wait_deferred`] and [`DeferredEvent::emit`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeferredEvent {
+    kind: String,
+    peer: String,
+    suppressed: u64,
+    what: String,
+}
+
+impl DeferredEvent {
+    /// Logs the event (after the summary of what the rate limiter suppressed before it).
+    pub fn emit(&self) {
+        if self.suppressed > 0 {
+            summary(EXPORTER, self.suppressed, &self.what);
+        }
+        tracing::warn!(target: EXPORTER, kind = self.kind.as_str(), peer = self.peer.as_str(), "request refused");
+    }
+}
+
+/// Most events waiting to be logged; more are dropped (the rate limiter keeps this far away).
+const DEFERRED_MAX: usize = 256;
+
+fn deferred() -> &'static (Mutex<VecDeque<DeferredEvent>>, Condvar) {
+    static D: OnceLock<(Mutex<VecDeque<DeferredEvent>>, Condvar)> = OnceLock::new();
+    D.get_or_init(|| (Mutex::new(VecDeque::new()), Condvar::new()))
+}
+
+/// Notes a refused request at the exporter (wrong or missing credentials, bad TLS), rate-limited.
+///
+/// The exporter thread never waits for the GIL, so it does not log: it queues the event, and
+/// [`wait_deferred`] hands it to a Python thread that logs it.
 pub fn exporter_refused(kind: &str, peer: &str) {
-    if !pass(EXPORTER, &["exporter", kind], || {
+    let (suppressed, what) = match limiter().check(key(&["exporter", kind]), || {
         format!("exporter request refused ({kind})")
     }) {
-        return;
+        Verdict::Drop => return,
+        Verdict::Emit { suppressed, what } => (suppressed, what),
+    };
+    let (queue, ready) = deferred();
+    let mut q = queue.lock().unwrap_or_else(|p| p.into_inner());
+    if q.len() < DEFERRED_MAX {
+        q.push_back(DeferredEvent {
+            kind: kind.to_string(),
+            peer: peer.to_string(),
+            suppressed,
+            what,
+        });
+        ready.notify_all();
     }
-    tracing::warn!(target: EXPORTER, kind = kind, peer = peer, "request refused");
+}
+
+/// Waits up to `timeout` for queued exporter events and takes them (call it with the GIL
+/// released, then [`DeferredEvent::emit`] each where waiting for the GIL is harmless).
+pub fn wait_deferred(timeout: Duration) -> Vec<DeferredEvent> {
+    let (queue, ready) = deferred();
+    let q = queue.lock().unwrap_or_else(|p| p.into_inner());
+    let (mut q, _) = ready
+        .wait_timeout_while(q, timeout, |q| q.is_empty())
+        .unwrap_or_else(|p| p.into_inner());
+    q.drain(..).collect()
+}
+
+/// Wakes every thread waiting in [`wait_deferred`] (at shutdown).
+pub fn wake_deferred() {
+    deferred().1.notify_all();
 }
 
 /// Logs that an exporter is serving.
