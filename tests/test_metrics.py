@@ -172,8 +172,11 @@ def test_misuse_raises_metric_errors() -> None:
         Histogram("h", "x", ["le"], registry=reg)
     with pytest.raises(MetricError, match="buckets"):
         Histogram("h2", "x", buckets=[1.0, 0.5], registry=reg)
-    with pytest.raises(ValueError):
-        Registry(max_label_sets=0)
+    for bad in (0, -1):
+        with pytest.raises(ValueError, match="max_label_sets"):
+            Registry(max_label_sets=bad)
+    with pytest.raises(MetricError):
+        time_inference(actions=-1)
     with pytest.raises(MetricError, match="severity"):
         reg.core.env_metrics("x", ["t"], ["severe"], ["n"])
     assert reg.unregister("c_total")

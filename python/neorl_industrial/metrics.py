@@ -390,6 +390,8 @@ class time_inference(ContextDecorator):  # noqa: N801 - reads like prometheus_cl
     """
 
     def __init__(self, actions: int = 1, registry: Registry | None = None) -> None:
+        if int(actions) < 0:
+            raise _core_error(f"actions: must be non-negative, got {actions}")
         self._actions = int(actions)
         self._registry = registry
         self._core = _core_of(registry)

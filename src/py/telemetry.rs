@@ -71,12 +71,18 @@ fn severity(s: &str) -> Result<&'static str, CoreError> {
 impl MetricsRegistry {
     #[new]
     #[pyo3(signature = (max_label_sets=1000))]
-    fn new(max_label_sets: usize) -> PyResult<Self> {
-        if max_label_sets == 0 {
-            return Err(CoreError::config("max_label_sets", "must be at least 1").into());
-        }
+    fn new(max_label_sets: i64) -> PyResult<Self> {
+        let n = usize::try_from(max_label_sets)
+            .ok()
+            .filter(|n| *n >= 1)
+            .ok_or_else(|| {
+                CoreError::config(
+                    "max_label_sets",
+                    format!("must be at least 1, got {max_label_sets}"),
+                )
+            })?;
         Ok(Self {
-            inner: Arc::new(Registry::new(max_label_sets)),
+            inner: Arc::new(Registry::new(n)),
         })
     }
 
