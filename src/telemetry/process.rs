@@ -1,6 +1,9 @@
 //! The Linux process collector: `process_*` metrics read from `/proc/self`, as Prometheus' own
 //! clients expose them (names and meaning follow client_golang's process collector).
 
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
@@ -23,11 +26,42 @@ pub struct ProcessStats {
     pub max_fds: Option<f64>,
 }
 
-/// Reads the current process' stats; `None` where `/proc` is missing (not Linux) or unreadable.
+/// How long a reading serves scrapes: `/proc` reads cost tens of microseconds each (more with many
+/// threads), so at 100 scrapes a second they would dominate the scrape; process metrics at one
+/// second's resolution lose nothing.
+const MAX_AGE: Duration = Duration::from_secs(1);
+
+/// The current process' stats, at most [`MAX_AGE`] old; `None` where `/proc` is unreadable.
 pub fn read() -> Option<ProcessStats> {
+    static LAST: Mutex<Option<(Instant, ProcessStats)>> = Mutex::new(None);
+    let mut last = LAST.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((at, s)) = *last {
+        if at.elapsed() < MAX_AGE {
+            return Some(s);
+        }
+    }
+    let s = read_now()?;
+    *last = Some((Instant::now(), s));
+    Some(s)
+}
+
+/// The boot time line of `/proc/stat` (constant while the machine runs).
+fn boot_stat() -> Option<&'static str> {
+    static BOOT: OnceLock<Option<String>> = OnceLock::new();
+    BOOT.get_or_init(|| {
+        let text = std::fs::read_to_string("/proc/stat").ok()?;
+        text.lines()
+            .find(|l| l.starts_with("btime "))
+            .map(str::to_string)
+    })
+    .as_deref()
+}
+
+/// Reads the current process' stats from `/proc` now.
+pub fn read_now() -> Option<ProcessStats> {
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    let boot = std::fs::read_to_string("/proc/stat").ok()?;
-    let mut s = parse_stat(&stat, &boot, clock_ticks(), page_size())?;
+    let boot = boot_stat()?;
+    let mut s = parse_stat(&stat, boot, clock_ticks(), page_size())?;
     s.open_fds = std::fs::read_dir("/proc/self/fd").ok()?.count() as f64;
     s.max_fds = std::fs::read_to_string("/proc/self/limits")
         .ok()
@@ -173,7 +207,8 @@ mod tests {
     #[cfg(target_os = "linux")]
     #[test]
     fn reads_this_process() {
-        let s = read().unwrap();
+        let s = read_now().unwrap();
         assert!(s.resident_memory_bytes > 1e5 && s.open_fds >= 3.0 && s.start_time_seconds > 1e9);
+        assert_eq!(read(), read());
     }
 }
