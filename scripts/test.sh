@@ -6,6 +6,15 @@ cd "$(dirname "$0")/.."
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
 PY=${PYTHON:-python3}
 
+echo "== system packages for the telemetry tests (promtool, Pushgateway), if missing"
+if [ ! -x /usr/bin/promtool ] || [ ! -x /usr/bin/prometheus-pushgateway ]; then
+    SUDO=""
+    if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get update -qq
+    $SUDO apt-get install -y -qq --no-install-recommends prometheus prometheus-pushgateway
+fi
+
 echo "== install (builds the Rust extension in release mode)"
 "$PY" -m pip install -q -e ".[test]"
 

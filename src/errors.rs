@@ -41,6 +41,15 @@ pub enum CoreError {
     ResetNeeded(String),
     /// A saved state could not be restored.
     State(String),
+    /// A metric was defined or used wrongly (bad name, clashing name, wrong labels, bad value).
+    Metric(String),
+    /// The exporter or the push client failed at the operating-system or network level.
+    Exporter {
+        /// What failed.
+        message: String,
+        /// The OS error number, if any (e.g. `EADDRINUSE`).
+        errno: Option<i32>,
+    },
 }
 
 impl CoreError {
@@ -82,7 +91,10 @@ impl fmt::Display for CoreError {
             CoreError::UnknownEnv { id, known } => {
                 write!(f, "unknown environment {id:?}; known: {known}")
             }
-            CoreError::ResetNeeded(m) | CoreError::State(m) => f.write_str(m),
+            CoreError::ResetNeeded(m) | CoreError::State(m) | CoreError::Metric(m) => {
+                f.write_str(m)
+            }
+            CoreError::Exporter { message, .. } => f.write_str(message),
         }
     }
 }
@@ -94,6 +106,8 @@ static CONFIG: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static UNKNOWN_ENV: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static RESET_NEEDED: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static STATE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+static METRIC: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+static EXPORTER: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 
 fn raise(py: Python<'_>, cell: &'static PyOnceLock<Py<PyType>>, name: &str, msg: String) -> PyErr {
     match cell.import(py, "neorl_industrial.exceptions", name) {
@@ -114,6 +128,15 @@ impl From<CoreError> for PyErr {
             CoreError::UnknownEnv { .. } => raise(py, &UNKNOWN_ENV, "UnknownEnvironmentError", msg),
             CoreError::ResetNeeded(_) => raise(py, &RESET_NEEDED, "ResetNeededError", msg),
             CoreError::State(_) => raise(py, &STATE, "StateError", msg),
+            CoreError::Metric(_) => raise(py, &METRIC, "MetricError", msg),
+            CoreError::Exporter { errno, .. } => match (
+                errno,
+                EXPORTER.import(py, "neorl_industrial.exceptions", "ExporterError"),
+            ) {
+                // OSError(errno, strerror) sets .errno, so callers can test for EADDRINUSE.
+                (Some(n), Ok(ty)) => PyErr::from_type(ty.clone(), (n, msg)),
+                _ => raise(py, &EXPORTER, "ExporterError", msg),
+            },
         })
     }
 }

@@ -9,6 +9,7 @@ pub mod py;
 pub mod rng;
 pub mod safety;
 pub mod spec;
+pub mod telemetry;
 pub mod vector;
 
 use pyo3::prelude::*;
@@ -22,5 +23,20 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<py::safety::PyMonitor>()?;
     m.add_function(wrap_pyfunction!(py::vector::env_ids, m)?)?;
     m.add("EVENT_KINDS", py::vector::EVENT_KINDS.to_vec())?;
+    m.add_class::<py::telemetry::MetricsRegistry>()?;
+    m.add_class::<py::telemetry::CoreFamily>()?;
+    m.add_class::<py::telemetry::CounterChild>()?;
+    m.add_class::<py::telemetry::GaugeChild>()?;
+    m.add_class::<py::telemetry::HistogramChild>()?;
+    m.add_class::<py::telemetry::EnvMetricsHandle>()?;
+    m.add_class::<py::exporter::CoreExporter>()?;
+    m.add_function(wrap_pyfunction!(py::exporter::push_to_gateway, m)?)?;
+    m.add_function(wrap_pyfunction!(py::logging::flush_suppressed_logs, m)?)?;
+    m.add_function(wrap_pyfunction!(py::logging::set_log_rate_limit, m)?)?;
+    m.add_function(wrap_pyfunction!(py::logging::pump_exporter_logs, m)?)?;
+    m.add_function(wrap_pyfunction!(py::logging::wake_exporter_log_pump, m)?)?;
+    m.add_function(wrap_pyfunction!(py::logging::_log_from_rust_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(py::telemetry::_bench_record_batch, m)?)?;
+    py::logging::install(m.py())?;
     Ok(())
 }

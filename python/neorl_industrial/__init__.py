@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import _core
+from . import logging as logging  # installs the field filters on the Rust loggers
 from ._registration import register_envs
 from .envs import (
     ChemicalReactorEnv,
@@ -27,7 +28,9 @@ from .envs import (
 )
 from .exceptions import (
     ConfigError,
+    ExporterError,
     InvalidActionError,
+    MetricError,
     NeorlError,
     ResetNeededError,
     StateError,
@@ -45,9 +48,11 @@ __all__ = [
     "PipelineEnv",
     "PowerGridEnv",
     "pipeline_normalized_score",
+    "ExporterError",
     "IndustrialBenchmarkEnv",
     "IndustrialEnv",
     "InvalidActionError",
+    "MetricError",
     "NeorlError",
     "ResetNeededError",
     "StateError",

@@ -14,6 +14,8 @@ __all__ = [
     "UnknownEnvironmentError",
     "ResetNeededError",
     "StateError",
+    "MetricError",
+    "ExporterError",
 ]
 
 
@@ -39,3 +41,14 @@ class ResetNeededError(NeorlError, RuntimeError):
 
 class StateError(NeorlError, ValueError):
     """A saved state (pickle, snapshot) does not fit the environment it is restored into."""
+
+
+class MetricError(NeorlError, ValueError):
+    """A metric was defined or used wrongly: invalid or clashing name, wrong labels, negative increment."""
+
+
+class ExporterError(NeorlError, OSError):
+    """The metrics exporter or push client failed: port in use, network error, gateway refusal.
+
+    When the operating system gave an error number it is in ``errno`` (e.g. ``errno.EADDRINUSE``).
+    """

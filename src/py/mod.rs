@@ -1,5 +1,8 @@
 //! Thin pyo3 wrappers: convert types, release the GIL, call the core. No logic lives here.
 
 pub mod convert;
+pub mod exporter;
+pub mod logging;
 pub mod safety;
+pub mod telemetry;
 pub mod vector;

@@ -1,0 +1,91 @@
+//! Python face of the logging bridge: installs pyo3-log and exposes the rate limiter.
+
+use std::time::Duration;
+
+use pyo3::prelude::*;
+
+use crate::errors::CoreError;
+use crate::telemetry::logging;
+
+/// Installs the `log` to Python `logging` bridge once (a second install is a no-op).
+///
+/// Loggers are cached but levels are not, so a level set in Python later (or by pytest's caplog)
+/// applies at once; events are rare (rate-limited), so the per-event level check is cheap.
+pub fn install(py: Python<'_>) -> PyResult<()> {
+    let logger =
+        pyo3_log::Logger::new(py, pyo3_log::Caching::Loggers)?.filter(log::LevelFilter::Info);
+    // Another copy of the bridge may already be installed in this process: keep it.
+    let _ = logger.install();
+    Ok(())
+}
+
+/// Emits every pending "suppressed N similar events" summary now.
+#[pyfunction]
+pub fn flush_suppressed_logs(py: Python<'_>) {
+    py.detach(logging::flush_suppressed);
+}
+
+/// Waits up to ``timeout`` seconds (GIL released) for events the exporter thread queued, logs
+/// them and returns how many (the exporter never waits for the GIL, so a Python thread logs for it).
+#[pyfunction]
+pub fn pump_exporter_logs(py: Python<'_>, timeout: f64) -> PyResult<usize> {
+    let t = Duration::try_from_secs_f64(timeout).map_err(|_| {
+        CoreError::config(
+            "timeout",
+            format!("must be a non-negative number, got {timeout}"),
+        )
+    })?;
+    let events = py.detach(|| logging::wait_deferred(t));
+    for e in &events {
+        e.emit();
+    }
+    Ok(events.len())
+}
+
+/// Wakes every thread waiting in :func:`pump_exporter_logs` (at shutdown).
+#[pyfunction]
+pub fn wake_exporter_log_pump() {
+    logging::wake_deferred();
+}
+
+/// Sets the rate limit: each kind of event per env and constraint passes ``burst`` times per ``window_seconds``.
+#[pyfunction]
+pub fn set_log_rate_limit(window_seconds: f64, burst: u32) -> PyResult<()> {
+    let w = Duration::try_from_secs_f64(window_seconds).map_err(|_| {
+        CoreError::config(
+            "window_seconds",
+            format!("must be a non-negative number, got {window_seconds}"),
+        )
+    })?;
+    logging::limiter().configure(w, burst);
+    Ok(())
+}
+
+/// Test hook: ``threads`` Rust threads each log ``events`` safety events while this call waits
+/// for them with the GIL released (the pattern every batch step follows). Returns events sent.
+#[pyfunction]
+pub fn _log_from_rust_threads(py: Python<'_>, threads: usize, events: usize) -> usize {
+    py.detach(|| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                std::thread::spawn(move || {
+                    for i in 0..events {
+                        let env = format!("thread-{t}");
+                        let id = format!("t{t}-{i}");
+                        logging::safety_violation(&logging::SafetyEvent {
+                            env: &env,
+                            env_index: Some(i),
+                            constraint: "selftest",
+                            constraint_type: "selftest",
+                            severity: "warning",
+                            current_value: i as f64,
+                            limit: 0.0,
+                            violation_id: &id,
+                        });
+                    }
+                })
+            })
+            .collect();
+        handles.into_iter().filter_map(|h| h.join().ok()).count() * events
+    })
+}

@@ -1,0 +1,494 @@
+//! Python face of the metrics registry: `MetricsRegistry`, metric families and their series.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus_client::metrics::histogram::Histogram;
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+
+use crate::errors::CoreError;
+use crate::telemetry::dynamic::{AnyChild, FamilySpec, Kind, MetricFamily};
+use crate::telemetry::health::{ReportContext, SafetyState, Status};
+use crate::telemetry::logging::SafetyEvent;
+use crate::telemetry::registry::{default_registry, Format, Registry, Scope};
+use crate::telemetry::routes::SERVICE;
+use crate::telemetry::types::{CounterF, GaugeF};
+use crate::telemetry::{BatchRecord, EnvMetrics};
+
+/// A metrics registry (the process-wide default, or an isolated one).
+///
+/// Args:
+///     max_label_sets: Most label sets per metric family; more fold into ``other``.
+#[pyclass(module = "neorl_industrial._core", frozen)]
+pub struct MetricsRegistry {
+    inner: Arc<Registry>,
+}
+
+impl MetricsRegistry {
+    /// The Rust registry, for env batches to record into.
+    pub fn inner(&self) -> Arc<Registry> {
+        self.inner.clone()
+    }
+}
+
+fn scope(s: &str) -> Result<Scope, CoreError> {
+    match s {
+        "all" => Ok(Scope::All),
+        "no_process" => Ok(Scope::NoProcess),
+        "safety" => Ok(Scope::Safety),
+        _ => Err(CoreError::config(
+            "scope",
+            format!("must be all, no_process or safety, got {s:?}"),
+        )),
+    }
+}
+
+fn kind(s: &str) -> Result<Kind, CoreError> {
+    match s {
+        "counter" => Ok(Kind::Counter),
+        "gauge" => Ok(Kind::Gauge),
+        "histogram" => Ok(Kind::Histogram),
+        _ => Err(CoreError::config(
+            "kind",
+            format!("must be counter, gauge or histogram, got {s:?}"),
+        )),
+    }
+}
+
+fn severity(s: &str) -> Result<&'static str, CoreError> {
+    match s {
+        "info" => Ok("info"),
+        "warning" => Ok("warning"),
+        "critical" => Ok("critical"),
+        _ => Err(CoreError::Metric(format!(
+            "severity must be info, warning or critical, got {s:?}"
+        ))),
+    }
+}
+
+#[pymethods]
+impl MetricsRegistry {
+    #[new]
+    #[pyo3(signature = (max_label_sets=1000))]
+    fn new(max_label_sets: i64) -> PyResult<Self> {
+        let n = usize::try_from(max_label_sets)
+            .ok()
+            .filter(|n| *n >= 1)
+            .ok_or_else(|| {
+                CoreError::config(
+                    "max_label_sets",
+                    format!("must be at least 1, got {max_label_sets}"),
+                )
+            })?;
+        Ok(Self {
+            inner: Arc::new(Registry::new(n)),
+        })
+    }
+
+    /// The process-wide registry every env records into unless given another.
+    #[staticmethod]
+    fn default_registry() -> Self {
+        Self {
+            inner: default_registry().clone(),
+        }
+    }
+
+    /// Most label sets per family.
+    #[getter]
+    fn max_label_sets(&self) -> usize {
+        self.inner.max_label_sets()
+    }
+
+    /// True if both objects wrap the same registry.
+    fn same_as(&self, other: &MetricsRegistry) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
+    /// The exposition: Prometheus text 0.0.4, or OpenMetrics 1.0; scope ``all``, ``no_process`` or ``safety``.
+    #[pyo3(signature = (openmetrics=false, scope="all"))]
+    fn encode<'py>(
+        &self,
+        py: Python<'py>,
+        openmetrics: bool,
+        scope: &str,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let sc = self::scope(scope)?;
+        let fmt = if openmetrics {
+            Format::OpenMetrics
+        } else {
+            Format::Text
+        };
+        let reg = &self.inner;
+        let text = py.detach(|| reg.encode(fmt, sc))?;
+        Ok(PyBytes::new(py, text.as_bytes()))
+    }
+
+    /// Registers a family of ``kind`` (counter, gauge, histogram) and returns it.
+    #[pyo3(signature = (kind, name, documentation, labelnames, buckets=Vec::new()))]
+    fn register(
+        &self,
+        kind: &str,
+        name: &str,
+        documentation: &str,
+        labelnames: Vec<String>,
+        buckets: Vec<f64>,
+    ) -> PyResult<CoreFamily> {
+        let spec = FamilySpec {
+            kind: self::kind(kind)?,
+            name,
+            help: documentation,
+            labels: &labelnames,
+            buckets: &buckets,
+            safety: false,
+        };
+        Ok(CoreFamily {
+            fam: self.inner.register(&spec)?,
+        })
+    }
+
+    /// Removes a family registered from Python; True if it was there (built-ins stay).
+    fn unregister(&self, name: &str) -> bool {
+        self.inner.unregister(name)
+    }
+
+    /// Names of the registered families.
+    fn names(&self) -> Vec<String> {
+        self.inner.names()
+    }
+
+    /// Marks a model (policy) as loaded for the ``model_loaded`` health check.
+    fn set_model_loaded(&self, loaded: bool) {
+        self.inner.health().set_model_loaded(loaded);
+    }
+
+    /// Process-wide safety status for the ``safety_system`` health check.
+    #[pyo3(signature = (active=true, shutdown=false))]
+    fn set_safety_status(&self, active: bool, shutdown: bool) {
+        self.inner.health().set_safety(active, shutdown);
+    }
+
+    /// Stores a user check result (``pass``, ``warn``, ``fail``) valid for ``ttl_seconds``.
+    fn set_check(&self, name: &str, status: &str, output: &str, ttl_seconds: f64) -> PyResult<()> {
+        let st = Status::parse(status).ok_or_else(|| {
+            CoreError::config(
+                "status",
+                format!("must be pass, warn or fail, got {status:?}"),
+            )
+        })?;
+        let ttl = Duration::try_from_secs_f64(ttl_seconds).map_err(|_| {
+            CoreError::config(
+                "ttl_seconds",
+                format!("must be a non-negative number, got {ttl_seconds}"),
+            )
+        })?;
+        self.inner.health().set_check(name, st, output, ttl);
+        Ok(())
+    }
+
+    /// Forgets a user check; True if it existed.
+    fn remove_check(&self, name: &str) -> bool {
+        self.inner.health().remove_check(name)
+    }
+
+    /// The ``/health/detailed`` report as JSON text.
+    #[pyo3(signature = (memory_limit_bytes=None))]
+    fn health_report(&self, py: Python<'_>, memory_limit_bytes: Option<u64>) -> String {
+        let ctx = ReportContext {
+            memory_limit_bytes,
+            exporter_listeners: None,
+        };
+        let reg = &self.inner;
+        py.detach(|| reg.health().report(&ctx).to_json(SERVICE))
+    }
+
+    /// Records one inference: ``inference_latency_seconds`` and ``actions_computed_total``.
+    #[pyo3(signature = (seconds, actions=1))]
+    fn record_inference(&self, seconds: f64, actions: u64) {
+        self.inner.record_inference(seconds, actions);
+    }
+
+    /// Counts and logs a safety violation; returns its violation id.
+    #[pyo3(signature = (constraint_type, severity, constraint="", current_value=f64::NAN, limit=f64::NAN, env="", violation_id=""))]
+    #[allow(clippy::too_many_arguments)]
+    fn record_safety_violation(
+        &self,
+        py: Python<'_>,
+        constraint_type: &str,
+        severity: &str,
+        constraint: &str,
+        current_value: f64,
+        limit: f64,
+        env: &str,
+        violation_id: &str,
+    ) -> String {
+        let e = SafetyEvent {
+            env,
+            env_index: None,
+            constraint: if constraint.is_empty() {
+                constraint_type
+            } else {
+                constraint
+            },
+            constraint_type,
+            severity,
+            current_value,
+            limit,
+            violation_id,
+        };
+        let reg = &self.inner;
+        py.detach(|| reg.record_safety_violation(&e))
+    }
+
+    /// Counts and logs an emergency shutdown.
+    #[pyo3(signature = (reason, env=""))]
+    fn record_emergency_shutdown(&self, py: Python<'_>, reason: &str, env: &str) {
+        let reg = &self.inner;
+        py.detach(|| reg.record_emergency_shutdown(reason, env));
+    }
+
+    /// Counts and logs a human intervention.
+    fn record_human_intervention(&self, py: Python<'_>, reason: &str) {
+        let reg = &self.inner;
+        py.detach(|| reg.record_human_intervention(reason));
+    }
+
+    /// Counts audit events dropped because the audit queue was full.
+    fn record_audit_dropped(&self, n: u64) {
+        self.inner.record_audit_dropped(n);
+    }
+
+    /// A batch handle, as an env batch creates one (for custom loops and tests).
+    fn env_metrics(
+        &self,
+        env_id: &str,
+        constraint_types: Vec<String>,
+        severities: Vec<String>,
+        constraint_names: Vec<String>,
+    ) -> PyResult<EnvMetricsHandle> {
+        let sev = severities
+            .iter()
+            .map(|s| severity(s))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(EnvMetricsHandle {
+            m: self
+                .inner
+                .env_metrics(env_id, &constraint_types, &sev, &constraint_names),
+        })
+    }
+}
+
+/// One metric family; ``labels`` returns its series.
+#[pyclass(module = "neorl_industrial._core", frozen)]
+pub struct CoreFamily {
+    fam: Arc<MetricFamily>,
+}
+
+#[pymethods]
+impl CoreFamily {
+    /// The family name (a counter's without ``_total``).
+    #[getter]
+    fn name(&self) -> &str {
+        self.fam.name()
+    }
+
+    /// ``counter``, ``gauge`` or ``histogram``.
+    #[getter]
+    fn kind(&self) -> &'static str {
+        self.fam.kind().as_str()
+    }
+
+    /// The label names.
+    #[getter]
+    fn labelnames(&self) -> Vec<String> {
+        self.fam.label_names().to_vec()
+    }
+
+    /// The series for ``values`` and whether the cardinality guard folded it into ``other``.
+    fn labels(&self, py: Python<'_>, values: Vec<String>) -> PyResult<(Py<PyAny>, bool)> {
+        let refs: Vec<&str> = values.iter().map(|s| s.as_str()).collect();
+        let (child, folded) = self.fam.child(&refs)?;
+        let obj = match child {
+            AnyChild::Counter(c) => Py::new(py, CounterChild { c })?.into_any(),
+            AnyChild::Gauge(g) => Py::new(py, GaugeChild { g })?.into_any(),
+            AnyChild::Histogram(h) => Py::new(py, HistogramChild { h })?.into_any(),
+        };
+        Ok((obj, folded))
+    }
+}
+
+/// One counter series.
+#[pyclass(module = "neorl_industrial._core", frozen)]
+pub struct CounterChild {
+    c: CounterF,
+}
+
+#[pymethods]
+impl CounterChild {
+    /// Adds ``amount`` (non-negative).
+    #[pyo3(signature = (amount=1.0))]
+    fn inc(&self, amount: f64) -> PyResult<()> {
+        if amount.is_nan() || amount < 0.0 {
+            return Err(CoreError::Metric(format!(
+                "counters can only be incremented by non-negative amounts, got {amount}"
+            ))
+            .into());
+        }
+        self.c.inc_by(amount);
+        Ok(())
+    }
+
+    /// The current value.
+    fn get(&self) -> f64 {
+        self.c.get()
+    }
+}
+
+/// One gauge series.
+#[pyclass(module = "neorl_industrial._core", frozen)]
+pub struct GaugeChild {
+    g: GaugeF,
+}
+
+#[pymethods]
+impl GaugeChild {
+    /// Adds ``amount``.
+    #[pyo3(signature = (amount=1.0))]
+    fn inc(&self, amount: f64) {
+        self.g.inc_by(amount);
+    }
+
+    /// Subtracts ``amount``.
+    #[pyo3(signature = (amount=1.0))]
+    fn dec(&self, amount: f64) {
+        self.g.dec_by(amount);
+    }
+
+    /// Sets the value.
+    fn set(&self, value: f64) {
+        self.g.set(value);
+    }
+
+    /// The current value.
+    fn get(&self) -> f64 {
+        self.g.get()
+    }
+}
+
+/// One histogram series.
+#[pyclass(module = "neorl_industrial._core", frozen)]
+pub struct HistogramChild {
+    h: Histogram,
+}
+
+#[pymethods]
+impl HistogramChild {
+    /// Records one observation.
+    fn observe(&self, value: f64) {
+        self.h.observe(value);
+    }
+}
+
+/// The series one env batch records into (what ``VectorIndustrialEnv`` holds).
+#[pyclass(module = "neorl_industrial._core", frozen)]
+pub struct EnvMetricsHandle {
+    m: Arc<EnvMetrics>,
+}
+
+#[pymethods]
+impl EnvMetricsHandle {
+    /// Records one batch step (see the Rust ``BatchRecord``).
+    #[pyo3(signature = (env_steps, episode_returns, step_seconds, violations, shutdowns, shield_interventions=0, response_seconds=Vec::new()))]
+    #[allow(clippy::too_many_arguments)]
+    fn record_batch(
+        &self,
+        env_steps: u64,
+        episode_returns: Vec<f64>,
+        step_seconds: f64,
+        violations: Vec<u64>,
+        shutdowns: Vec<u64>,
+        shield_interventions: u64,
+        response_seconds: Vec<f64>,
+    ) {
+        self.m.record_batch(&BatchRecord {
+            env_steps,
+            episode_returns: &episode_returns,
+            step_seconds,
+            violations: &violations,
+            shutdowns: &shutdowns,
+            shield_interventions,
+            response_seconds: &response_seconds,
+        });
+    }
+
+    /// Sets this batch's contribution to ``active_environments``.
+    fn set_active(&self, n: i64) {
+        self.m.set_active(n);
+    }
+
+    /// Reports the batch's safety layer: ``active``, ``inactive`` or ``shutdown``.
+    fn set_safety_state(&self, state: &str) -> PyResult<()> {
+        let s = match state {
+            "active" => SafetyState::Active,
+            "inactive" => SafetyState::Inactive,
+            "shutdown" => SafetyState::ShutDown,
+            _ => {
+                return Err(CoreError::config(
+                    "state",
+                    format!("must be active, inactive or shutdown, got {state:?}"),
+                )
+                .into())
+            }
+        };
+        self.m.set_safety_state(s);
+        Ok(())
+    }
+
+    /// Logs (rate-limited) a violation of constraint ``k`` by env ``env_index``; returns its id.
+    fn log_violation(
+        &self,
+        py: Python<'_>,
+        k: usize,
+        env_index: usize,
+        current_value: f64,
+        limit: f64,
+    ) -> String {
+        let m = &self.m;
+        py.detach(|| m.log_violation(k, env_index, current_value, limit))
+    }
+}
+
+/// Bench hook: mean seconds of one `EnvMetrics::record_batch` (the per-batch cost an env adds),
+/// on a throwaway registry, with `returns` finished episodes and `constraints` constraints each
+/// violated once per batch step. Runs with the GIL released.
+#[pyfunction]
+pub fn _bench_record_batch(
+    py: Python<'_>,
+    calls: usize,
+    returns: usize,
+    constraints: usize,
+) -> f64 {
+    py.detach(|| {
+        let reg = Registry::new(1000);
+        let types: Vec<String> = (0..constraints).map(|k| format!("type{k}")).collect();
+        let names: Vec<String> = (0..constraints).map(|k| format!("constraint{k}")).collect();
+        let sev = vec!["warning"; constraints];
+        let m = reg.env_metrics("Bench-v0", &types, &sev, &names);
+        let rets: Vec<f64> = (0..returns).map(|i| i as f64 - 3.0).collect();
+        let ones = vec![1u64; constraints];
+        let zeros = vec![0u64; constraints];
+        let start = std::time::Instant::now();
+        for _ in 0..calls {
+            m.record_batch(std::hint::black_box(&BatchRecord {
+                env_steps: 1024,
+                episode_returns: &rets,
+                step_seconds: 0.001,
+                violations: &ones,
+                shutdowns: &zeros,
+                shield_interventions: 1,
+                response_seconds: &[],
+            }));
+        }
+        start.elapsed().as_secs_f64() / calls.max(1) as f64
+    })
+}

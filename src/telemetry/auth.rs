@@ -1,0 +1,104 @@
+//! HTTP basic authentication against bcrypt hashes (exporter-toolkit's `basic_auth_users`).
+//!
+//! Unknown users are checked against a real hash too, so timing does not reveal which users exist;
+//! successful (user, password) pairs are cached so a 1 s scrape interval does not pay bcrypt's cost
+//! on every request.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Mutex;
+
+use base64::Engine;
+
+/// Most cached successful credentials.
+const CACHE_MAX: usize = 256;
+
+/// Verifies `Authorization: Basic ...` headers.
+#[derive(Debug)]
+pub struct BasicAuth {
+    users: BTreeMap<String, String>,
+    dummy: String,
+    cache: Mutex<HashSet<(String, String)>>,
+}
+
+/// Splits a `Basic` authorization header into user and password.
+pub fn parse_header(value: &[u8]) -> Option<(String, String)> {
+    let s = std::str::from_utf8(value).ok()?.trim();
+    let (scheme, rest) = s.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(rest.trim())
+        .ok()?;
+    let text = String::from_utf8(raw).ok()?;
+    let (user, pass) = text.split_once(':')?;
+    Some((user.to_string(), pass.to_string()))
+}
+
+impl BasicAuth {
+    /// An authenticator for `users` (name to bcrypt hash); `None` when there are no users.
+    pub fn new(users: &BTreeMap<String, String>) -> Option<Self> {
+        let dummy = users.values().next()?.clone();
+        Some(Self {
+            users: users.clone(),
+            dummy,
+            cache: Mutex::new(HashSet::new()),
+        })
+    }
+
+    /// True if the header holds credentials already verified (no bcrypt work).
+    pub fn check_cached(&self, header: Option<&[u8]>) -> bool {
+        let Some(pair) = header.and_then(parse_header) else {
+            return false;
+        };
+        let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        cache.contains(&pair)
+    }
+
+    /// Verifies the header (bcrypt: tens of milliseconds; call off the async runtime).
+    pub fn check(&self, header: Option<&[u8]>) -> bool {
+        let Some((user, pass)) = header.and_then(parse_header) else {
+            return false;
+        };
+        let (hash, known) = match self.users.get(&user) {
+            Some(h) => (h.as_str(), true),
+            None => (self.dummy.as_str(), false),
+        };
+        let ok = bcrypt::verify(&pass, hash).unwrap_or(false) && known;
+        if ok {
+            let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+            if cache.len() >= CACHE_MAX {
+                cache.clear();
+            }
+            cache.insert((user, pass));
+        }
+        ok
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(user: &str, pass: &str) -> Vec<u8> {
+        let b = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
+        format!("Basic {b}").into_bytes()
+    }
+
+    #[test]
+    fn verifies_bcrypt_and_refuses_everything_else() {
+        let mut users = BTreeMap::new();
+        users.insert("alice".to_string(), bcrypt::hash("s3cret", 4).unwrap());
+        let a = BasicAuth::new(&users).unwrap();
+        assert!(!a.check_cached(Some(&header("alice", "s3cret"))));
+        assert!(a.check(Some(&header("alice", "s3cret"))));
+        assert!(a.check_cached(Some(&header("alice", "s3cret"))));
+        assert!(!a.check(Some(&header("alice", "wrong"))));
+        assert!(!a.check(Some(&header("bob", "s3cret"))));
+        assert!(!a.check(None));
+        assert!(!a.check(Some(b"Bearer abc")));
+        assert!(!a.check(Some(b"Basic !!!notbase64")));
+        assert!(!a.check(Some(&[0xff, 0xfe])));
+        assert!(BasicAuth::new(&BTreeMap::new()).is_none());
+    }
+}

@@ -1,0 +1,179 @@
+//! The handle an env batch records into once per batch step: pre-resolved series, so recording is
+//! a few atomic operations with no lookup and no allocation.
+
+use std::sync::atomic::{AtomicI64, AtomicU8, Ordering};
+use std::sync::Arc;
+
+use prometheus_client::metrics::histogram::Histogram;
+
+use super::clock::unix_now;
+use super::health::{HealthState, SafetyState};
+use super::logging::{self, SafetyEvent};
+use super::types::{CounterF, GaugeF};
+
+/// What one batch step did, for [`EnvMetrics::record_batch`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BatchRecord<'a> {
+    /// Transitions taken in this batch step.
+    pub env_steps: u64,
+    /// Returns of the episodes that ended in this batch step.
+    pub episode_returns: &'a [f64],
+    /// Wall time of the batch step, seconds.
+    pub step_seconds: f64,
+    /// Per constraint k: new violations (activations) this batch step.
+    pub violations: &'a [u64],
+    /// Per constraint k: emergency shutdowns it caused this batch step.
+    pub shutdowns: &'a [u64],
+    /// Actions the shield replaced this batch step.
+    pub shield_interventions: u64,
+    /// Safety response times observed this batch step, seconds.
+    pub response_seconds: &'a [f64],
+}
+
+/// The series one env batch updates (labelled by its env id and constraints).
+#[derive(Debug)]
+pub struct EnvMetrics {
+    pub(crate) env_id: String,
+    pub(crate) constraint_names: Vec<String>,
+    pub(crate) constraint_types: Vec<String>,
+    pub(crate) severities: Vec<&'static str>,
+    pub(crate) env_steps: CounterF,
+    pub(crate) episodes: CounterF,
+    pub(crate) step_latency: Histogram,
+    pub(crate) shield: CounterF,
+    pub(crate) violations: Vec<CounterF>,
+    pub(crate) shutdowns: Vec<CounterF>,
+    pub(crate) reward: Histogram,
+    pub(crate) response: Histogram,
+    pub(crate) last_violation: GaugeF,
+    pub(crate) active: GaugeF,
+    pub(crate) contribution: AtomicI64,
+    pub(crate) safety: AtomicU8,
+    pub(crate) health: Arc<HealthState>,
+    pub(crate) violation_ids: Arc<std::sync::atomic::AtomicU64>,
+}
+
+fn state_of(v: u8) -> SafetyState {
+    match v {
+        1 => SafetyState::Inactive,
+        2 => SafetyState::ShutDown,
+        _ => SafetyState::Active,
+    }
+}
+
+fn code_of(s: SafetyState) -> u8 {
+    match s {
+        SafetyState::Active => 0,
+        SafetyState::Inactive => 1,
+        SafetyState::ShutDown => 2,
+    }
+}
+
+impl EnvMetrics {
+    /// Records one batch step. Counts are added, each episode return and response time observed
+    /// once, the batch latency observed once; extra entries in `violations`/`shutdowns` beyond
+    /// the env's constraints are ignored.
+    #[inline]
+    pub fn record_batch(&self, rec: &BatchRecord<'_>) {
+        if rec.env_steps > 0 {
+            self.env_steps.inc_by(rec.env_steps as f64);
+        }
+        if !rec.episode_returns.is_empty() {
+            self.episodes.inc_by(rec.episode_returns.len() as f64);
+            for &r in rec.episode_returns {
+                self.reward.observe(r);
+            }
+        }
+        self.step_latency.observe(rec.step_seconds);
+        let mut violated = false;
+        for (c, &v) in self.violations.iter().zip(rec.violations) {
+            if v > 0 {
+                c.inc_by(v as f64);
+                violated = true;
+            }
+        }
+        for (c, &v) in self.shutdowns.iter().zip(rec.shutdowns) {
+            if v > 0 {
+                c.inc_by(v as f64);
+            }
+        }
+        if rec.shield_interventions > 0 {
+            self.shield.inc_by(rec.shield_interventions as f64);
+        }
+        for &s in rec.response_seconds {
+            self.response.observe(s);
+        }
+        if violated {
+            self.last_violation.set(unix_now());
+        }
+    }
+
+    /// Sets how many envs this batch contributes to `active_environments` (the gauge is the sum
+    /// over live batches; the contribution is withdrawn when the handle is dropped).
+    pub fn set_active(&self, n: i64) {
+        let old = self.contribution.swap(n, Ordering::Relaxed);
+        self.active.inc_by((n - old) as f64);
+    }
+
+    /// Reports the batch's safety layer state to the health checks.
+    pub fn set_safety_state(&self, state: SafetyState) {
+        let old = state_of(self.safety.swap(code_of(state), Ordering::Relaxed));
+        if old != state {
+            self.health.batch(old, -1);
+            self.health.batch(state, 1);
+        }
+    }
+
+    /// The env id the series are labelled with.
+    pub fn env_id(&self) -> &str {
+        &self.env_id
+    }
+
+    /// Logs a violation of constraint `k` (rate-limited, see [`logging`]) and returns its id.
+    pub fn log_violation(
+        &self,
+        k: usize,
+        env_index: usize,
+        current_value: f64,
+        limit: f64,
+    ) -> String {
+        let id = logging::violation_id(&self.violation_ids);
+        let ev = SafetyEvent {
+            env: &self.env_id,
+            env_index: Some(env_index),
+            constraint: self
+                .constraint_names
+                .get(k)
+                .map_or("unknown", |s| s.as_str()),
+            constraint_type: self
+                .constraint_types
+                .get(k)
+                .map_or("unknown", |s| s.as_str()),
+            severity: self.severities.get(k).copied().unwrap_or("warning"),
+            current_value,
+            limit,
+            violation_id: &id,
+        };
+        logging::safety_violation(&ev);
+        id
+    }
+
+    /// Logs an emergency shutdown caused by constraint `k` (rate-limited).
+    pub fn log_shutdown(&self, k: usize, env_index: usize, current_value: f64, limit: f64) {
+        let reason = self
+            .constraint_names
+            .get(k)
+            .map_or("unknown", |s| s.as_str());
+        logging::emergency_shutdown(&self.env_id, Some(env_index), reason, current_value, limit);
+    }
+}
+
+impl Drop for EnvMetrics {
+    fn drop(&mut self) {
+        let n = self.contribution.swap(0, Ordering::Relaxed);
+        self.active.dec_by(n as f64);
+        self.health
+            .batch(state_of(self.safety.load(Ordering::Relaxed)), -1);
+        self.health.live(-1);
+    }
+}

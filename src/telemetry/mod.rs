@@ -1,0 +1,28 @@
+//! Telemetry: the metrics registry, the process collector, health, the HTTP exporter, the
+//! Pushgateway client and structured logging. Plain Rust: the Python wrappers live in `src/py/`.
+
+pub mod auth;
+pub mod builtins;
+pub mod clock;
+pub mod dynamic;
+pub mod env_metrics;
+pub mod exporter;
+pub mod family;
+pub mod health;
+pub mod logging;
+pub mod names;
+pub mod negotiate;
+pub mod process;
+pub mod push;
+pub mod registry;
+pub mod routes;
+pub mod tls;
+pub mod types;
+pub mod webconfig;
+
+#[cfg(test)]
+mod tests;
+
+pub use env_metrics::{BatchRecord, EnvMetrics};
+pub use health::{SafetyState, Status};
+pub use registry::{default_registry, Format, Registry, Scope};

@@ -1,0 +1,75 @@
+"""Helpers for the telemetry tests: real HTTP requests, promtool, free ports."""
+
+from __future__ import annotations
+
+import base64
+import shutil
+import socket
+import ssl
+import subprocess
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+
+import pytest
+
+PROMTOOL = "/usr/bin/promtool"
+PUSHGATEWAY = "/usr/bin/prometheus-pushgateway"
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def text(self) -> str:
+        return self.body.decode()
+
+
+def request(
+    url: str,
+    *,
+    method: str = "GET",
+    headers: dict[str, str] | None = None,
+    auth: tuple[str, str] | None = None,
+    context: ssl.SSLContext | None = None,
+    timeout: float = 10.0,
+) -> Reply:
+    """One real HTTP request; HTTP errors are returned, not raised."""
+    h = dict(headers or {})
+    if auth is not None:
+        h["Authorization"] = "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+    req = urllib.request.Request(url, method=method, headers=h)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout, context=context) as r:
+            return Reply(r.status, {k.lower(): v for k, v in r.headers.items()}, r.read())
+    except urllib.error.HTTPError as e:
+        return Reply(e.code, {k.lower(): v for k, v in e.headers.items()}, e.read())
+
+
+def raw(port: int, data: bytes, timeout: float = 5.0) -> bytes:
+    """Sends raw bytes to 127.0.0.1:port and reads until the server closes or the timeout."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(data)
+        chunks = []
+        try:
+            while chunk := s.recv(65536):
+                chunks.append(chunk)
+        except TimeoutError:
+            pass
+        return b"".join(chunks)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def promtool_check(text: str) -> subprocess.CompletedProcess[str]:
+    """Runs ``promtool check metrics`` on exposition text (skips where promtool is missing)."""
+    if shutil.which(PROMTOOL) is None:
+        pytest.skip("promtool not installed (scripts/test.sh installs Debian's prometheus package)")
+    return subprocess.run([PROMTOOL, "check", "metrics"], input=text, capture_output=True, text=True, timeout=30)

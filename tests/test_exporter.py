@@ -1,0 +1,359 @@
+"""The HTTP exporter, over real HTTP against the real server: endpoints, content negotiation,
+health probes, promtool, limits, malformed requests, basic auth, TLS, port in use."""
+
+from __future__ import annotations
+
+import datetime
+import errno
+import json
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import bcrypt
+import pytest
+from neorl_industrial.exceptions import ConfigError, ExporterError
+from neorl_industrial.exporter import register_health_check, start_http_server, unregister_health_check
+from neorl_industrial.metrics import Counter, Registry
+from telemetry_http import promtool_check, raw, request
+
+OM = "application/openmetrics-text; version=1.0.0; charset=utf-8"
+TEXT = "text/plain; version=0.0.4; charset=utf-8"
+PROMETHEUS_ACCEPT = (
+    "application/openmetrics-text;version=1.0.0;q=0.5,application/openmetrics-text;version=0.0.1;q=0.4,"
+    "text/plain;version=0.0.4;q=0.3,*/*;q=0.2"
+)
+
+
+@pytest.fixture
+def registry() -> Registry:
+    reg = Registry()
+    handle = reg.core.env_metrics("ChemicalReactor-v0", ["temperature"], ["critical"], ["temperature_high"])
+    handle.set_active(4)
+    handle.record_batch(4, [12.0], 0.001, [1], [1], 0, [0.01])
+    reg._handle = handle  # type: ignore[attr-defined]  # keeps the batch alive for the test
+    return reg
+
+
+@pytest.fixture
+def server(registry: Registry):
+    with start_http_server(0, registry=registry, memory_limit_bytes=1 << 50) as s:
+        yield s
+
+
+def test_metrics_default_to_text_and_negotiate_openmetrics(server) -> None:
+    r = request(server.url + "metrics")
+    assert r.status == 200 and r.headers["content-type"] == TEXT
+    assert 'env_steps_total{env="ChemicalReactor-v0"} 4.0' in r.text and "# EOF" not in r.text
+    for accept in (PROMETHEUS_ACCEPT, "application/openmetrics-text"):
+        r = request(server.url + "metrics", headers={"Accept": accept})
+        assert r.headers["content-type"] == OM and r.text.endswith("# EOF\n")
+    r = request(server.url + "metrics", headers={"Accept": "*/*"})
+    assert r.headers["content-type"] == TEXT
+    head = request(server.url + "metrics", method="HEAD")
+    assert head.status == 200 and head.body == b""
+
+
+def test_live_output_passes_promtool(server) -> None:
+    for path in ("metrics", "safety/metrics"):
+        r = promtool_check(request(server.url + path).text)
+        assert r.returncode == 0, path + ": " + r.stdout + r.stderr
+
+
+def test_safety_metrics_hold_the_safety_families_only(server) -> None:
+    text = request(server.url + "safety/metrics").text
+    assert 'safety_violations_total{constraint_type="temperature",severity="critical"} 1.0' in text
+    assert 'emergency_shutdowns_total{reason="temperature_high"} 1.0' in text
+    assert "env_steps_total" not in text and "process_" not in text
+
+
+def test_a_safety_port_serves_safety_families(registry: Registry) -> None:
+    with start_http_server(0, registry=registry, safety_port=0) as s:
+        assert s.safety_port and s.safety_port != s.port
+        text = request(f"http://127.0.0.1:{s.safety_port}/safety/metrics").text
+        also = request(f"http://127.0.0.1:{s.safety_port}/metrics").text
+        assert "safety_violations_total" in text and "env_steps_total" not in text
+        assert "env_steps_total" not in also
+        assert request(f"http://127.0.0.1:{s.safety_port}/health/live").status == 200
+
+
+def test_health_endpoints_and_aliases(server, registry: Registry) -> None:
+    for path in ("health", "healthz"):
+        r = request(server.url + path)
+        assert r.status == 200 and json.loads(r.body) == {"status": "healthy", "service": "neorl-industrial", "version": "0.1.0"}
+    for path in ("health/live", "livez"):
+        r = request(server.url + path)
+        assert r.status == 200 and json.loads(r.body)["status"] == "alive"
+    for path in ("health/ready", "readyz"):
+        assert request(server.url + path).status == 200
+    d = json.loads(request(server.url + "health/detailed").body)
+    assert d["status"] == "pass" and d["uptime"] >= 0
+    assert set(d["checks"]) == {"safety_system", "model_loaded", "memory_usage", "exporter"}
+    assert all(c["status"] == "pass" for c in d["checks"].values())
+    datetime.datetime.fromisoformat(d["timestamp"].replace("Z", "+00:00"))
+    # An emergency shutdown fails readiness; liveness never looks at checks.
+    registry._handle.set_safety_state("shutdown")  # type: ignore[attr-defined]
+    r = request(server.url + "health/ready")
+    assert r.status == 503 and json.loads(r.body)["checks"]["safety_system"]["status"] == "fail"
+    assert request(server.url + "readyz").status == 503
+    assert request(server.url + "health/live").status == 200
+    assert json.loads(request(server.url + "health/detailed").body)["status"] == "fail"
+    registry._handle.set_safety_state("active")  # type: ignore[attr-defined]
+    assert request(server.url + "health/ready").status == 200
+
+
+def test_not_ready_without_a_model_and_memory_over_limit_fails() -> None:
+    reg = Registry()
+    with start_http_server(0, registry=reg) as s:
+        r = request(s.url + "health/ready")
+        assert r.status == 503
+        assert json.loads(r.body)["checks"]["model_loaded"]["status"] == "fail"
+        reg.set_model_loaded()
+        assert request(s.url + "health/ready").status in (200,)
+    reg.set_model_loaded()
+    with start_http_server(0, registry=reg, memory_limit_bytes=1024) as s:
+        d = json.loads(request(s.url + "health/ready").body)
+        assert d["checks"]["memory_usage"]["status"] == "fail" and d["checks"]["memory_usage"]["observedValue"] > 1024
+
+
+def test_user_health_checks_pass_fail_raise_and_time_out(server, registry: Registry) -> None:
+    state = {"ok": True}
+    register_health_check("database", lambda: state["ok"], registry=registry, interval=0.2, timeout=0.5)
+    register_health_check("broken", lambda: 1 / 0, registry=registry, interval=60)
+    register_health_check("slow", lambda: time.sleep(5), registry=registry, interval=60, timeout=0.2)
+    register_health_check("degraded", lambda: ("warn", "cache cold"), registry=registry, interval=60)
+    try:
+        checks = json.loads(request(server.url + "health/detailed").body)["checks"]
+        assert checks["database"]["status"] == "pass"
+        assert checks["broken"]["status"] == "fail" and "ZeroDivisionError" in checks["broken"]["output"]
+        assert checks["slow"]["status"] == "fail" and "timed out" in checks["slow"]["output"]
+        assert checks["degraded"] == {"status": "warn", "output": "cache cold"}
+        assert request(server.url + "health/ready").status == 503
+        state["ok"] = False
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            checks = json.loads(request(server.url + "health/detailed").body)["checks"]
+            if checks["database"]["status"] == "fail":
+                break
+            time.sleep(0.05)
+        assert checks["database"]["status"] == "fail"
+    finally:
+        for name in ("database", "broken", "slow", "degraded"):
+            assert unregister_health_check(name, registry=registry)
+    assert request(server.url + "health/ready").status == 200
+    with pytest.raises(ConfigError):
+        register_health_check("x", 42, registry=registry)  # type: ignore[arg-type]
+
+
+def test_methods_and_unknown_paths(server) -> None:
+    r = request(server.url + "metrics", method="POST")
+    assert r.status == 405 and r.headers["allow"] == "GET, HEAD"
+    assert request(server.url + "nope").status == 404
+    assert request(server.url).status == 200
+
+
+def test_malformed_and_oversized_requests_are_refused(server) -> None:
+    assert raw(server.port, b"GARBAGE\r\n\r\n").startswith(b"HTTP/1.1 400")
+    assert raw(server.port, b"GET /metrics HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n").startswith(b"HTTP/1.1 400")
+    big = b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 100_000 + b"\r\n\r\n"
+    reply = raw(server.port, big)
+    assert reply.startswith(b"HTTP/1.1 431") or reply == b""
+    assert raw(server.port, b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03" + bytes(200)).startswith(b"HTTP/1.1 400")
+    # Still serving.
+    assert request(server.url + "metrics").status == 200
+
+
+def test_slow_clients_are_cut_off_and_connections_are_bounded(registry: Registry) -> None:
+    with start_http_server(0, registry=registry, max_connections=2, header_timeout=0.5) as s:
+        # A client that never sends its headers is dropped after header_timeout.
+        t0 = time.monotonic()
+        assert b"200 OK" not in raw(s.port, b"GET /metrics HTTP/1.1\r\n", timeout=5)
+        assert time.monotonic() - t0 < 4
+        idle = [socket.create_connection(("127.0.0.1", s.port)) for _ in range(2)]
+        try:
+            time.sleep(0.1)
+            assert raw(s.port, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").startswith(b"HTTP/1.1 503")
+        finally:
+            for c in idle:
+                c.close()
+        deadline = time.monotonic() + 5
+        while request(s.url + "metrics").status != 200 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert request(s.url + "metrics").status == 200
+
+
+def test_port_in_use_is_a_clear_error(server, registry: Registry) -> None:
+    with pytest.raises(ExporterError, match=f"port {server.port} on 127.0.0.1 is already in use") as e:
+        start_http_server(server.port, registry=registry)
+    assert e.value.errno == errno.EADDRINUSE
+    assert isinstance(e.value, OSError)
+
+
+def test_bad_options_are_config_errors(registry: Registry, tmp_path: Path) -> None:
+    for kwargs in ({"port": 70000}, {"port": -1}, {"max_connections": 0}, {"header_timeout": 0}, {"addr": "no such host.invalid"}):
+        with pytest.raises(ConfigError):
+            start_http_server(**{"port": 0, "registry": registry, **kwargs})  # type: ignore[arg-type]
+    for text in ("basic_auth_users: [", "unknown: 1", "basic_auth_users:\n  u: plain\n", "tls_server_config:\n  cert_file: x.pem\n  key_file: y.pem\n"):
+        cfg = tmp_path / "web.yml"
+        cfg.write_text(text)
+        with pytest.raises(ConfigError):
+            start_http_server(0, registry=registry, web_config_file=cfg)
+    with pytest.raises(ConfigError):
+        start_http_server(0, registry=registry, web_config_file=tmp_path / "missing.yml")
+
+
+def test_stop_frees_the_port_and_is_idempotent(registry: Registry) -> None:
+    s = start_http_server(0, registry=registry)
+    port = s.port
+    assert s.running and s.url == f"http://127.0.0.1:{port}/"
+    s.stop()
+    s.stop()
+    assert not s.running
+    with pytest.raises(OSError):
+        request(f"http://127.0.0.1:{port}/metrics", timeout=2)
+    with start_http_server(port, registry=registry) as again:
+        assert request(again.url + "metrics").status == 200
+
+
+def web_config(tmp_path: Path, body: str) -> Path:
+    p = tmp_path / "web-config.yml"
+    p.write_text(body)
+    return p
+
+
+def test_basic_auth_with_bcrypt_hashes(registry: Registry, tmp_path: Path) -> None:
+    hashed = bcrypt.hashpw(b"s3cret", bcrypt.gensalt(rounds=4)).decode()
+    cfg = web_config(tmp_path, f"basic_auth_users:\n  prometheus: '{hashed}'\nhttp_server_config:\n  headers:\n    X-Frame-Options: deny\n")
+    with start_http_server(0, registry=registry, web_config_file=cfg) as s:
+        refusals = [
+            request(s.url + "metrics"),
+            request(s.url + "metrics", auth=("prometheus", "wrong")),
+            request(s.url + "metrics", auth=("nobody", "s3cret")),
+            request(s.url + "health/live", auth=("prometheus", "")),
+            request(s.url + "metrics", headers={"Authorization": "Basic !!!"}),
+        ]
+        for r in refusals:
+            assert r.status == 401 and r.headers["www-authenticate"].startswith("Basic realm=")
+        # Every refusal looks the same: no hint of which users exist.
+        assert len({(r.body, tuple(sorted(r.headers.items() - {("date", r.headers.get("date"))}))) for r in refusals}) == 1
+        ok = request(s.url + "metrics", auth=("prometheus", "s3cret"))
+        assert ok.status == 200 and "env_steps_total" in ok.text
+        assert ok.headers["x-frame-options"] == "deny"
+        assert request(s.url + "health/ready", auth=("prometheus", "s3cret")).status == 200
+
+
+def self_signed(tmp_path: Path) -> tuple[Path, Path]:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    crt, k = tmp_path / "server.crt", tmp_path / "server.key"
+    crt.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    k.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    return crt, k
+
+
+def test_tls_with_a_self_signed_certificate(registry: Registry, tmp_path: Path) -> None:
+    crt, key = self_signed(tmp_path)
+    hashed = bcrypt.hashpw(b"pw", bcrypt.gensalt(rounds=4)).decode()
+    cfg = web_config(tmp_path, f"tls_server_config:\n  cert_file: {crt.name}\n  key_file: {key.name}\nbasic_auth_users:\n  u: '{hashed}'\n")
+    with start_http_server(0, registry=registry, web_config_file=cfg) as s:
+        assert s.url.startswith("https://")
+        ctx = ssl.create_default_context(cafile=str(crt))
+        url = f"https://localhost:{s.port}/metrics"
+        r = request(url, context=ctx, auth=("u", "pw"))
+        assert r.status == 200 and "safety_violations_total" in r.text
+        assert request(url, context=ctx).status == 401
+        # Untrusted certificate: the client refuses; plain HTTP to the TLS port gets no answer.
+        with pytest.raises(OSError):
+            request(url, context=ssl.create_default_context(), auth=("u", "pw"))
+        assert b"200 OK" not in raw(s.port, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", timeout=3)
+        assert request(url, context=ctx, auth=("u", "pw")).status == 200
+
+
+def test_scrapes_are_answered_while_python_holds_the_gil(server) -> None:
+    """A scrape from another process completes while this interpreter holds the GIL in one long
+    C call (a backtracking regex), so the exporter never waits for Python."""
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time, urllib.request\n"
+            "print('ready', flush=True)\n"
+            "time.sleep(0.1)\n"
+            f"urllib.request.urlopen('{server.url}metrics', timeout=20).read()\n"
+            "print(time.time(), flush=True)\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == "ready"
+        import re
+
+        start = time.time()
+        re.match(r"(a+)+$", "a" * 25 + "b")  # holds the GIL for about 2 s
+        end = time.time()
+        answered = float(child.stdout.readline())
+    finally:
+        child.wait(timeout=30)
+    assert end - start > 0.5, "the regex returned too fast to prove anything"
+    assert start < answered < end
+
+
+def test_exporter_serves_metrics_registered_later(server, registry: Registry) -> None:
+    Counter("late_total", "Registered after start", registry=registry).inc(7)
+    assert "late_total 7.0" in request(server.url + "metrics").text
+
+
+def test_concurrent_scrapes(server) -> None:
+    errors: list[BaseException] = []
+
+    def scrape() -> None:
+        try:
+            for _ in range(20):
+                assert request(server.url + "metrics").status == 200
+        except BaseException as e:  # collected for the assertion below
+            errors.append(e)
+
+    threads = [threading.Thread(target=scrape) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not errors
+
+
+def test_a_server_whose_handle_is_dropped_keeps_serving_until_stopped(registry: Registry) -> None:
+    import gc
+
+    from neorl_industrial import exporter
+
+    port = start_http_server(0, registry=registry).port
+    gc.collect()
+    assert request(f"http://127.0.0.1:{port}/metrics").status == 200
+    (server,) = [s for s in exporter._SERVERS if s.port == port]
+    server.stop()
+    assert server not in exporter._SERVERS
+    with pytest.raises(OSError):
+        request(f"http://127.0.0.1:{port}/metrics", timeout=2)
