@@ -24,8 +24,9 @@ import sys
 import time
 import timeit
 
-import neorl_industrial as ni
 import numpy as np
+
+import neorl_industrial as ni
 from neorl_industrial import _core
 from neorl_industrial.exporter import start_http_server
 from neorl_industrial.metrics import Counter, Histogram, Registry
@@ -64,14 +65,19 @@ def bench_on_off(n: int, steps: int, reps: int) -> None:
             on.append(step_seconds(n, steps, metrics=True))
             off.append(step_seconds(n, steps, metrics=False))
         ratio = statistics.median(on) / statistics.median(off) - 1
-        print(f"  N={n:5d}: step {statistics.median(off) * 1e6:9.1f} us off, {statistics.median(on) * 1e6:9.1f} us on -> overhead {ratio * 100:+.2f}%  (limit 3%)")
+        print(
+            f"  N={n:5d}: step {statistics.median(off) * 1e6:9.1f} us off, {statistics.median(on) * 1e6:9.1f} us on -> overhead {ratio * 100:+.2f}%  (limit 3%)"
+        )
         return
     t_core = statistics.median(step_seconds(n, steps, core=True) for _ in range(reps))
     returns = max(1, n // 60) if n > 1 else 1
     heavy = statistics.median(_core._bench_record_batch(20_000, returns, CONSTRAINTS) for _ in range(reps))
     quiet = statistics.median(_core._bench_record_batch(20_000, 0, 0) for _ in range(reps))
     print(f"  N={n:5d}: VectorEnv.step {t_step * 1e6:8.1f} us, native step {t_core * 1e6:8.1f} us")
-    for label, rec in ((f"{returns} returns + {CONSTRAINTS} violations", heavy), ("no episode end, no violation", quiet)):
+    for label, rec in (
+        (f"{returns} returns + {CONSTRAINTS} violations", heavy),
+        ("no episode end, no violation", quiet),
+    ):
         print(
             f"           record_batch, {label:30s} {rec * 1e9:5.0f} ns -> {rec / t_step * 100:.3f}% of VectorEnv.step, "
             f"{rec / t_core * 100:.3f}% of the native step (limit 3%)"
@@ -164,7 +170,12 @@ def bench_scrape_load(steps: int, pairs: int, threads: int | None) -> None:
 
     segment()
     with start_http_server(0) as s:
-        proc = subprocess.Popen([sys.executable, "-c", SCRAPER, str(s.port)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", SCRAPER, str(s.port)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         assert proc.stdin is not None and proc.stdout is not None
         ratios, rates = [], []
         cpu = loaded_total = 0.0
@@ -189,10 +200,14 @@ def bench_scrape_load(steps: int, pairs: int, threads: int | None) -> None:
         proc.wait(timeout=30)
     env.close()
     where = f"{threads} stepping thread(s)" if threads else "stepping on every core"
-    print(f"  N=1024, {where}, {pairs} alternating pairs of {steps} steps: slowdown while scraped at ~{statistics.median(rates):.0f}/s "
-          f"{(statistics.median(ratios) - 1) * 100:+.2f}% (median of pairs; limit 5%)")
-    print(f"  exporter thread CPU while scraped: {cpu / loaded_total * 100:.2f}% of one core "
-          "(the scraping client runs on this machine too and takes its own share)")
+    print(
+        f"  N=1024, {where}, {pairs} alternating pairs of {steps} steps: slowdown while scraped at ~{statistics.median(rates):.0f}/s "
+        f"{(statistics.median(ratios) - 1) * 100:+.2f}% (median of pairs; limit 5%)"
+    )
+    print(
+        f"  exporter thread CPU while scraped: {cpu / loaded_total * 100:.2f}% of one core "
+        "(the scraping client runs on this machine too and takes its own share)"
+    )
 
 
 def bench_python_api(number: int) -> None:
@@ -213,7 +228,9 @@ def bench_python_api(number: int) -> None:
         ("histogram.observe(0.3)", best(lambda: oh.observe(0.3)), best(lambda: th.observe(0.3))),
     ]
     for name, ours, theirs in rows:
-        print(f"  {name:26s} ours {ours * 1e9:6.0f} ns   prometheus_client {theirs * 1e9:6.0f} ns   ratio {ours / theirs:.2f}")
+        print(
+            f"  {name:26s} ours {ours * 1e9:6.0f} ns   prometheus_client {theirs * 1e9:6.0f} ns   ratio {ours / theirs:.2f}"
+        )
 
 
 def main() -> None:

@@ -20,6 +20,8 @@ use crate::safety::audit::{AuditTrail, Source};
 use crate::safety::{
     shield, AlarmState, At, Checker, ConstraintSet, EventKind, Outputs, SafetyEvent, Shield,
 };
+use crate::telemetry::env_metrics::{BatchRecord, EnvMetrics};
+use crate::telemetry::health::SafetyState;
 
 /// Incident ids are unique within the process: `safety_000001`, `safety_000002`, ...
 static NEXT_INCIDENT: AtomicU64 = AtomicU64::new(1);
@@ -195,6 +197,7 @@ pub struct VecCore {
     autoreset: Autoreset,
     pool: Option<rayon::ThreadPool>,
     audit: Option<(Arc<AuditTrail>, Arc<Source>)>,
+    metrics: Option<Arc<EnvMetrics>>,
 }
 
 /// Unix time now, read once per batch.
@@ -262,7 +265,83 @@ impl VecCore {
             autoreset,
             pool,
             audit: None,
+            metrics: None,
         })
+    }
+
+    /// Records every batch step into `metrics` (once per batch, not per env), or stops recording.
+    pub fn set_metrics(&mut self, metrics: Option<Arc<EnvMetrics>>) {
+        if let Some(m) = &metrics {
+            m.set_active(self.n as i64);
+            m.set_safety_state(if self.checker.is_empty() {
+                SafetyState::Inactive
+            } else {
+                SafetyState::Active
+            });
+        }
+        self.metrics = metrics;
+    }
+
+    /// The metrics handle, if recording.
+    pub fn metrics(&self) -> Option<&Arc<EnvMetrics>> {
+        self.metrics.as_ref()
+    }
+
+    /// One metrics update for a batch step: counts from the rows and events, logs for new incidents.
+    fn record(&self, rows: &[Row], events: &[SafetyEvent], seconds: f64) {
+        let Some(m) = &self.metrics else { return };
+        let k = self.checker.len();
+        let mut violations = vec![0u64; k];
+        let mut shutdowns = vec![0u64; k];
+        let mut responses = Vec::new();
+        for e in events {
+            let Some(c) = e.constraint.map(usize::from) else {
+                continue;
+            };
+            match e.kind {
+                EventKind::IncidentOpened => {
+                    violations[c] += 1;
+                    m.log_violation(
+                        c,
+                        e.env,
+                        e.value,
+                        self.checker.set.constraints[c].limit_near(e.value),
+                    );
+                }
+                EventKind::EmergencyShutdown => {
+                    shutdowns[c] += 1;
+                    m.log_shutdown(
+                        c,
+                        e.env,
+                        e.value,
+                        self.checker.set.constraints[c].limit_near(e.value),
+                    );
+                }
+                EventKind::IncidentClosed | EventKind::IncidentClosedByEpisodeEnd
+                    if e.alarm.response_seconds.is_finite() =>
+                {
+                    responses.push(e.alarm.response_seconds);
+                }
+                _ => {}
+            }
+        }
+        let returns: Vec<f64> = rows
+            .iter()
+            .filter(|r| r.terminated || r.truncated)
+            .map(|r| r.episode_return)
+            .collect();
+        m.record_batch(&BatchRecord {
+            env_steps: rows.iter().filter(|r| r.stepped).count() as u64,
+            episode_returns: &returns,
+            step_seconds: seconds,
+            violations: &violations,
+            shutdowns: &shutdowns,
+            shield_interventions: rows.iter().filter(|r| r.shielded).count() as u64,
+            response_seconds: &responses,
+        });
+        if self.autoreset == Autoreset::Disabled && shutdowns.iter().any(|&s| s > 0) {
+            m.set_safety_state(SafetyState::ShutDown);
+        }
     }
 
     /// Sends this batch's safety events to `trail` from now on.
@@ -429,6 +508,7 @@ impl VecCore {
 
     /// Steps every env with normalised actions (`num_envs x act_dim`, row-major).
     pub fn step(&mut self, actions: &[f64]) -> Result<StepOut, CoreError> {
+        let started = std::time::Instant::now();
         self.validate(actions)?;
         let spec = self.model.spec();
         let (n, od, ad, k) = (self.n, spec.obs_dim(), spec.act_dim(), self.checker.len());
@@ -484,6 +564,7 @@ impl VecCore {
         out.events = events.into_iter().flatten().collect();
         let mut events = std::mem::take(&mut out.events);
         self.publish(&mut events);
+        self.record(&out.rows, &events, started.elapsed().as_secs_f64());
         out.events = events;
         Ok(out)
     }

@@ -72,4 +72,6 @@ def promtool_check(text: str) -> subprocess.CompletedProcess[str]:
     """Runs ``promtool check metrics`` on exposition text (skips where promtool is missing)."""
     if shutil.which(PROMTOOL) is None:
         pytest.skip("promtool not installed (scripts/test.sh installs Debian's prometheus package)")
-    return subprocess.run([PROMTOOL, "check", "metrics"], input=text, capture_output=True, text=True, timeout=30)
+    return subprocess.run(
+        [PROMTOOL, "check", "metrics"], input=text, capture_output=True, text=True, timeout=30
+    )

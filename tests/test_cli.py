@@ -103,3 +103,38 @@ def test_bad_files_are_clear_errors(tmp_path) -> None:
     assert p.returncode == 2 and "cannot read" in p.stderr
     p = cli("run", "--audit-log", str(tmp_path / "no" / "dir" / "a.jsonl"))
     assert p.returncode == 2 and "audit_log: cannot open" in p.stderr
+
+
+def test_serve_exports_metrics_and_stops_cleanly_on_sigterm(tmp_path) -> None:
+    import signal
+    import time
+    import urllib.request
+
+    log = tmp_path / "audit.jsonl"
+    cmd = [sys.executable, "-m", "neorl_industrial.cli", "serve", "--port", "0", "--num-envs", "8", "--rate", "50",
+           "--policy", "random", "--audit-log", str(log)]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert "serving ChemicalReactor-v0 x8" in line, line + (proc.stderr.read() if proc.poll() else "")
+        url = line.rsplit(" on ", 1)[1].strip()
+        deadline = time.monotonic() + 20
+        steps = 0.0
+        while time.monotonic() < deadline and steps < 400:
+            time.sleep(0.3)
+            text = urllib.request.urlopen(url + "metrics", timeout=5).read().decode()
+            for row in text.splitlines():
+                if row.startswith('env_steps_total{env="ChemicalReactor-v0"}'):
+                    steps = float(row.split()[-1])
+        assert steps >= 400
+        assert urllib.request.urlopen(url + "health/live", timeout=5).status == 200
+        assert "actions_computed_total" in text and "inference_latency_seconds_bucket" in text
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert "stopped after" in out
+    events = [json.loads(x) for x in log.read_text().splitlines()]
+    assert events[0]["event"] == "run_start" and events[-1]["event"] == "run_end"

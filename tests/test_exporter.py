@@ -16,10 +16,11 @@ from pathlib import Path
 
 import bcrypt
 import pytest
+from telemetry_http import promtool_check, raw, request
+
 from neorl_industrial.exceptions import ConfigError, ExporterError
 from neorl_industrial.exporter import register_health_check, start_http_server, unregister_health_check
 from neorl_industrial.metrics import Counter, Registry
-from telemetry_http import promtool_check, raw, request
 
 OM = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 TEXT = "text/plain; version=0.0.4; charset=utf-8"
@@ -84,7 +85,11 @@ def test_a_safety_port_serves_safety_families(registry: Registry) -> None:
 def test_health_endpoints_and_aliases(server, registry: Registry) -> None:
     for path in ("health", "healthz"):
         r = request(server.url + path)
-        assert r.status == 200 and json.loads(r.body) == {"status": "healthy", "service": "neorl-industrial", "version": "0.1.0"}
+        assert r.status == 200 and json.loads(r.body) == {
+            "status": "healthy",
+            "service": "neorl-industrial",
+            "version": "0.1.0",
+        }
     for path in ("health/live", "livez"):
         r = request(server.url + path)
         assert r.status == 200 and json.loads(r.body)["status"] == "alive"
@@ -117,7 +122,10 @@ def test_not_ready_without_a_model_and_memory_over_limit_fails() -> None:
     reg.set_model_loaded()
     with start_http_server(0, registry=reg, memory_limit_bytes=1024) as s:
         d = json.loads(request(s.url + "health/ready").body)
-        assert d["checks"]["memory_usage"]["status"] == "fail" and d["checks"]["memory_usage"]["observedValue"] > 1024
+        assert (
+            d["checks"]["memory_usage"]["status"] == "fail"
+            and d["checks"]["memory_usage"]["observedValue"] > 1024
+        )
 
 
 def test_user_health_checks_pass_fail_raise_and_time_out(server, registry: Registry) -> None:
@@ -158,11 +166,15 @@ def test_methods_and_unknown_paths(server) -> None:
 
 def test_malformed_and_oversized_requests_are_refused(server) -> None:
     assert raw(server.port, b"GARBAGE\r\n\r\n").startswith(b"HTTP/1.1 400")
-    assert raw(server.port, b"GET /metrics HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n").startswith(b"HTTP/1.1 400")
+    assert raw(server.port, b"GET /metrics HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n").startswith(
+        b"HTTP/1.1 400"
+    )
     big = b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 100_000 + b"\r\n\r\n"
     reply = raw(server.port, big)
     assert reply.startswith(b"HTTP/1.1 431") or reply == b""
-    assert raw(server.port, b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03" + bytes(200)).startswith(b"HTTP/1.1 400")
+    assert raw(server.port, b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03" + bytes(200)).startswith(
+        b"HTTP/1.1 400"
+    )
     # Still serving.
     assert request(server.url + "metrics").status == 200
 
@@ -194,10 +206,21 @@ def test_port_in_use_is_a_clear_error(server, registry: Registry) -> None:
 
 
 def test_bad_options_are_config_errors(registry: Registry, tmp_path: Path) -> None:
-    for kwargs in ({"port": 70000}, {"port": -1}, {"max_connections": 0}, {"header_timeout": 0}, {"addr": "no such host.invalid"}):
+    for kwargs in (
+        {"port": 70000},
+        {"port": -1},
+        {"max_connections": 0},
+        {"header_timeout": 0},
+        {"addr": "no such host.invalid"},
+    ):
         with pytest.raises(ConfigError):
             start_http_server(**{"port": 0, "registry": registry, **kwargs})  # type: ignore[arg-type]
-    for text in ("basic_auth_users: [", "unknown: 1", "basic_auth_users:\n  u: plain\n", "tls_server_config:\n  cert_file: x.pem\n  key_file: y.pem\n"):
+    for text in (
+        "basic_auth_users: [",
+        "unknown: 1",
+        "basic_auth_users:\n  u: plain\n",
+        "tls_server_config:\n  cert_file: x.pem\n  key_file: y.pem\n",
+    ):
         cfg = tmp_path / "web.yml"
         cfg.write_text(text)
         with pytest.raises(ConfigError):
@@ -227,7 +250,10 @@ def web_config(tmp_path: Path, body: str) -> Path:
 
 def test_basic_auth_with_bcrypt_hashes(registry: Registry, tmp_path: Path) -> None:
     hashed = bcrypt.hashpw(b"s3cret", bcrypt.gensalt(rounds=4)).decode()
-    cfg = web_config(tmp_path, f"basic_auth_users:\n  prometheus: '{hashed}'\nhttp_server_config:\n  headers:\n    X-Frame-Options: deny\n")
+    cfg = web_config(
+        tmp_path,
+        f"basic_auth_users:\n  prometheus: '{hashed}'\nhttp_server_config:\n  headers:\n    X-Frame-Options: deny\n",
+    )
     with start_http_server(0, registry=registry, web_config_file=cfg) as s:
         refusals = [
             request(s.url + "metrics"),
@@ -239,7 +265,15 @@ def test_basic_auth_with_bcrypt_hashes(registry: Registry, tmp_path: Path) -> No
         for r in refusals:
             assert r.status == 401 and r.headers["www-authenticate"].startswith("Basic realm=")
         # Every refusal looks the same: no hint of which users exist.
-        assert len({(r.body, tuple(sorted(r.headers.items() - {("date", r.headers.get("date"))}))) for r in refusals}) == 1
+        assert (
+            len(
+                {
+                    (r.body, tuple(sorted(r.headers.items() - {("date", r.headers.get("date"))})))
+                    for r in refusals
+                }
+            )
+            == 1
+        )
         ok = request(s.url + "metrics", auth=("prometheus", "s3cret"))
         assert ok.status == 200 and "env_steps_total" in ok.text
         assert ok.headers["x-frame-options"] == "deny"
@@ -269,14 +303,21 @@ def self_signed(tmp_path: Path) -> tuple[Path, Path]:
     )
     crt, k = tmp_path / "server.crt", tmp_path / "server.key"
     crt.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    k.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    k.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
     return crt, k
 
 
 def test_tls_with_a_self_signed_certificate(registry: Registry, tmp_path: Path) -> None:
     crt, key = self_signed(tmp_path)
     hashed = bcrypt.hashpw(b"pw", bcrypt.gensalt(rounds=4)).decode()
-    cfg = web_config(tmp_path, f"tls_server_config:\n  cert_file: {crt.name}\n  key_file: {key.name}\nbasic_auth_users:\n  u: '{hashed}'\n")
+    cfg = web_config(
+        tmp_path,
+        f"tls_server_config:\n  cert_file: {crt.name}\n  key_file: {key.name}\nbasic_auth_users:\n  u: '{hashed}'\n",
+    )
     with start_http_server(0, registry=registry, web_config_file=cfg) as s:
         assert s.url.startswith("https://")
         ctx = ssl.create_default_context(cafile=str(crt))

@@ -10,6 +10,7 @@ import math
 from datetime import datetime
 
 import pytest
+
 from neorl_industrial import _core
 from neorl_industrial import logging as nlog
 from neorl_industrial.exporter import start_http_server
@@ -42,14 +43,22 @@ def test_a_safety_violation_reaches_python_logging_with_its_fields(caplog: pytes
     assert rec.violation_id == vid  # type: ignore[attr-defined]
     assert rec.env == "ChemicalReactor-v0" and rec.env_index == 7  # type: ignore[attr-defined]
     # A plain formatter still shows the fields in the message.
-    assert "constraint=\"temperature_high\"" in rec.getMessage()
+    assert 'constraint="temperature_high"' in rec.getMessage()
 
 
 def test_warning_severity_logs_a_warning(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO)
     from neorl_industrial.metrics import record_safety_violation
 
-    record_safety_violation("pressure", "warning", constraint="p high", current_value=2.0, limit=1.5, env="plant \"A\"", registry=Registry())
+    record_safety_violation(
+        "pressure",
+        "warning",
+        constraint="p high",
+        current_value=2.0,
+        limit=1.5,
+        env='plant "A"',
+        registry=Registry(),
+    )
     (rec,) = safety_records(caplog)
     assert rec.levelno == logging.WARNING
     assert rec.constraint == "p high" and rec.env == 'plant "A"'  # type: ignore[attr-defined]
@@ -83,14 +92,20 @@ def test_the_window_ends_and_reports_what_it_suppressed(caplog: pytest.LogCaptur
     time.sleep(0.3)
     handle.log_violation(0, 0, 1.0, 0.0)
     events = [r.event for r in safety_records(caplog)]  # type: ignore[attr-defined]
-    assert events == ["safety violation", "suppressed 4 similar events: safety violation (env \"Window-v0\", constraint \"t_high\")", "safety violation"]
+    assert events == [
+        "safety violation",
+        'suppressed 4 similar events: safety violation (env "Window-v0", constraint "t_high")',
+        "safety violation",
+    ]
 
 
 def test_json_lines_with_structlog_field_names() -> None:
     stream = io.StringIO()
     handler = nlog.configure(json=True, stream=stream)
     try:
-        Registry().core.env_metrics("Json-v0", ["temperature"], ["warning"], ["t_high"]).log_violation(0, 1, math.inf, 320.0)
+        Registry().core.env_metrics("Json-v0", ["temperature"], ["warning"], ["t_high"]).log_violation(
+            0, 1, math.inf, 320.0
+        )
         logging.getLogger("neorl_industrial.custom").info("plain %s", "python")
     finally:
         logging.getLogger("neorl_industrial").removeHandler(handler)
@@ -120,7 +135,10 @@ def test_exporter_lifecycle_is_logged(caplog: pytest.LogCaptureFixture) -> None:
     with start_http_server(0, registry=Registry()) as s:
         pass
     msgs = [(r.name, r.event) for r in caplog.records if r.name == "neorl_industrial.exporter"]  # type: ignore[attr-defined]
-    assert msgs == [("neorl_industrial.exporter", "metrics exporter started"), ("neorl_industrial.exporter", "metrics exporter stopped")]
+    assert msgs == [
+        ("neorl_industrial.exporter", "metrics exporter started"),
+        ("neorl_industrial.exporter", "metrics exporter stopped"),
+    ]
     started = next(r for r in caplog.records if getattr(r, "event", "") == "metrics exporter started")
     assert started.listeners == f"http://127.0.0.1:{s.port}"  # type: ignore[attr-defined]
 
@@ -134,17 +152,27 @@ def test_levels_set_in_python_apply_to_rust_events(caplog: pytest.LogCaptureFixt
 @pytest.mark.parametrize(
     ("message", "event", "fields"),
     [
-        ('safety violation a="x y" b=1 c=2.5 d=true', "safety violation", {"a": "x y", "b": 1, "c": 2.5, "d": True}),
+        (
+            'safety violation a="x y" b=1 c=2.5 d=true',
+            "safety violation",
+            {"a": "x y", "b": 1, "c": 2.5, "d": True},
+        ),
         ('ev s="q\\"uote\\\\ \\n"', "ev", {"s": 'q"uote\\ \n'}),
         ("no fields here", "no fields here", {}),
-        ('suppressed 2 similar events: x (env "a=b") suppressed=2', 'suppressed 2 similar events: x (env "a=b")', {"suppressed": 2}),
+        (
+            'suppressed 2 similar events: x (env "a=b") suppressed=2',
+            'suppressed 2 similar events: x (env "a=b")',
+            {"suppressed": 2},
+        ),
     ],
 )
 def test_field_parsing(message: str, event: str, fields: dict) -> None:
     assert nlog.parse_fields(message) == (event, fields)
 
 
-def test_refusals_at_the_exporter_are_logged_by_a_python_thread(caplog: pytest.LogCaptureFixture, tmp_path) -> None:
+def test_refusals_at_the_exporter_are_logged_by_a_python_thread(
+    caplog: pytest.LogCaptureFixture, tmp_path
+) -> None:
     import time
 
     import bcrypt

@@ -8,12 +8,13 @@ import time
 
 import numpy as np
 import pytest
-from neorl_industrial import metrics
-from neorl_industrial.exceptions import MetricError
-from neorl_industrial.metrics import Counter, Gauge, Histogram, MonitoredPolicy, Registry, time_inference
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_om
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 from telemetry_http import promtool_check
+
+from neorl_industrial import metrics
+from neorl_industrial.exceptions import MetricError
+from neorl_industrial.metrics import Counter, Gauge, Histogram, MonitoredPolicy, Registry, time_inference
 
 CONTRACT = {
     "safety_violations_total": ("counter", {"constraint_type", "severity"}),
@@ -50,7 +51,9 @@ def value(reg: Registry, name: str, **labels: str) -> float:
 
 
 def batch(reg: Registry, env: str = "ChemicalReactor-v0"):
-    return reg.core.env_metrics(env, ["temperature", "temperature"], ["warning", "critical"], ["t_high", "t_runaway"])
+    return reg.core.env_metrics(
+        env, ["temperature", "temperature"], ["warning", "critical"], ["t_high", "t_runaway"]
+    )
 
 
 def test_every_contract_family_has_its_name_type_and_labels() -> None:
@@ -66,12 +69,19 @@ def test_every_contract_family_has_its_name_type_and_labels() -> None:
         assert fam.type == kind, name
         sample_labels = {k for s in fam.samples for k in s.labels} - {"le"}
         assert sample_labels == labels, name
+
     def bounds(fam: str) -> list[float]:
         return [float(s.labels["le"]) for s in families[fam].samples if s.name.endswith("_bucket")]
 
     assert bounds("inference_latency_seconds") == [0.001, 0.01, 0.05, 0.1, 0.5, 1.0, math.inf]
     assert bounds("episode_reward") == [-100, -10, -1, 0, 1, 10, 100, math.inf]
-    for p in ["process_resident_memory_bytes", "process_cpu_seconds", "process_open_fds", "process_start_time_seconds", "process_virtual_memory_bytes"]:
+    for p in [
+        "process_resident_memory_bytes",
+        "process_cpu_seconds",
+        "process_open_fds",
+        "process_start_time_seconds",
+        "process_virtual_memory_bytes",
+    ]:
         assert p in families, p
     assert families["process_resident_memory_bytes"].samples[0].value > 1e6
 
@@ -254,9 +264,13 @@ def test_text_output_passes_promtool() -> None:
 
 def test_record_safety_violation_counts_and_stamps() -> None:
     reg = Registry()
-    vid = metrics.record_safety_violation("pressure", "critical", constraint="p_high", current_value=2.5, limit=2.0, env="plant-1", registry=reg)
+    vid = metrics.record_safety_violation(
+        "pressure", "critical", constraint="p_high", current_value=2.5, limit=2.0, env="plant-1", registry=reg
+    )
     assert vid.startswith("sv-")
-    assert metrics.record_safety_violation("pressure", "critical", violation_id="mine", registry=reg) == "mine"
+    assert (
+        metrics.record_safety_violation("pressure", "critical", violation_id="mine", registry=reg) == "mine"
+    )
     metrics.record_emergency_shutdown("p_high", env="plant-1", registry=reg)
     assert value(reg, "safety_violations_total", constraint_type="pressure", severity="critical") == 2
     assert value(reg, "emergency_shutdowns_total", reason="p_high") == 1

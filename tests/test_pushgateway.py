@@ -7,10 +7,11 @@ import subprocess
 import time
 
 import pytest
+from telemetry_http import PUSHGATEWAY, free_port, request
+
 from neorl_industrial.exceptions import ConfigError, ExporterError
 from neorl_industrial.exporter import delete_from_gateway, push_to_gateway, pushadd_to_gateway
 from neorl_industrial.metrics import Counter, Registry
-from telemetry_http import PUSHGATEWAY, free_port, request
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +49,12 @@ def test_push_replace_add_and_delete(gateway: str) -> None:
     push_to_gateway(gateway, "train/run 1", reg, grouping_key={"instance": "node a", "seed": "7"})
     text = request(gateway + "/metrics").text
     line = next(x for x in text.splitlines() if x.startswith("env_steps_total{"))
-    assert 'job="train/run 1"' in line and 'instance="node a"' in line and 'seed="7"' in line and line.endswith(" 42")
+    assert (
+        'job="train/run 1"' in line
+        and 'instance="node a"' in line
+        and 'seed="7"' in line
+        and line.endswith(" 42")
+    )
     assert "training_runs_total{" in text
     extra = Registry()
     Counter("extra_total", "Extra", registry=extra).inc(3)

@@ -7,6 +7,9 @@ import numpy.typing as npt
 
 __all__ = [
     "__version__",
+    "AuditTrail",
+    "CoreMonitor",
+    "EVENT_KINDS",
     "CoreExporter",
     "CoreFamily",
     "CoreVecEnv",
@@ -26,8 +29,40 @@ __all__ = [
 ]
 
 __version__: str
+EVENT_KINDS: list[str]
 
 def env_ids() -> list[str]: ...
+
+_Events = dict[str, npt.NDArray[Any]]
+
+@final
+class AuditTrail:
+    def __new__(cls, path: str, capacity: int = 4096) -> AuditTrail: ...
+    @property
+    def path(self) -> str: ...
+    @property
+    def dropped(self) -> int: ...
+    @property
+    def written(self) -> int: ...
+    @property
+    def last_error(self) -> str | None: ...
+    def record(self, event: str, level: str = "info", fields_json: str = "") -> None: ...
+    def flush(self) -> None: ...
+    def close(self) -> None: ...
+
+@final
+class CoreMonitor:
+    def __new__(
+        cls, constraints: Any, signals: list[str], num_systems: int = 1, dt: float = 1.0
+    ) -> CoreMonitor: ...
+    @property
+    def signals(self) -> list[str]: ...
+    @property
+    def constraints(self) -> list[tuple[str, str, str, str, float]]: ...
+    def check(
+        self, values: npt.NDArray[np.float64], wall: float
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.bool_], _Events]: ...
+    def reset(self) -> None: ...
 
 @final
 class CoreVecEnv:
@@ -38,6 +73,10 @@ class CoreVecEnv:
         autoreset_mode: str = "next_step",
         num_threads: int | None = None,
         config: dict[str, Any] | None = None,
+        constraints: Any = None,
+        shield: str | None = None,
+        audit: AuditTrail | None = None,
+        registry: MetricsRegistry | None = None,
     ) -> CoreVecEnv: ...
     @property
     def num_envs(self) -> int: ...
@@ -50,27 +89,20 @@ class CoreVecEnv:
     @property
     def constraint_names(self) -> list[str]: ...
     def spec(self) -> dict[str, Any]: ...
+    @property
+    def shield(self) -> str: ...
     def reset(
         self,
         seeds: list[int | None] | None = None,
         mask: npt.NDArray[np.bool_] | None = None,
-    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float64]]: ...
-    def step(
-        self, actions: Any
     ) -> tuple[
         npt.NDArray[np.float32],
         npt.NDArray[np.float64],
-        npt.NDArray[np.bool_],
-        npt.NDArray[np.bool_],
-        npt.NDArray[np.bool_],
-        npt.NDArray[np.int64],
         npt.NDArray[np.float64],
-        npt.NDArray[np.float64],
-        npt.NDArray[np.int64],
-        npt.NDArray[np.bool_] | None,
-        npt.NDArray[np.float32] | None,
-        npt.NDArray[np.float64] | None,
+        npt.NDArray[np.bool_],
+        _Events,
     ]: ...
+    def step(self, actions: Any) -> dict[str, Any]: ...
     def reset_single(self, seed: int | None = None) -> tuple[npt.NDArray[np.float32], dict[str, Any]]: ...
     def step_single(
         self, action: Any

@@ -1,7 +1,10 @@
 """The ``neorl-industrial`` command.
 
-``neorl-industrial run``   steps a vectorized fleet with a baseline policy and prints a summary.
-``neorl-industrial envs``  prints the catalogue.
+``neorl-industrial run``      steps a vectorized fleet with a baseline policy and prints a summary.
+``neorl-industrial serve``    runs a monitored simulation with the metrics and health exporter until stopped.
+``neorl-industrial envs``     prints the catalogue.
+``neorl-industrial dataset``  writes an offline dataset.
+``neorl-industrial bench``    a quick throughput table for this machine.
 """
 
 from __future__ import annotations
@@ -65,6 +68,7 @@ def run_fleet(
     audit_log: str | None = None,
     shield: str | None = None,
     constraints: Any = None,
+    metrics_port: int | None = None,
     **env_options: Any,
 ) -> dict[str, Any]:
     """Steps ``num_envs`` envs for at least ``steps`` env-steps in total and returns a summary.
@@ -73,6 +77,11 @@ def run_fleet(
     """
     if steps < 1:
         raise ConfigError(f"steps: must be at least 1, got {steps}")
+    server = None
+    if metrics_port is not None:
+        from .exporter import start_http_server
+
+        server = start_http_server(metrics_port)
     trail = AuditTrail(audit_log) if audit_log else None
     # Same-step autoreset: every batch step is a real transition for every env.
     envs = make_vec(
@@ -127,6 +136,8 @@ def run_fleet(
             bar.update(num_envs)
     finally:
         bar.close()
+        if server is not None:
+            server.stop()
     elapsed = time.perf_counter() - t0
     total = batches * num_envs
     summary = {
@@ -232,6 +243,74 @@ def _dataset(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    """Steps a fleet at ``--rate`` batches per second with the exporter up, until SIGTERM or SIGINT."""
+    import signal
+
+    from .exporter import start_http_server
+    from .metrics import MonitoredPolicy
+
+    stop = {"now": False}
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        stop["now"] = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    trail = AuditTrail(args.audit_log) if args.audit_log else None
+    envs = make_vec(
+        args.env,
+        num_envs=args.num_envs,
+        autoreset_mode="same_step",
+        shield=args.shield,
+        constraints=args.constraints,
+        audit_log=trail,
+    )
+    policy_name = args.policy or default_policy(args.env)
+    policy = make_policy(
+        policy_name, envs.env_id, args.num_envs, envs.single_action_space.shape[0], seed=args.seed
+    )
+    act = MonitoredPolicy(policy)
+    server = start_http_server(
+        args.port, args.host, safety_port=args.safety_port, web_config_file=args.web_config
+    )
+    if trail is not None:
+        trail.record(
+            "run_start", env_id=envs.env_id, num_envs=args.num_envs, policy=policy_name, mode="serve"
+        )
+    print(f"serving {envs.env_id} x{args.num_envs} ({policy_name}) on {server.url}", flush=True)
+    obs, _ = envs.reset(seed=args.seed)
+    period = 1.0 / args.rate if args.rate > 0 else 0.0
+    t0 = time.monotonic()
+    next_at = t0
+    batches = 0
+    try:
+        while not stop["now"] and (args.duration is None or time.monotonic() - t0 < args.duration):
+            obs, _, term, trunc, _ = envs.step(act(obs))
+            done = term | trunc
+            if done.any():
+                policy.episode_end(done)
+            batches += 1
+            if period:
+                next_at += period
+                delay = next_at - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+                else:
+                    next_at = time.monotonic()
+    finally:
+        server.stop()
+        if trail is not None:
+            trail.record("run_end", env_id=envs.env_id, env_steps=batches * args.num_envs, mode="serve")
+            trail.close()
+    print(
+        f"stopped after {batches * args.num_envs:,} env steps; "
+        f"violations {envs.safety.violations}, shutdowns {envs.safety.shutdowns}",
+        flush=True,
+    )
+    return 0
+
+
 def _positive(text: str) -> int:
     try:
         value = int(text)
@@ -261,8 +340,25 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--audit-log", metavar="FILE", default=None, help="append safety events to this JSON Lines file"
     )
+    r.add_argument("--metrics-port", type=int, default=None, help="serve /metrics and /health/* on this port")
     r.add_argument("--json", action="store_true", help="print the summary as JSON")
     r.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    v = sub.add_parser("serve", help="run a monitored simulation with the exporter until SIGTERM")
+    v.add_argument("--env", default="ChemicalReactor-v0", help="environment id (see `envs`)")
+    v.add_argument("--num-envs", type=_positive, default=64)
+    v.add_argument("--policy", choices=POLICIES, default=None, help="baseline policy (default: pid)")
+    v.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0 in a container)")
+    v.add_argument("--port", type=int, default=8000, help="/metrics and /health/* (0: any free port)")
+    v.add_argument("--safety-port", type=int, default=None, help="also serve /safety/metrics on this port")
+    v.add_argument("--rate", type=float, default=10.0, help="batch steps per second (0: as fast as possible)")
+    v.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    v.add_argument("--shield", choices=("clip", "predictive"), default=None)
+    v.add_argument("--constraints", metavar="FILE", default=None)
+    v.add_argument("--audit-log", metavar="FILE", default=None)
+    v.add_argument(
+        "--web-config", metavar="FILE", default=None, help="exporter-toolkit web config (TLS, basic auth)"
+    )
+    v.add_argument("--seed", type=int, default=0)
     sub.add_parser("envs", help="print the catalogue")
     d = sub.add_parser("dataset", help="generate an offline dataset (.npz)")
     d.add_argument("env", help="environment id")
@@ -286,6 +382,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if command == "dataset":
             return _dataset(args)
+        if command == "serve":
+            return _serve(args)
         policy = args.policy or default_policy(args.env)
         summary = run_fleet(
             args.env,
@@ -297,6 +395,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             audit_log=args.audit_log,
             shield=args.shield,
             constraints=args.constraints,
+            metrics_port=args.metrics_port,
         )
     except NeorlError as e:
         print(f"neorl-industrial: error: {e}", file=sys.stderr)

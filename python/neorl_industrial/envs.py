@@ -52,6 +52,9 @@ class IndustrialEnv(gym.Env[np.ndarray, np.ndarray]):
     - ``shield``: ``None``, ``"clip"`` (actuator ramp limits) or ``"predictive"`` (also replaces an
       action that leads to a critical breach with the env's safe fallback).
     - ``audit_log``: a path or :class:`~neorl_industrial.safety.AuditTrail` receiving incidents.
+    - ``registry`` / ``metrics``: the :class:`~neorl_industrial.metrics.Registry` recording steps,
+      episodes, violations and latencies (default: the process-wide one); ``metrics=False`` records
+      nothing.
 
     ``info`` of every step: ``action`` (physical, after the shield), ``clipped``, ``cost``,
     ``shield`` (the shield changed the action), ``constraints`` / ``margins`` / ``violations``
@@ -68,6 +71,8 @@ class IndustrialEnv(gym.Env[np.ndarray, np.ndarray]):
         constraints: Any = None,
         shield: str | None = None,
         audit_log: Any = None,
+        registry: Any = None,
+        metrics: bool = True,
         **options: Any,
     ) -> None:
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
@@ -78,7 +83,12 @@ class IndustrialEnv(gym.Env[np.ndarray, np.ndarray]):
             )
         self.render_mode = render_mode
         self._options = dict(options)
-        self._safety_args = {"constraints": constraints, "shield": shield, "audit_log": audit_log}
+        self._safety_args = {
+            "constraints": constraints,
+            "shield": shield,
+            "audit_log": audit_log,
+            "metrics": metrics,
+        }
         self.audit_trail = open_audit_trail(audit_log)
         self._core = _core.CoreVecEnv(
             self.env_id,
@@ -257,6 +267,21 @@ class IndustrialBenchmarkEnv(IndustrialEnv):
     """
 
     env_id = "IndustrialBenchmark-v0"
+
+
+def _metrics_registry(registry: Any, metrics: bool) -> Any:
+    """The native registry an env records into (``None`` with ``metrics=False``)."""
+    if not metrics:
+        return None
+    from .metrics import Registry, _core_of
+
+    if registry is not None and not isinstance(registry, Registry):
+        from .exceptions import ConfigError
+
+        raise ConfigError(
+            f"registry: must be a neorl_industrial.metrics.Registry, got {type(registry).__name__}"
+        )
+    return _core_of(registry)
 
 
 def picklable_safety_args(args: dict[str, Any]) -> dict[str, Any]:

@@ -245,7 +245,9 @@ def _interpret(result: CheckResult) -> tuple[str, str]:
 
 
 class _Check:
-    def __init__(self, name: str, fn: Callable[[], CheckResult], timeout: float, interval: float, core: Any) -> None:
+    def __init__(
+        self, name: str, fn: Callable[[], CheckResult], timeout: float, interval: float, core: Any
+    ) -> None:
         self.name, self.fn, self.timeout, self.interval, self.core = name, fn, timeout, interval, core
         self.due = 0.0
         self.worker: threading.Thread | None = None

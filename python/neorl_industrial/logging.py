@@ -139,7 +139,9 @@ def configure(
     if _HANDLER is not None:
         logger.removeHandler(_HANDLER)
     handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
-    handler.setFormatter(JsonFormatter() if json else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(
+        JsonFormatter() if json else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    )
     logger.addHandler(handler)
     logger.setLevel(level)
     logger.propagate = propagate

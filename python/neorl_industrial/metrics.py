@@ -58,7 +58,9 @@ class Registry:
     serve two unrelated sets of metrics from one process.
     """
 
-    def __init__(self, max_label_sets: int = 1000, *, _core_registry: _core.MetricsRegistry | None = None) -> None:
+    def __init__(
+        self, max_label_sets: int = 1000, *, _core_registry: _core.MetricsRegistry | None = None
+    ) -> None:
         self._core = _core_registry if _core_registry is not None else _core.MetricsRegistry(max_label_sets)
 
     @property
@@ -221,7 +223,11 @@ class MetricWrapper:
         target = registry if registry is not None else Registry()
         self._registry = target
         self._family = target._core.register(
-            self._kind, _full_name(name, namespace, subsystem, unit), documentation, list(self._labelnames), list(buckets)
+            self._kind,
+            _full_name(name, namespace, subsystem, unit),
+            documentation,
+            list(self._labelnames),
+            list(buckets),
         )
         self._name = self._family.name
         self._children: dict[tuple[str, ...], Any] = {}
@@ -249,7 +255,9 @@ class MetricWrapper:
             raise _core_error(f"{self._name}: pass label values by position or by name, not both")
         if labelkwargs:
             if set(labelkwargs) != set(self._labelnames):
-                raise _core_error(f"{self._name}: expected labels {self._labelnames}, got {tuple(labelkwargs)}")
+                raise _core_error(
+                    f"{self._name}: expected labels {self._labelnames}, got {tuple(labelkwargs)}"
+                )
             labelvalues = tuple(labelkwargs[n] for n in self._labelnames)
         if len(labelvalues) != len(self._labelnames):
             raise _core_error(
@@ -356,7 +364,9 @@ class Histogram(MetricWrapper):
         registry: Registry | None = REGISTRY,
         buckets: Sequence[float] = DEFAULT_BUCKETS,
     ) -> None:
-        super().__init__(name, documentation, labelnames, namespace, subsystem, unit, registry, buckets=buckets)
+        super().__init__(
+            name, documentation, labelnames, namespace, subsystem, unit, registry, buckets=buckets
+        )
 
     def _bind(self, child: _HistogramChild) -> None:
         self.observe = child.observe  # type: ignore[method-assign,assignment]
@@ -421,7 +431,12 @@ class MonitoredPolicy:
     Wrapping marks the registry's model as loaded (the ``model_loaded`` health check).
     """
 
-    def __init__(self, policy: Callable[..., Any], registry: Registry | None = None, actions_per_call: int | None = None) -> None:
+    def __init__(
+        self,
+        policy: Callable[..., Any],
+        registry: Registry | None = None,
+        actions_per_call: int | None = None,
+    ) -> None:
         if not callable(policy):
             raise TypeError(f"policy must be callable, got {type(policy).__name__}")
         self.policy = policy

@@ -15,7 +15,7 @@ from gymnasium.vector.utils import batch_space
 
 from . import _core
 from ._spaces import action_space, observation_space
-from .envs import picklable_safety_args
+from .envs import _metrics_registry, picklable_safety_args
 from .exceptions import ConfigError
 from .safety import SafetyStats, load_constraints, open_audit_trail
 
@@ -75,6 +75,9 @@ class VectorIndustrialEnv(VectorEnv):
         shield: ``None``, ``"clip"`` (actuator ramp limits) or ``"predictive"`` (also replaces
             actions that lead to a critical breach with the env's safe fallback).
         audit_log: A path or :class:`~neorl_industrial.safety.AuditTrail` receiving safety events.
+        registry: The :class:`~neorl_industrial.metrics.Registry` recording this batch (default: the
+            process-wide ``REGISTRY``), once per batch step, labelled by env id.
+        metrics: ``False`` records nothing (for benchmarking).
         **options: The environment's options (see its class).
 
     Env ``i`` reset with ``reset(seed=s)`` follows the same trajectory as a single env reset with
@@ -93,6 +96,8 @@ class VectorIndustrialEnv(VectorEnv):
         constraints: Any = None,
         shield: str | None = None,
         audit_log: Any = None,
+        registry: Any = None,
+        metrics: bool = True,
         **options: Any,
     ) -> None:
         if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
@@ -103,7 +108,12 @@ class VectorIndustrialEnv(VectorEnv):
         self.env_id = env_id.removeprefix("neorl_industrial/")
         self._options = dict(options)
         self._num_threads = num_threads
-        self._safety_args = {"constraints": constraints, "shield": shield, "audit_log": audit_log}
+        self._safety_args = {
+            "constraints": constraints,
+            "shield": shield,
+            "audit_log": audit_log,
+            "metrics": metrics,
+        }
         trail = open_audit_trail(audit_log)
         self._core = _core.CoreVecEnv(
             self.env_id,
@@ -114,6 +124,7 @@ class VectorIndustrialEnv(VectorEnv):
             load_constraints(constraints),
             shield,
             trail,
+            _metrics_registry(registry, metrics),
         )
         self.audit_trail = trail
         self.core_spec: dict[str, Any] = self._core.spec()

@@ -11,6 +11,7 @@ use crate::envs;
 use crate::errors::CoreError;
 use crate::py::convert;
 use crate::py::safety::PyAuditTrail;
+use crate::py::telemetry::MetricsRegistry;
 use crate::safety::config;
 use crate::safety::{Kind, SafetyEvent, Shield};
 use crate::spec::Variable;
@@ -148,7 +149,7 @@ pub fn events_columns<'py>(
 #[pymethods]
 impl CoreVecEnv {
     #[new]
-    #[pyo3(signature = (env_id, num_envs=1, autoreset_mode="next_step", num_threads=None, config=None, constraints=None, shield=None, audit=None))]
+    #[pyo3(signature = (env_id, num_envs=1, autoreset_mode="next_step", num_threads=None, config=None, constraints=None, shield=None, audit=None, registry=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -160,6 +161,7 @@ impl CoreVecEnv {
         constraints: Option<&Bound<'_, PyAny>>,
         shield: Option<&str>,
         audit: Option<PyRef<'_, PyAuditTrail>>,
+        registry: Option<PyRef<'_, MetricsRegistry>>,
     ) -> PyResult<Self> {
         let cfg = convert::config(config)?;
         let model = envs::make(env_id, cfg)?;
@@ -181,6 +183,23 @@ impl CoreVecEnv {
         };
         core.set_safety(set, shield);
         core.set_audit(audit.map(|a| Arc::clone(a.inner())));
+        if let Some(reg) = registry {
+            let set = &core.checker().set;
+            let types: Vec<String> = set
+                .constraints
+                .iter()
+                .map(|c| c.constraint_type.clone())
+                .collect();
+            let severities: Vec<&'static str> = set
+                .constraints
+                .iter()
+                .map(|c| c.severity.as_str())
+                .collect();
+            let names: Vec<String> = set.constraints.iter().map(|c| c.name.clone()).collect();
+            let id = core.model().spec().id;
+            let m = reg.inner().env_metrics(id, &types, &severities, &names);
+            core.set_metrics(Some(m));
+        }
         let names = core
             .checker()
             .set
@@ -396,7 +415,8 @@ impl CoreVecEnv {
         seed: Option<u64>,
     ) -> PyResult<Bound<'py, PyTuple>> {
         let seeds = seed.map(|s| vec![Some(s); self.core.num_envs()]);
-        let out = self.core.reset(seeds.as_deref(), None)?;
+        let core = &mut self.core;
+        let out = py.detach(|| core.reset(seeds.as_deref(), None))?;
         let info = PyDict::new(py);
         self.put_readings(py, &info, &out.readings)?;
         PyTuple::new(
@@ -413,7 +433,13 @@ impl CoreVecEnv {
     ) -> PyResult<Bound<'py, PyTuple>> {
         let ad = self.act_dim();
         let acts = convert::actions(action, &[ad], None)?;
-        let out = self.core.step(&acts)?;
+        let core = &mut self.core;
+        let out = if core.metrics().is_some() {
+            // Recording may log through Python's logging: never hold the GIL while it does.
+            py.detach(|| core.step(&acts))?
+        } else {
+            core.step(&acts)?
+        };
         let r = out.rows[0];
         let k = &self.keys;
         let info = PyDict::new(py);
