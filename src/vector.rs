@@ -291,8 +291,16 @@ impl VecCore {
     fn record(&self, rows: &[Row], events: &[SafetyEvent], seconds: f64) {
         let Some(m) = &self.metrics else { return };
         let k = self.checker.len();
-        let mut violations = vec![0u64; k];
-        let mut shutdowns = vec![0u64; k];
+        // Stack buffers for the usual handful of constraints: nothing allocated per batch.
+        let (mut v_buf, mut s_buf) = ([0u64; 32], [0u64; 32]);
+        let (mut v_heap, mut s_heap) = (Vec::new(), Vec::new());
+        let (violations, shutdowns): (&mut [u64], &mut [u64]) = if k <= 32 {
+            (&mut v_buf[..k], &mut s_buf[..k])
+        } else {
+            v_heap.resize(k, 0);
+            s_heap.resize(k, 0);
+            (&mut v_heap, &mut s_heap)
+        };
         let mut responses = Vec::new();
         for e in events {
             let Some(c) = e.constraint.map(usize::from) else {
@@ -334,8 +342,8 @@ impl VecCore {
             env_steps: rows.iter().filter(|r| r.stepped).count() as u64,
             episode_returns: &returns,
             step_seconds: seconds,
-            violations: &violations,
-            shutdowns: &shutdowns,
+            violations,
+            shutdowns,
             shield_interventions: rows.iter().filter(|r| r.shielded).count() as u64,
             response_seconds: &responses,
         });

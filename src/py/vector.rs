@@ -433,13 +433,9 @@ impl CoreVecEnv {
     ) -> PyResult<Bound<'py, PyTuple>> {
         let ad = self.act_dim();
         let acts = convert::actions(action, &[ad], None)?;
-        let core = &mut self.core;
-        let out = if core.metrics().is_some() {
-            // Recording may log through Python's logging: never hold the GIL while it does.
-            py.detach(|| core.step(&acts))?
-        } else {
-            core.step(&acts)?
-        };
+        // One env runs inline on this thread (no worker threads), so recording may log through
+        // Python's logging without releasing the GIL: no other Rust thread waits for it.
+        let out = self.core.step(&acts)?;
         let r = out.rows[0];
         let k = &self.keys;
         let info = PyDict::new(py);
