@@ -116,6 +116,37 @@ pub struct ConstraintSpec {
     pub penalty: f64,
 }
 
+/// `(name, constraint_type, signal, kind, limit, severity)`: a declared constraint as a table row.
+pub type ConstraintRow = (
+    &'static str,
+    &'static str,
+    &'static str,
+    ConstraintKind,
+    f64,
+    Severity,
+);
+
+impl ConstraintSpec {
+    /// A constraint from a table row, alarming at once; critical ones charge `shutdown_penalty`.
+    pub fn from_row(row: ConstraintRow, shutdown_penalty: f64) -> Self {
+        let (name, constraint_type, signal, kind, limit, severity) = row;
+        Self {
+            name,
+            constraint_type,
+            signal,
+            kind,
+            limit,
+            severity,
+            on_delay: 0,
+            penalty: if severity == Severity::Critical {
+                shutdown_penalty
+            } else {
+                0.0
+            },
+        }
+    }
+}
+
 /// Everything known about an environment before it runs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EnvSpec {

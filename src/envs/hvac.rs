@@ -32,7 +32,7 @@ use crate::errors::CoreError;
 use crate::rng::Rng;
 use crate::spec::ConstraintKind::{Lower, Upper};
 use crate::spec::Severity::{Critical, Warning};
-use crate::spec::{ConstraintKind, ConstraintSpec, EnvSpec, Severity, Variable};
+use crate::spec::{ConstraintSpec, EnvSpec, Variable};
 
 /// Zones.
 pub const ZONES: usize = 3;
@@ -541,34 +541,16 @@ fn signals(c: &Climate, (lo, hi): (f64, f64)) -> Vec<Variable> {
     ]
 }
 
-type Row = (
-    &'static str,
-    &'static str,
-    &'static str,
-    ConstraintKind,
-    f64,
-    Severity,
-);
+type Row = crate::spec::ConstraintRow;
 
-fn constraint((name, constraint_type, signal, kind, limit, severity): Row) -> ConstraintSpec {
-    ConstraintSpec {
-        name,
-        constraint_type,
-        signal,
-        kind,
-        limit,
-        severity,
-        on_delay: 0,
-        penalty: if severity == Severity::Critical {
-            SHUTDOWN_PENALTY
-        } else {
-            0.0
-        },
-    }
+fn constraint(row: Row) -> ConstraintSpec {
+    ConstraintSpec::from_row(row, SHUTDOWN_PENALTY)
 }
 
 /// Reward penalty of an emergency shutdown (a critical alarm is active on that one step only):
-/// without it, ending the episode early would raise the return, since every step costs. Here a zone leaving 12-30 °C ends the episode early; 2000 exceeds what the worst policy accumulates over a week, so tripping never pays.
+/// without it, ending the episode early would raise the return, since every step costs. Here a
+/// zone leaving 12-30 °C ends the episode early; 2000 exceeds what the worst policy accumulates
+/// over a week, so tripping never pays.
 pub const SHUTDOWN_PENALTY: f64 = 2000.0;
 
 /// The declared constraints: (name, type label, signal, kind, limit, severity).

@@ -32,7 +32,7 @@ use crate::integrate::{dopri5, Tolerance};
 use crate::rng::Rng;
 use crate::spec::ConstraintKind::{Abs, Rate};
 use crate::spec::Severity::{Critical, Warning};
-use crate::spec::{ConstraintKind, ConstraintSpec, EnvSpec, Severity, Variable};
+use crate::spec::{ConstraintSpec, EnvSpec, Variable};
 
 /// Nominal frequency [Hz] (Elgerd's example is a 60 Hz system).
 pub const F0: f64 = 60.0;
@@ -282,34 +282,16 @@ fn signals() -> Vec<Variable> {
     ]
 }
 
-type Row = (
-    &'static str,
-    &'static str,
-    &'static str,
-    ConstraintKind,
-    f64,
-    Severity,
-);
+type Row = crate::spec::ConstraintRow;
 
-fn constraint((name, constraint_type, signal, kind, limit, severity): Row) -> ConstraintSpec {
-    ConstraintSpec {
-        name,
-        constraint_type,
-        signal,
-        kind,
-        limit,
-        severity,
-        on_delay: 0,
-        penalty: if severity == Severity::Critical {
-            SHUTDOWN_PENALTY
-        } else {
-            0.0
-        },
-    }
+fn constraint(row: Row) -> ConstraintSpec {
+    ConstraintSpec::from_row(row, SHUTDOWN_PENALTY)
 }
 
 /// Reward penalty of an emergency shutdown (a critical alarm is active on that one step only):
-/// without it, ending the episode early would raise the return, since every step costs. Here an under-frequency load shedding ends the episode early; 300 is about two uncorrected 0.1 p.u. load steps held for a whole episode.
+/// without it, ending the episode early would raise the return, since every step costs. Here an
+/// under-frequency load shedding ends the episode early; 300 is about two uncorrected 0.1 p.u.
+/// load steps held for a whole episode.
 pub const SHUTDOWN_PENALTY: f64 = 300.0;
 
 /// The declared constraints: (name, type label, signal, kind, limit, severity).
@@ -558,7 +540,7 @@ mod tests {
         for c in sp
             .constraints
             .iter()
-            .filter(|c| c.kind == ConstraintKind::Rate)
+            .filter(|c| c.kind == crate::spec::ConstraintKind::Rate)
         {
             assert!(sp.actions.iter().any(|a| a.name == c.signal), "{}", c.name);
         }
