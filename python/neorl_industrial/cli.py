@@ -4,7 +4,6 @@
 ``neorl-industrial serve``    runs a monitored simulation with the metrics and health exporter until stopped.
 ``neorl-industrial envs``     prints the catalogue.
 ``neorl-industrial dataset``  writes an offline dataset.
-``neorl-industrial bench``    a quick throughput table for this machine.
 """
 
 from __future__ import annotations
