@@ -224,3 +224,20 @@ def test_rgb_array_trend_plot(env_id: str) -> None:
     assert ni.make(env_id).render() is None
     with pytest.raises(ni.ConfigError, match="render_mode: 'human' is not supported"):
         ni.make(env_id, render_mode="human")
+
+
+def test_single_env_records_into_its_registry() -> None:
+    from neorl_industrial import metrics
+
+    reg = metrics.Registry()
+    env = ni.make("ChemicalReactor-v0", registry=reg)
+    env.reset(seed=0)
+    for _ in range(5):
+        env.step(np.zeros(1, np.float32))
+    text = metrics.generate_latest(reg).decode()
+    assert 'env_steps_total{env="ChemicalReactor-v0"} 5' in text
+    quiet = metrics.Registry()
+    env = ni.make("ChemicalReactor-v0", registry=quiet, metrics=False)
+    env.reset(seed=0)
+    env.step(np.zeros(1, np.float32))
+    assert "env_steps_total{" not in metrics.generate_latest(quiet).decode()

@@ -4,6 +4,7 @@
 ``neorl-industrial serve``    runs a monitored simulation with the metrics and health exporter until stopped.
 ``neorl-industrial envs``     prints the catalogue.
 ``neorl-industrial dataset``  writes an offline dataset.
+``neorl-industrial bench``    prints a throughput table for this machine.
 """
 
 from __future__ import annotations
@@ -310,6 +311,16 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_cmd(args: argparse.Namespace) -> int:
+    from ._bench import bench, format_table
+
+    if not args.seconds > 0:
+        raise ConfigError(f"--seconds: must be positive, got {args.seconds}")
+    report = bench(num_envs=args.num_envs, seconds=args.seconds)
+    print(json.dumps(report, indent=2) if args.json else format_table(report))
+    return 0
+
+
 def _positive(text: str) -> int:
     try:
         value = int(text)
@@ -367,6 +378,10 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--out", required=True, help="output file (.npz)")
     d.add_argument("--no-progress", action="store_true")
+    b = sub.add_parser("bench", help="print env-steps/s of every environment on this machine")
+    b.add_argument("--num-envs", type=_positive, default=1024, help="batch size of the vector envs")
+    b.add_argument("--seconds", type=float, default=1.0, help="time per environment")
+    b.add_argument("--json", action="store_true", help="print the results as JSON")
     return p
 
 
@@ -383,6 +398,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _dataset(args)
         if command == "serve":
             return _serve(args)
+        if command == "bench":
+            return _bench_cmd(args)
         policy = args.policy or default_policy(args.env)
         summary = run_fleet(
             args.env,

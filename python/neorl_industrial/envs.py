@@ -99,6 +99,7 @@ class IndustrialEnv(gym.Env[np.ndarray, np.ndarray]):
             load_constraints(constraints),
             shield,
             self.audit_trail,
+            _metrics_registry(registry, metrics),
         )
         self.core_spec: dict[str, Any] = self._core.spec()
         self.observation_space = observation_space(self.core_spec)
