@@ -137,3 +137,16 @@ def test_cli_dataset(tmp_path) -> None:
     assert "wrote" in p.stdout and "100%" in p.stderr
     meta = datasets.load(out)["metadata"]
     assert meta["n_transitions"] == 2000 and json.dumps(meta)
+
+
+def test_export_to_minari(tmp_path, monkeypatch) -> None:
+    pytest.importorskip("minari")
+    pytest.importorskip("h5py")
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path))
+    ds = datasets.generate("ChemicalReactor-v0", "expert", n_episodes=4, num_envs=4, progress=False)
+    with pytest.warns(UserWarning):  # minari notes that no env spec is attached
+        m = datasets.to_minari(ds, "neorl/reactor-expert-v0")
+    assert m.total_episodes == 4 and m.total_steps == 240
+    episode = next(iter(m.iterate_episodes()))
+    np.testing.assert_allclose(episode.actions, ds["actions"][:60])
+    assert episode.observations.shape == (61, 3)
