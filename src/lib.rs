@@ -2,6 +2,7 @@
 //!
 //! This file is the Python module's manifest only: what `neorl_industrial._core` exports.
 
+pub mod elementary;
 pub mod envs;
 pub mod errors;
 pub mod integrate;

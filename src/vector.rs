@@ -10,7 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use rayon::prelude::*;
 
-use crate::envs::ProcessModel;
+use crate::envs::{ProcessModel, StepItem};
 use crate::errors::CoreError;
 use crate::rng::{entropy_seed, Rng};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -131,6 +131,58 @@ pub struct StepOut {
     pub final_readings: Readings,
     /// Safety events in env order.
     pub events: Vec<SafetyEvent>,
+}
+
+/// What a step adds to a batch's running safety counts (see `SafetyStats` in Python).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Tally {
+    /// Envs stepped (not reset by NEXT_STEP autoreset).
+    pub steps: u64,
+    /// Sum of the cost signal.
+    pub cost: f64,
+    /// Stepped envs whose alarm is active after the step, per constraint (before any reset).
+    pub in_violation: Vec<i64>,
+    /// Incidents opened, per constraint.
+    pub opened: Vec<i64>,
+    /// Emergency shutdowns, per constraint.
+    pub shutdowns: Vec<i64>,
+    /// Shield interventions.
+    pub shield: u64,
+}
+
+impl StepOut {
+    /// The step's safety counts, for `k` constraints.
+    pub fn tally(&self, k: usize) -> Tally {
+        let mut t = Tally {
+            in_violation: vec![0; k],
+            opened: vec![0; k],
+            shutdowns: vec![0; k],
+            ..Tally::default()
+        };
+        for (j, r) in self.rows.iter().enumerate().filter(|(_, r)| r.stepped) {
+            t.steps += 1;
+            t.cost += r.cost;
+            // Envs reset within the step report their reset readings; count their last step.
+            let active = if r.reset_in_step {
+                &self.final_readings.active
+            } else {
+                &self.readings.active
+            };
+            for (c, &a) in t.in_violation.iter_mut().zip(&active[j * k..(j + 1) * k]) {
+                *c += i64::from(a);
+            }
+        }
+        for e in &self.events {
+            let c = e.constraint.map(usize::from).filter(|&c| c < k);
+            match (e.kind, c) {
+                (EventKind::IncidentOpened, Some(c)) => t.opened[c] += 1,
+                (EventKind::EmergencyShutdown, Some(c)) => t.shutdowns[c] += 1,
+                (EventKind::ShieldIntervention, _) => t.shield += 1,
+                _ => {}
+            }
+        }
+        t
+    }
 }
 
 /// The result of a reset.
@@ -563,11 +615,7 @@ impl VecCore {
         }
         let pairs: Vec<(Lane<'_>, StepLane<'_>)> = lanes.into_iter().zip(extra).collect();
         let events = Self::for_lanes(self.pool.as_ref(), pairs, |(mut l, mut e)| {
-            let mut events = Vec::new();
-            for j in 0..l.len() {
-                ctx.step_one(&mut l, &mut e, j, (od, ad, k), &mut events);
-            }
-            events
+            ctx.step_lane(&mut l, &mut e, (od, ad, k))
         });
         out.events = events.into_iter().flatten().collect();
         let mut events = std::mem::take(&mut out.events);
@@ -835,20 +883,53 @@ impl Ctx<'_> {
             .measure(alarms, last, last, l.readings.outputs(j, k));
     }
 
-    fn step_one(
+    /// Steps the envs of a lane in three passes, so the model can step them side by side:
+    /// actions and shield env by env, then the process for all stepping envs at once, then
+    /// observations and safety env by env. Events come out in env order, as one pass would give.
+    fn step_lane(
+        &self,
+        l: &mut Lane<'_>,
+        e: &mut StepLane<'_>,
+        dims: (usize, usize, usize),
+    ) -> Vec<SafetyEvent> {
+        let (od, ad, k) = dims;
+        let m = l.len();
+        let mut pre_events = Vec::new();
+        let mut pre_count = Vec::with_capacity(m);
+        let mut pre: Vec<Option<(u32, bool)>> = Vec::with_capacity(m);
+        for j in 0..m {
+            let before = pre_events.len();
+            pre.push(self.prepare_one(l, e, j, (ad, k), &mut pre_events));
+            pre_count.push(pre_events.len() - before);
+        }
+        let rewards = self.process_lane(l, e, ad, &pre);
+        let mut events = Vec::with_capacity(pre_events.len());
+        let mut pre_events = pre_events.into_iter();
+        for j in 0..m {
+            events.extend(pre_events.by_ref().take(pre_count[j]));
+            if let Some((clipped, shielded)) = pre[j] {
+                let act = (rewards[j], clipped, shielded);
+                self.finish_one(l, e, j, (od, k), act, &mut events);
+            }
+        }
+        events
+    }
+
+    /// NEXT_STEP autoreset of an ended env (returns `None`), or the env's action clipped, mapped
+    /// to physical units and shielded (returns the clipped count and whether the shield acted).
+    fn prepare_one(
         &self,
         l: &mut Lane<'_>,
         e: &mut StepLane<'_>,
         j: usize,
-        (od, ad, k): (usize, usize, usize),
+        (ad, k): (usize, usize),
         events: &mut Vec<SafetyEvent>,
-    ) {
-        let env = l.first + j;
+    ) -> Option<(u32, bool)> {
         if self.autoreset == Autoreset::NextStep && l.slots[j].done {
             self.reset_lane_env(l, j, k, events);
             self.observe_one(l, j, k);
             e.rows[j] = Row::default();
-            return;
+            return None;
         }
         let spec = self.model.spec();
         let row = &mut l.rows[j * self.row_len..(j + 1) * self.row_len];
@@ -876,15 +957,61 @@ impl Ctx<'_> {
         let shielded = shield::apply(self.shield, self.checker, &view, phys);
         if shielded {
             self.checker
-                .shield_acted(alarms, self.at(env, slot), events);
+                .shield_acted(alarms, self.at(l.first + j, slot), events);
         }
-        // 3. The process.
-        let mut reward = self.model.step(state, phys, slot.elapsed, &mut slot.rng);
+        Some((clipped, shielded))
+    }
+
+    /// 3. The process: every env prepared to step (`pre[j]` is `Some`) in one model call.
+    fn process_lane(
+        &self,
+        l: &mut Lane<'_>,
+        e: &StepLane<'_>,
+        ad: usize,
+        pre: &[Option<(u32, bool)>],
+    ) -> Vec<f64> {
+        let mut items: Vec<StepItem<'_>> = l
+            .rows
+            .chunks_exact_mut(self.row_len)
+            .zip(l.slots.iter_mut())
+            .zip(e.phys.chunks_exact(ad.max(1)))
+            .zip(pre)
+            .filter(|(_, p)| p.is_some())
+            .map(|(((row, slot), action), _)| StepItem {
+                state: &mut row[..self.state_len],
+                action,
+                t: slot.elapsed,
+                rng: &mut slot.rng,
+                reward: 0.0,
+            })
+            .collect();
+        self.model.step_many(&mut items);
+        let mut stepped = items.iter().map(|it| it.reward);
+        pre.iter()
+            .map(|p| p.and_then(|_| stepped.next()).unwrap_or(0.0))
+            .collect()
+    }
+
+    /// 4. Observation and safety of a stepped env: values, alarms, cost, shutdown, autoreset.
+    fn finish_one(
+        &self,
+        l: &mut Lane<'_>,
+        e: &mut StepLane<'_>,
+        j: usize,
+        (od, k): (usize, usize),
+        (mut reward, clipped, shielded): (f64, u32, bool),
+        events: &mut Vec<SafetyEvent>,
+    ) {
+        let env = l.first + j;
+        let spec = self.model.spec();
+        let row = &mut l.rows[j * self.row_len..(j + 1) * self.row_len];
+        let slot = &mut l.slots[j];
+        let alarms = &mut l.alarms[j * k..(j + 1) * k];
+        let (state, last) = row.split_at_mut(self.state_len);
         slot.elapsed += 1;
         let obs = &mut l.obs[j * od..(j + 1) * od];
         self.model.observe(state, slot.elapsed, obs);
         clamp_obs(self.model, obs);
-        // 4. Safety: values, alarms, cost, shutdown.
         let mut sig = [0.0; MAX_SIGNALS];
         let sig = &mut sig[..last.len()];
         self.model.signals(state, sig);

@@ -226,32 +226,34 @@ class SafetyStats:
         return int(sum(v for n, v in self.violations.items() if self.severity[n] == "critical"))
 
     def record_step(self, out: dict[str, Any]) -> None:
-        stepped = out["stepped"]
-        self.steps += int(stepped.sum())
-        self.cost += float(out["cost"].sum())
-        if "final_mask" in out and out["final_mask"].any():
-            # Envs reset within the step report their reset readings; count their last step instead.
-            fm = out["final_mask"]
-            self._in_violation += out["active"][stepped & ~fm].sum(axis=0) + out["final_active"][fm].sum(
-                axis=0
-            )
-        else:
-            self._in_violation += out["active"][stepped].sum(axis=0)
-        self.record_events(out["events"])
+        steps, cost, in_violation, opened, shutdowns, shield = out["tally"]
+        self.steps += steps
+        self.cost += cost
+        self._in_violation += in_violation
+        self._opened += opened
+        self._shutdowns += shutdowns
+        self.shield_interventions += shield
+        self._keep_closed(out["events"])
 
     def record_events(self, ev: dict[str, np.ndarray]) -> None:
         kind = ev["kind"]
-        n = len(kind)
-        if n == 0:
+        if len(kind) == 0:
             return
-        self.events += n
         k = len(self.names)
         c = ev["constraint"]
         self._opened += np.bincount(c[kind == _OPENED], minlength=k)[:k]
         self._shutdowns += np.bincount(c[kind == _SHUTDOWN], minlength=k)[:k]
         self.shield_interventions += int((kind == _SHIELD).sum())
+        self._keep_closed(ev)
+
+    def _keep_closed(self, ev: dict[str, np.ndarray]) -> None:
+        kind = ev["kind"]
+        n = len(kind)
+        if n == 0:
+            return
+        self.events += n
         closed = (kind == _CLOSED) | (kind == _CLOSED_BY_END)
-        n_closed = int(closed.sum())
+        n_closed = int(np.count_nonzero(closed))
         if n_closed:
             # Keep the step's columns and filter lazily: most runs never read the incidents.
             self._closed.append((ev, closed, n_closed))

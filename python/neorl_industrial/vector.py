@@ -183,7 +183,8 @@ class VectorIndustrialEnv(VectorEnv):
             # Ended envs report their reset info; the others their step info.
             self._put_step_info(info, out, stepped & ~fmask)
         else:
-            self._put_step_info(info, out, stepped)
+            # Envs that were not stepped already hold zeros in every step column.
+            self._put_step_info(info, out, stepped, zeros_outside=True)
         self._put_readings(info, out["values"], out["margins"], out["active"], everyone)
         return out["obs"], out["reward"], out["terminated"], out["truncated"], info
 
@@ -227,10 +228,13 @@ class VectorIndustrialEnv(VectorEnv):
             info[key] = sub
             info[f"_{key}"] = mask.copy()
 
-    def _put_step_info(self, info: dict[str, Any], out: dict[str, Any], mask: np.ndarray) -> None:
+    def _put_step_info(
+        self, info: dict[str, Any], out: dict[str, Any], mask: np.ndarray, zeros_outside: bool = False
+    ) -> None:
         every = bool(mask.all())
         if not every and not mask.any():
             return
+        every = every or zeros_outside
         info["action"] = out["action"] if every else np.where(mask[:, None], out["action"], 0.0)
         info["_action"] = mask.copy()
         for key, zero in (("clipped", 0), ("cost", 0.0), ("shield", False)):

@@ -12,9 +12,10 @@
 //! Time in minutes. The agent sets the coolant temperature Tc; above about 304 K the reactor runs
 //! away thermally, which is what the safety constraints are about.
 
-use super::{reject_unknown, take, take_number, Config, ConfigValue, ProcessModel};
+use super::{reject_unknown, take, take_number, Config, ConfigValue, ProcessModel, StepItem};
+use crate::elementary;
 use crate::errors::CoreError;
-use crate::integrate::{dopri5, Tolerance};
+use crate::integrate::{dopri5_lanes, Job, LaneRhs, Tolerance};
 use crate::rng::Rng;
 use crate::spec::{ConstraintKind, ConstraintSpec, EnvSpec, Severity, Variable};
 
@@ -73,19 +74,42 @@ const STATE_LEN: usize = 7;
 const OPTIONS: &[&str] = &["horizon", "setpoints", "x0_spread", "noise"];
 
 /// Right-hand side of the CSTR ODE for coolant temperature `tc`.
-#[inline]
+#[inline(always)]
 pub fn rhs(x: &[f64; 2], tc: f64) -> [f64; 2] {
     let (ca, t) = (x[0], x[1]);
-    let ra = K0 * (-EA_OVER_R / t).exp() * ca;
+    let ra = K0 * elementary::exp(-EA_OVER_R / t) * ca;
     [
         Q / V * (CAF - ca) - ra,
         Q / V * (TI - t) + (-DELTA_H) * ra / (RHO * C) + UA * (tc - t) / (RHO * C * V),
     ]
 }
 
+/// [`rhs`] for `L` reactors at once (lane `l`: state `x[.][l]`, coolant `tc[l]`).
+#[inline(always)]
+fn rhs_lanes<const L: usize>(x: &LaneRhs<2, L>, tc: &[f64; L]) -> LaneRhs<2, L> {
+    let mut out = [[0.0; L]; 2];
+    for l in 0..L {
+        let d = rhs(&[x[0][l], x[1][l]], tc[l]);
+        out[0][l] = d[0];
+        out[1][l] = d[1];
+    }
+    out
+}
+
+/// Reactors integrated side by side (see [`dopri5_lanes`]): four fill the core's pipelines.
+const LANES: usize = 8;
+
 /// Integrates the CSTR over one step of `DT_MIN` at constant coolant `tc`.
 pub fn advance(x: [f64; 2], tc: f64, h: &mut f64) -> [f64; 2] {
-    dopri5(|x| rhs(x, tc), x, DT_MIN, h, TOL)
+    let mut job = [Job { x, p: tc, h: *h }];
+    dopri5_lanes::<2, 1, _>(rhs_lanes::<1>, &mut job, DT_MIN, TOL);
+    *h = job[0].h;
+    job[0].x
+}
+
+/// Integrates many reactors over one step each; the same results as [`advance`] one by one.
+pub fn advance_many(jobs: &mut [Job<2>]) {
+    dopri5_lanes::<2, LANES, _>(rhs_lanes::<LANES>, jobs, DT_MIN, TOL);
 }
 
 /// The exothermic CSTR.
@@ -143,6 +167,26 @@ impl ChemicalReactor {
         let horizon = self.spec.horizon.max(1) as usize;
         let i = (t as usize).min(horizon - 1) * n / horizon;
         self.setpoints[i.min(n - 1)]
+    }
+
+    /// Stores the integrated state `x` (coolant `tc`, next step size `h`) and returns the reward.
+    fn finish_step(
+        &self,
+        state: &mut [f64],
+        tc: f64,
+        x: [f64; 2],
+        h: f64,
+        t: u32,
+        rng: &mut Rng,
+    ) -> f64 {
+        state[CA] = x[0];
+        state[T] = x[1];
+        state[TC_PREV] = state[TC];
+        state[TC] = tc;
+        state[H] = h;
+        self.measure(state, rng);
+        let err = state[CA] - self.setpoint(t);
+        -R_SCALE * err * err
     }
 
     fn measure(&self, state: &mut [f64], rng: &mut Rng) {
@@ -236,17 +280,24 @@ impl ProcessModel for ChemicalReactor {
     }
 
     fn step(&self, state: &mut [f64], action: &[f64], t: u32, rng: &mut Rng) -> f64 {
-        let tc = action[0];
         let mut h = state[H];
-        let x = advance([state[CA], state[T]], tc, &mut h);
-        state[CA] = x[0];
-        state[T] = x[1];
-        state[TC_PREV] = state[TC];
-        state[TC] = tc;
-        state[H] = h;
-        self.measure(state, rng);
-        let err = state[CA] - self.setpoint(t);
-        -R_SCALE * err * err
+        let x = advance([state[CA], state[T]], action[0], &mut h);
+        self.finish_step(state, action[0], x, h, t, rng)
+    }
+
+    fn step_many(&self, items: &mut [StepItem<'_>]) {
+        let mut jobs: Vec<Job<2>> = items
+            .iter()
+            .map(|it| Job {
+                x: [it.state[CA], it.state[T]],
+                p: it.action[0],
+                h: it.state[H],
+            })
+            .collect();
+        advance_many(&mut jobs);
+        for (it, j) in items.iter_mut().zip(&jobs) {
+            it.reward = self.finish_step(it.state, it.action[0], j.x, j.h, it.t, it.rng);
+        }
     }
 
     fn observe(&self, state: &[f64], t: u32, obs: &mut [f32]) {
@@ -309,6 +360,64 @@ mod tests {
             }
         }
         assert!(worst > 0.0);
+    }
+
+    #[test]
+    fn lanes_give_the_single_reactor_results_bit_for_bit() {
+        let mut rng = Rng::from_seed(7);
+        let mut jobs: Vec<Job<2>> = (0..37)
+            .map(|_| Job {
+                x: [rng.uniform_in(0.0, 1.0), rng.uniform_in(300.0, 380.0)],
+                p: rng.uniform_in(TC_RANGE.0, TC_RANGE.1),
+                h: rng.uniform_in(0.0, DT_MIN),
+            })
+            .collect();
+        let singles: Vec<([f64; 2], f64)> = jobs
+            .iter()
+            .map(|j| {
+                let mut h = j.h;
+                (advance(j.x, j.p, &mut h), h)
+            })
+            .collect();
+        advance_many(&mut jobs);
+        for (j, (x, h)) in jobs.iter().zip(&singles) {
+            assert_eq!(j.x.map(f64::to_bits), x.map(f64::to_bits));
+            assert_eq!(j.h.to_bits(), h.to_bits());
+        }
+    }
+
+    #[test]
+    #[ignore = "timing, run by hand with --ignored --nocapture"]
+    fn lanes_timing() {
+        let mut rng = Rng::from_seed(1);
+        let jobs: Vec<Job<2>> = (0..1024)
+            .map(|_| Job {
+                x: [rng.uniform_in(0.5, 0.9), rng.uniform_in(310.0, 340.0)],
+                p: rng.uniform_in(TC_RANGE.0, TC_RANGE.1),
+                h: DT_MIN / 7.0,
+            })
+            .collect();
+        let time = |f: &dyn Fn(&mut Vec<Job<2>>)| {
+            (0..30)
+                .map(|_| {
+                    let mut a = jobs.clone();
+                    let t = std::time::Instant::now();
+                    f(&mut a);
+                    t.elapsed().as_secs_f64() / 1024.0 * 1e9
+                })
+                .fold(f64::INFINITY, f64::min)
+        };
+        let single = time(&|a| {
+            for j in a.iter_mut() {
+                j.x = advance(j.x, j.p, &mut j.h);
+            }
+        });
+        let l2 = time(&|a| dopri5_lanes::<2, 2, _>(rhs_lanes::<2>, a, DT_MIN, TOL));
+        let l4 = time(&|a| dopri5_lanes::<2, 4, _>(rhs_lanes::<4>, a, DT_MIN, TOL));
+        let l8 = time(&|a| dopri5_lanes::<2, 8, _>(rhs_lanes::<8>, a, DT_MIN, TOL));
+        println!(
+            "min ns/step: single {single:.0}, 2 lanes {l2:.0}, 4 lanes {l4:.0}, 8 lanes {l8:.0}"
+        );
     }
 
     #[test]

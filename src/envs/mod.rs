@@ -29,6 +29,20 @@ pub enum ConfigValue {
 /// Constructor options as `(name, value)` pairs.
 pub type Config = Vec<(String, ConfigValue)>;
 
+/// One env's share of a batch step (see [`ProcessModel::step_many`]).
+pub struct StepItem<'a> {
+    /// The env's model state.
+    pub state: &'a mut [f64],
+    /// The physical action.
+    pub action: &'a [f64],
+    /// Index of the step within the episode.
+    pub t: u32,
+    /// The env's RNG stream.
+    pub rng: &'a mut Rng,
+    /// Out: the reward.
+    pub reward: f64,
+}
+
 /// A process model: the physics of one environment.
 pub trait ProcessModel: Send + Sync {
     /// The spec (variables, actions, constraints).
@@ -43,6 +57,14 @@ pub trait ProcessModel: Send + Sync {
     /// Advances one step under the physical action `action` and returns the reward.
     /// `t` is the index of this step within the episode (0 for the first step after reset).
     fn step(&self, state: &mut [f64], action: &[f64], t: u32, rng: &mut Rng) -> f64;
+
+    /// Steps several envs; the same results as [`ProcessModel::step`] on each in turn. Models
+    /// whose step gains from working on independent envs side by side override it.
+    fn step_many(&self, items: &mut [StepItem<'_>]) {
+        for it in items {
+            it.reward = self.step(it.state, it.action, it.t, it.rng);
+        }
+    }
 
     /// Writes the observation of `state` at episode step `t` (the number of steps taken so far).
     fn observe(&self, state: &[f64], t: u32, obs: &mut [f32]);

@@ -370,6 +370,7 @@ impl CoreVecEnv {
         let core = &mut self.core;
         let out = py.detach(|| core.step(&acts))?;
         let od = self.obs_dim();
+        let t = out.tally(self.core.checker().len());
         let rows = &out.rows;
         let d = PyDict::new(py);
         macro_rules! col {
@@ -403,6 +404,15 @@ impl CoreVecEnv {
             d.set_item("final_margins", m)?;
             d.set_item("final_active", a)?;
         }
+        let tally = (
+            t.steps,
+            t.cost,
+            t.in_violation.into_pyarray(py),
+            t.opened.into_pyarray(py),
+            t.shutdowns.into_pyarray(py),
+            t.shield,
+        );
+        d.set_item("tally", tally)?;
         d.set_item("events", events_columns(py, &out.events)?)?;
         Ok(d)
     }
