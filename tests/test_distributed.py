@@ -25,6 +25,7 @@ from telemetry_http import PUSHGATEWAY, free_port, request  # noqa: E402
 
 import neorl_industrial as ni  # noqa: E402
 from neorl_industrial import datasets  # noqa: E402
+from neorl_industrial._fleet_worker import FleetWorker  # noqa: E402
 from neorl_industrial.distributed import (  # noqa: E402
     FleetPool,
     WorkerError,
@@ -109,6 +110,20 @@ def test_dataset_split_over_workers_is_the_single_process_dataset(
     assert single["terminals"].any() or single["timeouts"].any()  # episodes did end: the cut was tested
 
 
+def test_dataset_command_splits_over_workers(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from neorl_industrial.cli import main
+
+    out = tmp_path / "split.npz"
+    args = ["dataset", ENV, "--transitions", "900", "--num-envs", "6", "--seed", "4", "--no-progress"]
+    assert main([*args, "--num-workers", "3", "--out", str(out)]) == 0
+    assert "wrote" in capsys.readouterr().out
+    single = datasets.generate(ENV, n_transitions=900, num_envs=6, seed=4, progress=False)
+    split = datasets.load(out)
+    assert all(split[k].tobytes() == single[k].tobytes() for k in ARRAYS)
+    assert main([*args, "--num-workers", "7", "--out", str(out)]) == 2  # more workers than envs
+    assert "num_workers: at most num_envs (6)" in capsys.readouterr().err
+
+
 def test_dataset_gather_times_out_and_frees_the_workers() -> None:
     t0 = time.monotonic()
     with pytest.raises(WorkerTimeoutError, match=r"workers \[0, 1\] did not finish within 0.5 s") as e:
@@ -189,10 +204,16 @@ def gateway() -> Iterator[str]:
         proc.wait(timeout=10)
 
 
-def test_fleets_push_to_a_pushgateway_at_the_end_of_a_run(gateway: str) -> None:
-    with FleetPool(ENV, 2, 4, pushgateway=gateway, push_job="ray-batch") as pool:
+def test_fleets_push_to_a_pushgateway_at_the_end_of_a_run_and_follow_one_big_batch(gateway: str) -> None:
+    horizon = ni.spec(ENV)["horizon"]
+    with FleetPool(ENV, 2, 4, seed=9, pushgateway=gateway, push_job="ray-batch", x0_spread=0.1) as pool:
         assert pool.targets == []  # no exporters without file_sd
-        counted = sum(r.env_steps for r in pool.run(30, timeout=120))
+        results = pool.run(horizon, timeout=120)
+        counted = sum(r.env_steps for r in results)
+    # Fleet k holds the envs k * 4 .. of one batch of 8: the same episodes as that batch in one process.
+    whole = FleetWorker(0, ENV, 8, 0, 9, None, {"x0_spread": 0.1}, 1, False, None).run(horizon)
+    assert sorted(whole["episode_returns"]) == sorted(x for r in results for x in r.episode_returns)
+    assert len(whole["episode_returns"]) >= 8
     text = request(gateway + "/metrics").text
     pushed = {}
     for line in text.splitlines():

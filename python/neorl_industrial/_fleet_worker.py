@@ -56,7 +56,7 @@ class FleetWorker:
             registry=self.registry,
             **env_kwargs,
         )
-        act_dim = int(self.envs.single_action_space.shape[0])
+        act_dim = len(self.envs.core_spec["actions"])
         if callable(policy):
             self.policy: Policy = policy(num_envs, act_dim, seed + env_offset)
         else:

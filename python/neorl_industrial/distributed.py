@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
@@ -386,8 +387,12 @@ class FleetPool:
         return str(_gather([self.actors[worker].metrics_text.remote()], [worker], timeout, None)[0])
 
     # ------------------------------------------------------------------ work
-    def run(self, batch_steps: int, *, timeout: float | None = None, progress: bool = False) -> list[FleetResult]:
+    def run(
+        self, batch_steps: int, *, timeout: float | None = None, progress: bool | None = None
+    ) -> list[FleetResult]:
         """Steps every fleet ``batch_steps`` times in parallel; one result per fleet, in order.
+
+        ``progress``: a bar on stderr advanced as fleets finish (default: when stderr is a terminal).
 
         Raises:
             WorkerTimeoutError: not every fleet finished within ``timeout`` seconds (the late ones
@@ -398,7 +403,8 @@ class FleetPool:
         timeout = _timeout(timeout)
         refs = [a.run.remote(batch_steps) for a in self.actors]
         sizes = [batch_steps * self.num_envs] * len(self.actors)
-        bar = _progress(sum(sizes), f"{self.env_id} x{len(self.actors)} fleets", progress)
+        show = sys.stderr.isatty() if progress is None else progress
+        bar = _progress(sum(sizes), f"{self.env_id} x{len(self.actors)} fleets", show)
         try:
             out = _gather(refs, self._names(), timeout, bar, sizes)
         finally:

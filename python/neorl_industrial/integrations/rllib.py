@@ -70,7 +70,7 @@ class _BatchSeeded(VectorWrapper):
     def reset(self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None) -> Any:
         if isinstance(seed, int):
             seed = [seed * SEED_STRIDE + i for i in range(self.num_envs)]
-        return self.env.reset(seed=seed, options=options)
+        return self.env.reset(seed=seed, options=options)  # type: ignore[arg-type]  # ours takes a list
 
 
 def make_env(env_id: str, env_config: Mapping[str, Any] | None = None) -> gym.Env | VectorEnv:
