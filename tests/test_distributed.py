@@ -87,6 +87,15 @@ def test_fleet_pool_rejects_bad_arguments(kwargs: dict[str, Any], match: str) ->
         FleetPool(**args)
 
 
+def test_fleets_that_cannot_be_placed_time_out_with_a_clear_error() -> None:
+    with pytest.raises(WorkerTimeoutError, match=r"workers \[\d\] did not start within 3 s: .*'num_cpus': 1") as e:
+        FleetPool(ENV, 3, 2, start_timeout=3)  # three 1-CPU actors on a 2-CPU cluster
+    assert len(e.value.pending) == 1
+    # The two that started were stopped: their CPUs are free again.
+    with FleetPool(ENV, 2, 2, start_timeout=60) as pool:
+        assert len(pool.run(1, timeout=60)) == 2
+
+
 # --------------------------------------------------------------------------- datasets
 @pytest.mark.parametrize(
     "quality, size, num_envs, workers",

@@ -348,6 +348,13 @@ class FleetPool:
             self.workers = _gather(
                 [a.info.remote() for a in self.actors], list(range(num_fleets)), _timeout(start_timeout), None
             )
+        except WorkerTimeoutError as e:
+            self._kill()
+            raise WorkerTimeoutError(
+                f"workers {e.pending} did not start within {start_timeout:g} s: the cluster may lack the "
+                f"resources they ask for ({options})",
+                e.pending,
+            ) from None
         except BaseException:
             self._kill()
             raise
