@@ -5,7 +5,7 @@ of wall time from the call to the merged dataset (tasks, transfer through the ob
 cut included; Ray's start and the workers' first import are not: one untimed warm-up call each). The
 in-process generator is the reference. Runs are interleaved round-robin; medians are reported.
 
-    python benches/bench_distributed.py [--transitions 400000] [--num-envs 128] [--rounds 3]
+    python benches/bench_distributed.py [--transitions 1000000] [--num-envs 2048] [--rounds 3]
 
 Workers are processes of one machine here: with 2 cores, 2 workers can at best double the rate.
 """
@@ -48,8 +48,8 @@ def rate_fn(workers: int | None, n: int, num_envs: int):  # type: ignore[no-unty
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--transitions", type=int, default=400_000)
-    p.add_argument("--num-envs", type=int, default=128)
+    p.add_argument("--transitions", type=int, default=1_000_000)
+    p.add_argument("--num-envs", type=int, default=2048)
     p.add_argument("--rounds", type=int, default=3)
     a = p.parse_args()
     print_machine()
@@ -69,6 +69,7 @@ def main() -> None:
     print(f"{ENV} expert, {a.transitions} transitions, {a.num_envs} envs, median of {a.rounds} rounds")
     print_table(["configuration", "throughput", "vs 1 worker"], rows, markdown=True)
     print(f"\n2 workers / 1 worker: {medians['generate_dataset, 2 workers'] / one:.2f}x")
+    print(f"load average (1, 5, 15 min) at the end: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":
