@@ -223,14 +223,21 @@ def _print_envs() -> None:
 def _dataset(args: argparse.Namespace) -> int:
     from . import datasets
 
-    ds = datasets.generate(
-        args.env,
-        args.quality,
-        n_transitions=args.transitions,
-        seed=args.seed,
-        num_envs=args.num_envs,
-        progress=not args.no_progress,
-    )
+    kwargs = {
+        "n_transitions": args.transitions,
+        "seed": args.seed,
+        "num_envs": args.num_envs,
+        "progress": not args.no_progress,
+    }
+    if args.num_workers is None:
+        ds = datasets.generate(args.env, args.quality, **kwargs)
+    else:
+        try:
+            from .distributed import generate_dataset
+        except ImportError as e:
+            raise ConfigError(f"--num-workers: {e}") from None
+        # Ray joins the cluster in RAY_ADDRESS, or starts a local instance.
+        ds = generate_dataset(args.env, args.quality, num_workers=args.num_workers, **kwargs)
     path = datasets.save(ds, args.out)
     d = datasets.describe(ds)
     m = ds["metadata"]
@@ -377,6 +384,12 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--num-envs", type=_positive, default=64)
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--out", required=True, help="output file (.npz)")
+    d.add_argument(
+        "--num-workers",
+        type=_positive,
+        default=None,
+        help="split over this many Ray tasks (needs the ray extra; the same dataset as without)",
+    )
     d.add_argument("--no-progress", action="store_true")
     b = sub.add_parser("bench", help="print env-steps/s of every environment on this machine")
     b.add_argument("--num-envs", type=_positive, default=1024, help="batch size of the vector envs")
