@@ -167,7 +167,7 @@ pub type LaneRhs<const N: usize, const L: usize> = [[f64; L]; N];
 /// without a call to `pow` (a quarter of the reactor's cost). An exponent-bits first guess
 /// (within ~10%) then three Newton steps on `y^-5 = x`. Plain arithmetic, so results are the same
 /// on every machine.
-#[inline]
+#[inline(always)]
 fn inv_fifth_root(x: f64) -> f64 {
     // log2(x) ~ bits / 2^52 - 1023, so bits(x^(-1/5)) ~ 1023 * 1.2 * 2^52 - bits(x) / 5.
     const K: f64 = 1.2 * 1023.0 * 4_503_599_627_370_496.0;
@@ -181,7 +181,7 @@ fn inv_fifth_root(x: f64) -> f64 {
 }
 
 /// The step-size factor after an error estimate `err` (Hairer et al.: `0.9 err^(-1/5)`).
-#[inline]
+#[inline(always)]
 fn step_factor(err: f64, lo: f64, hi: f64) -> f64 {
     if err == 0.0 {
         return hi;
@@ -205,7 +205,7 @@ struct LaneState<const N: usize, const L: usize> {
 
 const IDLE: usize = usize::MAX;
 
-#[inline]
+#[inline(always)]
 fn lane_axpy<const N: usize, const L: usize>(
     x: &LaneRhs<N, L>,
     h: &[f64; L],
@@ -231,6 +231,7 @@ fn lane_axpy<const N: usize, const L: usize>(
 /// Every lane does exactly the arithmetic a lane of `dopri5_lanes::<N, 1>` does, so a problem's
 /// result does not depend on `L`, on its neighbours or on the order of `jobs`.
 #[allow(clippy::needless_range_loop)] // lanes are indexed in step across several arrays
+#[inline(always)] // into the callers' target features (see chemical_reactor::advance_lanes)
 pub fn dopri5_lanes<const N: usize, const L: usize, F>(
     f: F,
     jobs: &mut [Job<N>],
@@ -292,6 +293,7 @@ pub fn dopri5_lanes<const N: usize, const L: usize, F>(
 
 /// One Dormand–Prince trial step in every lane, then each busy lane's accept/reject decision.
 #[allow(clippy::needless_range_loop)]
+#[inline(always)]
 fn lanes_try_step<const N: usize, const L: usize, F>(
     f: &F,
     s: &mut LaneState<N, L>,

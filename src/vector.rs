@@ -148,6 +148,10 @@ pub struct Tally {
     pub shutdowns: Vec<i64>,
     /// Shield interventions.
     pub shield: u64,
+    /// Safety events of the step.
+    pub events: u64,
+    /// Incidents closed (by recovery or by the episode's end).
+    pub closed: u64,
 }
 
 impl StepOut {
@@ -178,9 +182,13 @@ impl StepOut {
                 (EventKind::IncidentOpened, Some(c)) => t.opened[c] += 1,
                 (EventKind::EmergencyShutdown, Some(c)) => t.shutdowns[c] += 1,
                 (EventKind::ShieldIntervention, _) => t.shield += 1,
+                (EventKind::IncidentClosed | EventKind::IncidentClosedByEpisodeEnd, _) => {
+                    t.closed += 1
+                }
                 _ => {}
             }
         }
+        t.events = self.events.len() as u64;
         t
     }
 }

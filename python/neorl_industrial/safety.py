@@ -226,14 +226,16 @@ class SafetyStats:
         return int(sum(v for n, v in self.violations.items() if self.severity[n] == "critical"))
 
     def record_step(self, out: dict[str, Any]) -> None:
-        steps, cost, in_violation, opened, shutdowns, shield = out["tally"]
+        steps, cost, in_violation, opened, shutdowns, shield, events, closed = out["tally"]
         self.steps += steps
         self.cost += cost
         self._in_violation += in_violation
         self._opened += opened
         self._shutdowns += shutdowns
         self.shield_interventions += shield
-        self._keep_closed(out["events"])
+        self.events += events
+        if closed:
+            self._keep_closed(out["events"])
 
     def record_events(self, ev: dict[str, np.ndarray]) -> None:
         kind = ev["kind"]
@@ -241,6 +243,7 @@ class SafetyStats:
             return
         k = len(self.names)
         c = ev["constraint"]
+        self.events += len(kind)
         self._opened += np.bincount(c[kind == _OPENED], minlength=k)[:k]
         self._shutdowns += np.bincount(c[kind == _SHUTDOWN], minlength=k)[:k]
         self.shield_interventions += int((kind == _SHIELD).sum())
@@ -248,10 +251,6 @@ class SafetyStats:
 
     def _keep_closed(self, ev: dict[str, np.ndarray]) -> None:
         kind = ev["kind"]
-        n = len(kind)
-        if n == 0:
-            return
-        self.events += n
         closed = (kind == _CLOSED) | (kind == _CLOSED_BY_END)
         n_closed = int(np.count_nonzero(closed))
         if n_closed:

@@ -96,8 +96,10 @@ fn rhs_lanes<const L: usize>(x: &LaneRhs<2, L>, tc: &[f64; L]) -> LaneRhs<2, L> 
     out
 }
 
-/// Reactors integrated side by side (see [`dopri5_lanes`]): four fill the core's pipelines.
+/// Reactors integrated side by side (see [`dopri5_lanes`]): eight fill the core's pipelines with
+/// SSE2 (measured: 3.5x the throughput of one at a time), sixteen with AVX2 (4-5x).
 const LANES: usize = 8;
+const AVX2_LANES: usize = 16;
 
 /// Integrates the CSTR over one step of `DT_MIN` at constant coolant `tc`.
 pub fn advance(x: [f64; 2], tc: f64, h: &mut f64) -> [f64; 2] {
@@ -108,8 +110,32 @@ pub fn advance(x: [f64; 2], tc: f64, h: &mut f64) -> [f64; 2] {
 }
 
 /// Integrates many reactors over one step each; the same results as [`advance`] one by one.
+/// Few jobs take fewer lanes (idle lanes cost as much as busy ones).
 pub fn advance_many(jobs: &mut [Job<2>]) {
+    match jobs.len() {
+        0 => {}
+        1 => dopri5_lanes::<2, 1, _>(rhs_lanes::<1>, jobs, DT_MIN, TOL),
+        2..LANES => dopri5_lanes::<2, 2, _>(rhs_lanes::<2>, jobs, DT_MIN, TOL),
+        _ => advance_lanes(jobs),
+    }
+}
+
+/// The full-width lanes, with AVX2 where the CPU has it (twice the lanes per instruction of
+/// the SSE2 baseline; the same IEEE operations, so the same results).
+fn advance_lanes(jobs: &mut [Job<2>]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2, checked just above.
+        unsafe { advance_lanes_avx2(jobs) };
+        return;
+    }
     dopri5_lanes::<2, LANES, _>(rhs_lanes::<LANES>, jobs, DT_MIN, TOL);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn advance_lanes_avx2(jobs: &mut [Job<2>]) {
+    dopri5_lanes::<2, AVX2_LANES, _>(rhs_lanes::<AVX2_LANES>, jobs, DT_MIN, TOL);
 }
 
 /// The exothermic CSTR.
@@ -364,8 +390,14 @@ mod tests {
 
     #[test]
     fn lanes_give_the_single_reactor_results_bit_for_bit() {
+        for n in [1, 3, 37] {
+            lanes_match_singles(n);
+        }
+    }
+
+    fn lanes_match_singles(n: usize) {
         let mut rng = Rng::from_seed(7);
-        let mut jobs: Vec<Job<2>> = (0..37)
+        let mut jobs: Vec<Job<2>> = (0..n)
             .map(|_| Job {
                 x: [rng.uniform_in(0.0, 1.0), rng.uniform_in(300.0, 380.0)],
                 p: rng.uniform_in(TC_RANGE.0, TC_RANGE.1),
@@ -415,9 +447,8 @@ mod tests {
         let l2 = time(&|a| dopri5_lanes::<2, 2, _>(rhs_lanes::<2>, a, DT_MIN, TOL));
         let l4 = time(&|a| dopri5_lanes::<2, 4, _>(rhs_lanes::<4>, a, DT_MIN, TOL));
         let l8 = time(&|a| dopri5_lanes::<2, 8, _>(rhs_lanes::<8>, a, DT_MIN, TOL));
-        println!(
-            "min ns/step: single {single:.0}, 2 lanes {l2:.0}, 4 lanes {l4:.0}, 8 lanes {l8:.0}"
-        );
+        let many = time(&|a| advance_many(a));
+        println!("min ns/step: single {single:.0}, 2 lanes {l2:.0}, 4 lanes {l4:.0}, 8 lanes {l8:.0}, advance_many {many:.0}");
     }
 
     #[test]

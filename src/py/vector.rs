@@ -411,6 +411,8 @@ impl CoreVecEnv {
             t.opened.into_pyarray(py),
             t.shutdowns.into_pyarray(py),
             t.shield,
+            t.events,
+            t.closed,
         );
         d.set_item("tally", tally)?;
         d.set_item("events", events_columns(py, &out.events)?)?;
