@@ -186,10 +186,10 @@ impl Nlgp {
         }
     }
 
-    /// Potential at radius `r` along angle `phi` (`nlgp.polar_nlgp`).
-    fn polar(&self, r: f64, phi: f64) -> f64 {
+    /// Potential at radius `r` along the angle whose sine is `sin_phi` (`nlgp.polar_nlgp`).
+    fn polar_sin(&self, r: f64, sin_phi: f64) -> f64 {
         let rsq = r * r;
-        -self.alpha * rsq + self.beta * (rsq * rsq) + self.kappa * phi.sin() * r
+        -self.alpha * rsq + self.beta * (rsq * rsq) + self.kappa * sin_phi * r
     }
 
     /// Radius of the potential's minimum along `phi` (`nlgp.__global_minimum_radius`).
@@ -211,12 +211,15 @@ impl Nlgp {
 #[derive(Debug, Clone, Copy)]
 struct PenaltyShape {
     nlgp: Nlgp,
-    /// Angle in `[0, 2 pi)` [rad].
-    phi: f64,
     /// Desired radius of the minimum (`__compute_optimal_radius`).
     opt_rad: f64,
     /// Radius of the untransformed potential's minimum.
     min_rad: f64,
+    /// `sin(phi)` of the angle `phi` in `[0, 2 pi)`, and the `exponent` and `scaling` of the radius
+    /// transformation: constants of the shape.
+    sin_phi: f64,
+    exponent: f64,
+    scaling: f64,
 }
 
 impl PenaltyShape {
@@ -231,11 +234,17 @@ impl PenaltyShape {
     fn new(angle: f64) -> Self {
         let nlgp = Nlgp::new();
         let phi = py_mod(angle, 2.0 * PI);
+        let opt_rad = optimal_radius(phi);
+        let min_rad = nlgp.global_minimum_radius(phi);
+        let (opt, min) = (opt_rad.abs(), min_rad.abs());
+        let exponent = (2.0 - opt) / (2.0 - min);
         Self {
             nlgp,
-            phi,
-            opt_rad: optimal_radius(phi),
-            min_rad: nlgp.global_minimum_radius(phi),
+            opt_rad,
+            min_rad,
+            sin_phi: phi.sin(),
+            exponent,
+            scaling: (2.0 - min) / (2.0 - opt).powf(exponent),
         }
     }
 
@@ -245,15 +254,13 @@ impl PenaltyShape {
         if x.abs() <= opt {
             x * min / opt
         } else {
-            let exponent = (2.0 - opt) / (2.0 - min);
-            let scaling = (2.0 - min) / (2.0 - opt).powf(exponent);
-            np_sign(x) * (min + scaling * (x.abs() - opt).powf(exponent))
+            np_sign(x) * (min + self.scaling * (x.abs() - opt).powf(self.exponent))
         }
     }
 
     /// The original's reward (negative penalty) at effective shift `r`.
     fn reward(&self, r: f64) -> f64 {
-        self.nlgp.polar(self.transform(r), self.phi)
+        self.nlgp.polar_sin(self.transform(r), self.sin_phi)
     }
 }
 
