@@ -5,6 +5,10 @@
 //! the reactor's thermal runaway is locally stiff, and a fixed step small enough for it (about 400
 //! RK4 substeps per 26 s step to stay within 1e-6) wastes ~25x the work on the calm cases, while the
 //! error-controlled method spends small steps only where the solution moves fast, per env.
+//!
+//! [`dopri5_lanes`] runs the same method over a batch of independent problems, several side by
+//! side in lanes, for models whose right-hand side is cheap enough that a single problem's
+//! serial stage chain would leave the core idle (the reactor).
 
 /// Fixed-size ODE state.
 pub type Vector<const N: usize> = [f64; N];
