@@ -29,6 +29,27 @@ __all__ = [
 ]
 
 
+def check_reset_options(options: Any, known: tuple[str, ...] = ()) -> dict[str, Any]:
+    """``reset(options=...)``: ``None`` or a mapping whose keys are all in ``known``.
+
+    An unknown key is an error rather than ignored: a misspelt ``reset_mask`` would otherwise reset
+    every env of a batch without a word.
+    """
+    from collections.abc import Mapping
+
+    from .exceptions import ConfigError
+
+    if options is None:
+        return {}
+    if not isinstance(options, Mapping):
+        raise ConfigError(f"options: must be a mapping or None, got {type(options).__name__}")
+    unknown = [k for k in options if k not in known]
+    if unknown:
+        takes = f"takes only {', '.join(known)}" if known else "takes no reset options"
+        raise ConfigError(f"options: unknown key {unknown[0]!r}; this environment {takes}")
+    return dict(options)
+
+
 def _seed_value(seed: int | None) -> int | None:
     if seed is None:
         return None
@@ -111,9 +132,15 @@ class IndustrialEnv(gym.Env[np.ndarray, np.ndarray]):
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
-        """Starts an episode; ``seed`` fixes the env's random stream (same seed, same trajectory)."""
+        """Starts an episode; ``seed`` fixes the env's random stream (same seed, same trajectory).
+
+        ``options`` must be ``None`` or empty: a single env takes no reset options, and an unknown key
+        raises :class:`~neorl_industrial.ConfigError`.
+        """
+        check_reset_options(options)
         s = _seed_value(seed)
-        super().reset(seed=seed)
+        # Gymnasium's np_random takes Python ints only (a numpy integer seed is valid here).
+        super().reset(seed=None if seed is None else int(seed))
         obs, info = self._core.reset_single(s)
         if self._trend is not None:
             self._trend.reset(obs, info)

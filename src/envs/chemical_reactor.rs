@@ -114,7 +114,7 @@ impl ChemicalReactor {
             Some(other) => {
                 return Err(CoreError::config(
                     "setpoints",
-                    format!("must be a list of numbers, got {other:?}"),
+                    format!("must be a list of numbers, got {other}"),
                 ))
             }
         };
