@@ -4,6 +4,7 @@
 
 pub mod envs;
 pub mod errors;
+pub mod fuzzing;
 pub mod integrate;
 pub mod py;
 pub mod rng;

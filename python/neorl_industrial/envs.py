@@ -50,6 +50,15 @@ def check_reset_options(options: Any, known: tuple[str, ...] = ()) -> dict[str, 
     return dict(options)
 
 
+def check_shield(shield: Any) -> str | None:
+    """``shield``: ``None`` or a name (the core checks which names exist)."""
+    if shield is not None and not isinstance(shield, str):
+        from .exceptions import ConfigError
+
+        raise ConfigError(f"shield: must be None, 'clip' or 'predictive', got {type(shield).__name__}")
+    return shield
+
+
 def _seed_value(seed: int | None) -> int | None:
     if seed is None:
         return None
@@ -118,7 +127,7 @@ class IndustrialEnv(gym.Env[np.ndarray, np.ndarray]):
             None,
             self._options,
             load_constraints(constraints),
-            shield,
+            check_shield(shield),
             self.audit_trail,
             _metrics_registry(registry, metrics),
         )

@@ -15,7 +15,7 @@ from gymnasium.vector.utils import batch_space
 
 from . import _core
 from ._spaces import action_space, observation_space
-from .envs import _metrics_registry, check_reset_options, picklable_safety_args
+from .envs import _metrics_registry, check_reset_options, check_shield, picklable_safety_args
 from .exceptions import ConfigError
 from .safety import SafetyStats, load_constraints, open_audit_trail
 
@@ -130,7 +130,7 @@ class VectorIndustrialEnv(VectorEnv):
             self._num_threads,
             self._options,
             load_constraints(constraints),
-            shield,
+            check_shield(shield),
             trail,
             _metrics_registry(registry, metrics),
         )
