@@ -318,7 +318,8 @@ KWARG_CASES: list[tuple[str, dict[str, Any], type[Exception], str]] = [
     ("surrogate name", {"\ud800": 1}, ni.ConfigError, "options: must be valid Unicode"),
     ("render_mode", {"render_mode": "human"}, ni.ConfigError, "render_mode"),
     ("constraints int", {"constraints": 42}, ni.ConfigError, "constraints: must be a mapping, a list or a file path, got int"),
-    ("shield", {"shield": "magic"}, ni.ConfigError, "shield"),
+    ("shield", {"shield": "magic"}, ni.ConfigError, "shield: must be None, 'clip' or 'predictive', got \"magic\""),
+    ("shield int", {"shield": 3}, ni.ConfigError, "shield: must be None, 'clip' or 'predictive', got int"),
     ("audit_log", {"audit_log": 42}, ni.ConfigError, "audit_log: must be a path or an AuditTrail, got int"),
     ("registry", {"registry": "x"}, ni.ConfigError, "registry: must be a neorl_industrial.metrics.Registry, got str"),
 ]  # fmt: skip

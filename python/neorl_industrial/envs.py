@@ -156,7 +156,13 @@ class IndustrialEnv(gym.Env[np.ndarray, np.ndarray]):
         return obs, info
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        """Applies a normalised action in [-1, 1]; out-of-range finite values are clipped (``info["clipped"]``)."""
+        """Applies a normalised action in [-1, 1]; out-of-range finite values are clipped (``info["clipped"]``).
+
+        ``action``: shape ``(act_dim,)``, any real dtype (floats, integers; converted to float64), any
+        memory layout, or a (nested) list of numbers. bool, complex, object, string and date dtypes,
+        another shape, NaN or inf raise :class:`~neorl_industrial.InvalidActionError` and leave the env
+        untouched.
+        """
         out = self._core.step_single(action)
         if self._trend is not None:
             self._trend.step(out[0], out[4])

@@ -172,7 +172,10 @@ class VectorIndustrialEnv(VectorEnv):
         return obs, info
 
     def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
-        """Steps every env with normalised actions of shape ``(num_envs, act_dim)``."""
+        """Steps every env with normalised actions of shape ``(num_envs, act_dim)`` (``(num_envs,)`` too
+        for one-dimensional actions), under the same rules as a single env's ``step``: any real dtype and
+        layout; bool/complex/object/string dtypes, another shape, NaN or inf raise
+        :class:`~neorl_industrial.InvalidActionError` naming the env and element, and no env steps."""
         out = self._core.step(actions)
         self.safety.record_step(out)
         stepped = out["stepped"]
