@@ -406,13 +406,13 @@ VECTOR_RESET_CASES: list[tuple[str, dict[str, Any], str]] = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize(("name", "kwargs", "message"), RESET_CASES + VECTOR_RESET_CASES,
-                         ids=[c[0] for c in RESET_CASES + VECTOR_RESET_CASES])  # fmt: skip
-@pytest.mark.parametrize("kind", [Single, Vector], ids=lambda k: k.name)
+RESET_MATRIX = [(Single, *c) for c in RESET_CASES] + [(Vector, *c) for c in RESET_CASES + VECTOR_RESET_CASES]
+
+
+@pytest.mark.parametrize(("kind", "name", "kwargs", "message"), RESET_MATRIX,
+                         ids=[f"{c[0].name}-{c[1]}" for c in RESET_MATRIX])  # fmt: skip
 @pytest.mark.parametrize("env_id", ENV_IDS)
 def test_reset_arguments(env_id: str, kind: type[Single], name: str, kwargs: dict, message: str) -> None:
-    if kind is Single and (name, kwargs, message) in VECTOR_RESET_CASES:
-        pytest.skip("vector only")
     if kind is Single and name == "options unknown key":
         message = "options: unknown key 'reset_msk'; this environment takes no reset options"
     env, twin = twins(kind, env_id)
