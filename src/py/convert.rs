@@ -96,7 +96,9 @@ fn array_actions(
             .collect());
     }
     // float16, long double, integers, a foreign byte order: numpy converts to native float64.
-    let converted = obj.call_method1("astype", ("float64",))?;
+    let converted = obj
+        .call_method1("astype", ("float64",))
+        .map_err(|e| readable(obj.py(), e, "could not convert the action to float64"))?;
     let a = converted.cast::<PyArrayDyn<f64>>()?;
     Ok(a.readonly().as_array().iter().copied().collect())
 }
