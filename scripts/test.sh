@@ -25,7 +25,7 @@ cargo test --release --quiet
 echo "== lint and stubs"
 cargo fmt --check
 cargo clippy --release --quiet -- -D warnings
-ruff check python tests benches
+ruff check python tests benches fuzz
 "$PY" -m mypy.stubtest neorl_industrial._core
 
 echo "== pytest"

@@ -5,6 +5,7 @@
 pub mod elementary;
 pub mod envs;
 pub mod errors;
+pub mod fuzzing;
 pub mod integrate;
 pub mod py;
 pub mod rng;

@@ -222,6 +222,10 @@ pub struct Snapshot {
 /// Envs per lane below which splitting costs more than it gains.
 const MIN_LANE: usize = 16;
 
+/// Most threads of a private pool: far more than any machine's cores, and a bound on what a typo
+/// (`num_threads=10**6`) can ask the operating system for.
+pub const MAX_THREADS: usize = 1024;
+
 /// The most signals an env may declare (a stack buffer).
 pub const MAX_SIGNALS: usize = 32;
 
@@ -290,6 +294,12 @@ impl VecCore {
         let pool = match threads {
             None => None,
             Some(0) => return Err(CoreError::config("num_threads", "must be at least 1")),
+            Some(k) if k > MAX_THREADS => {
+                return Err(CoreError::config(
+                    "num_threads",
+                    format!("must be at most {MAX_THREADS}, got {k}"),
+                ))
+            }
             Some(k) => Some(
                 rayon::ThreadPoolBuilder::new()
                     .num_threads(k)
@@ -658,9 +668,11 @@ impl VecCore {
         }
         if self.autoreset == Autoreset::Disabled {
             if let Some(i) = self.slots.iter().position(|s| s.done) {
+                // One message for the single env (reset()) and the vector env (a reset mask).
                 return Err(CoreError::ResetNeeded(format!(
-                    "env {i} has ended its episode and autoreset is disabled: \
-                     reset it with reset(options={{'reset_mask': ...}}) before stepping"
+                    "env {i} has ended its episode: call reset() before step() (a vector env with \
+                     autoreset disabled can reset just the ended envs with \
+                     reset(options={{'reset_mask': ...}}))"
                 )));
             }
         }

@@ -211,7 +211,7 @@ def test_vector_env_pickles_with_its_state() -> None:
     [
         ({"num_envs": 0}, ni.ConfigError, "num_envs: must be a positive integer"),
         ({"num_envs": 2, "autoreset_mode": "sometimes"}, ni.ConfigError, "autoreset_mode"),
-        ({"num_envs": 2, "num_threads": 0}, ni.ConfigError, "num_threads: must be at least 1"),
+        ({"num_envs": 2, "num_threads": 0}, ni.ConfigError, "num_threads: must be a positive integer"),
         ({"num_envs": 2, "horizon": -1}, ni.ConfigError, "horizon"),
     ],
 )

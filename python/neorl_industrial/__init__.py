@@ -73,6 +73,8 @@ def env_ids() -> list[str]:
 def _env_class(env_id: str) -> type[IndustrialEnv]:
     from .envs import ENV_CLASSES
 
+    if not isinstance(env_id, str):
+        raise UnknownEnvironmentError(f"env_id: must be a string, got {type(env_id).__name__}")
     key = env_id.removeprefix("neorl_industrial/")
     try:
         return ENV_CLASSES[key]
@@ -95,7 +97,7 @@ def make_vec(env_id: str, num_envs: int = 1, **kwargs: Any) -> VectorIndustrialE
 
 def spec(env_id: str) -> dict[str, Any]:
     """The spec of an environment: variables with units and bounds, dt, horizon, constraints."""
-    return _core.CoreVecEnv(env_id.removeprefix("neorl_industrial/"), 1).spec()
+    return _core.CoreVecEnv(_env_class(env_id).env_id, 1).spec()
 
 
 register_envs()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from collections.abc import Sequence
@@ -338,6 +339,36 @@ def _positive(text: str) -> int:
     return value
 
 
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {value}")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number (0-65535), got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number (0-65535), got {value}")
+    return value
+
+
+def _non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"expected a finite, non-negative number, got {text!r}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="neorl-industrial", description=__doc__)
     sub = p.add_subparsers(dest="command")
@@ -351,13 +382,13 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="baseline policy (default: pid where the env has one, else zero)",
     )
-    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--seed", type=_seed, default=0)
     r.add_argument("--shield", choices=("clip", "predictive"), default=None, help="safety shield")
     r.add_argument("--constraints", metavar="FILE", default=None, help="constraint overrides (YAML or TOML)")
     r.add_argument(
         "--audit-log", metavar="FILE", default=None, help="append safety events to this JSON Lines file"
     )
-    r.add_argument("--metrics-port", type=int, default=None, help="serve /metrics and /health/* on this port")
+    r.add_argument("--metrics-port", type=_port, default=None, help="serve /metrics and /health/* on this port")
     r.add_argument("--json", action="store_true", help="print the summary as JSON")
     r.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     v = sub.add_parser("serve", help="run a monitored simulation with the exporter until SIGTERM")
@@ -365,24 +396,24 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--num-envs", type=_positive, default=64)
     v.add_argument("--policy", choices=POLICIES, default=None, help="baseline policy (default: pid)")
     v.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0 in a container)")
-    v.add_argument("--port", type=int, default=8000, help="/metrics and /health/* (0: any free port)")
-    v.add_argument("--safety-port", type=int, default=None, help="also serve /safety/metrics on this port")
-    v.add_argument("--rate", type=float, default=10.0, help="batch steps per second (0: as fast as possible)")
-    v.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    v.add_argument("--port", type=_port, default=8000, help="/metrics and /health/* (0: any free port)")
+    v.add_argument("--safety-port", type=_port, default=None, help="also serve /safety/metrics on this port")
+    v.add_argument("--rate", type=_non_negative, default=10.0, help="batch steps per second (0: as fast as possible)")
+    v.add_argument("--duration", type=_non_negative, default=None, help="stop after this many seconds")
     v.add_argument("--shield", choices=("clip", "predictive"), default=None)
     v.add_argument("--constraints", metavar="FILE", default=None)
     v.add_argument("--audit-log", metavar="FILE", default=None)
     v.add_argument(
         "--web-config", metavar="FILE", default=None, help="exporter-toolkit web config (TLS, basic auth)"
     )
-    v.add_argument("--seed", type=int, default=0)
+    v.add_argument("--seed", type=_seed, default=0)
     sub.add_parser("envs", help="print the catalogue")
     d = sub.add_parser("dataset", help="generate an offline dataset (.npz)")
     d.add_argument("env", help="environment id")
     d.add_argument("--quality", choices=("random", "medium", "expert", "mixed"), default="expert")
     d.add_argument("--transitions", type=_positive, default=100_000)
     d.add_argument("--num-envs", type=_positive, default=64)
-    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--seed", type=_seed, default=0)
     d.add_argument("--out", required=True, help="output file (.npz)")
     d.add_argument(
         "--num-workers",
@@ -393,7 +424,7 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--no-progress", action="store_true")
     b = sub.add_parser("bench", help="print env-steps/s of every environment on this machine")
     b.add_argument("--num-envs", type=_positive, default=1024, help="batch size of the vector envs")
-    b.add_argument("--seconds", type=float, default=1.0, help="time per environment")
+    b.add_argument("--seconds", type=_non_negative, default=1.0, help="time per environment")
     b.add_argument("--json", action="store_true", help="print the results as JSON")
     return p
 

@@ -29,6 +29,36 @@ __all__ = [
 ]
 
 
+def check_reset_options(options: Any, known: tuple[str, ...] = ()) -> dict[str, Any]:
+    """``reset(options=...)``: ``None`` or a mapping whose keys are all in ``known``.
+
+    An unknown key is an error rather than ignored: a misspelt ``reset_mask`` would otherwise reset
+    every env of a batch without a word.
+    """
+    from collections.abc import Mapping
+
+    from .exceptions import ConfigError
+
+    if options is None:
+        return {}
+    if not isinstance(options, Mapping):
+        raise ConfigError(f"options: must be a mapping or None, got {type(options).__name__}")
+    unknown = [k for k in options if k not in known]
+    if unknown:
+        takes = f"takes only {', '.join(known)}" if known else "takes no reset options"
+        raise ConfigError(f"options: unknown key {unknown[0]!r}; this environment {takes}")
+    return dict(options)
+
+
+def check_shield(shield: Any) -> str | None:
+    """``shield``: ``None`` or a name (the core checks which names exist)."""
+    if shield is not None and not isinstance(shield, str):
+        from .exceptions import ConfigError
+
+        raise ConfigError(f"shield: must be None, 'clip' or 'predictive', got {type(shield).__name__}")
+    return shield
+
+
 def _seed_value(seed: int | None) -> int | None:
     if seed is None:
         return None
@@ -97,7 +127,7 @@ class IndustrialEnv(gym.Env[np.ndarray, np.ndarray]):
             None,
             self._options,
             load_constraints(constraints),
-            shield,
+            check_shield(shield),
             self.audit_trail,
             _metrics_registry(registry, metrics),
         )
@@ -111,16 +141,28 @@ class IndustrialEnv(gym.Env[np.ndarray, np.ndarray]):
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
-        """Starts an episode; ``seed`` fixes the env's random stream (same seed, same trajectory)."""
+        """Starts an episode; ``seed`` fixes the env's random stream (same seed, same trajectory).
+
+        ``options`` must be ``None`` or empty: a single env takes no reset options, and an unknown key
+        raises :class:`~neorl_industrial.ConfigError`.
+        """
+        check_reset_options(options)
         s = _seed_value(seed)
-        super().reset(seed=seed)
+        # Gymnasium's np_random takes Python ints only (a numpy integer seed is valid here).
+        super().reset(seed=None if seed is None else int(seed))
         obs, info = self._core.reset_single(s)
         if self._trend is not None:
             self._trend.reset(obs, info)
         return obs, info
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        """Applies a normalised action in [-1, 1]; out-of-range finite values are clipped (``info["clipped"]``)."""
+        """Applies a normalised action in [-1, 1]; out-of-range finite values are clipped (``info["clipped"]``).
+
+        ``action``: shape ``(act_dim,)``, any real dtype (floats, integers; converted to float64), any
+        memory layout, or a (nested) list of numbers. bool, complex, object, string and date dtypes,
+        another shape, NaN or inf raise :class:`~neorl_industrial.InvalidActionError` and leave the env
+        untouched.
+        """
         out = self._core.step_single(action)
         if self._trend is not None:
             self._trend.step(out[0], out[4])

@@ -66,9 +66,13 @@ def load_constraints(source: Any) -> Any:
     if suffix not in (".toml", ".yaml", ".yml"):
         raise ConfigError(f"constraints: {path} must end in .yaml, .yml or .toml")
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as e:
         raise ConfigError(f"constraints: cannot read {path}: {e.strerror or e}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"constraints: {path} is not UTF-8 text ({e.reason} at byte {e.start})") from None
+    except ValueError as e:  # e.g. a NUL byte in the path
+        raise ConfigError(f"constraints: cannot read {path!r}: {e}") from None
     try:
         if suffix == ".toml":
             import tomllib

@@ -15,7 +15,7 @@ from gymnasium.vector.utils import batch_space
 
 from . import _core
 from ._spaces import action_space, observation_space
-from .envs import _metrics_registry, picklable_safety_args
+from .envs import _metrics_registry, check_reset_options, check_shield, picklable_safety_args
 from .exceptions import ConfigError
 from .safety import SafetyStats, load_constraints, open_audit_trail
 
@@ -48,6 +48,10 @@ def _seeds(seed: int | list[int | None] | None, n: int) -> list[int | None] | No
         if seed < 0:
             raise ConfigError(f"seed: must be non-negative, got {seed}")
         return [(int(seed) + i) % (1 << 64) for i in range(n)]
+    if not isinstance(seed, (list, tuple, np.ndarray)) or (isinstance(seed, np.ndarray) and seed.ndim != 1):
+        raise ConfigError(
+            f"seed: must be a non-negative integer, a list of them (one per env) or None, got {seed!r}"
+        )
     seeds = list(seed)
     if len(seeds) != n:
         raise ConfigError(f"seed: a list of seeds needs one per env ({n}), got {len(seeds)}")
@@ -102,12 +106,16 @@ class VectorIndustrialEnv(VectorEnv):
     ) -> None:
         if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
             raise ConfigError(f"num_envs: must be a positive integer, got {num_envs!r}")
+        if num_threads is not None and (
+            isinstance(num_threads, bool) or not isinstance(num_threads, (int, np.integer)) or num_threads < 1
+        ):
+            raise ConfigError(f"num_threads: must be a positive integer or None, got {num_threads!r}")
         if render_mode is not None:
             raise ConfigError(f"render_mode: vector envs do not render, got {render_mode!r}")
         mode = _mode(autoreset_mode)
         self.env_id = env_id.removeprefix("neorl_industrial/")
         self._options = dict(options)
-        self._num_threads = num_threads
+        self._num_threads = None if num_threads is None else int(num_threads)
         self._safety_args = {
             "constraints": constraints,
             "shield": shield,
@@ -119,10 +127,10 @@ class VectorIndustrialEnv(VectorEnv):
             self.env_id,
             int(num_envs),
             _MODES[mode],
-            num_threads,
+            self._num_threads,
             self._options,
             load_constraints(constraints),
-            shield,
+            check_shield(shield),
             trail,
             _metrics_registry(registry, metrics),
         )
@@ -147,11 +155,15 @@ class VectorIndustrialEnv(VectorEnv):
         seed: int | list[int | None] | None = None,
         options: dict[str, Any] | None = None,
     ) -> tuple[np.ndarray, dict[str, Any]]:
-        """Resets every env, or those in ``options["reset_mask"]`` (a bool array of shape ``(num_envs,)``)."""
+        """Resets every env, or those in ``options["reset_mask"]`` (a bool array of shape ``(num_envs,)``).
+
+        ``reset_mask`` is the only option; any other key raises :class:`~neorl_industrial.ConfigError`.
+        """
+        opts = check_reset_options(options, ("reset_mask",))
         seeds = _seeds(seed, self.num_envs)
         mask = None
-        if options and "reset_mask" in options:
-            mask = self._check_mask(options["reset_mask"])
+        if "reset_mask" in opts:
+            mask = self._check_mask(opts["reset_mask"])
         obs, values, margins, active, events = self._core.reset(seeds, mask)
         self.safety.record_events(events)
         sel = np.ones(self.num_envs, dtype=np.bool_) if mask is None else mask.copy()
@@ -160,7 +172,10 @@ class VectorIndustrialEnv(VectorEnv):
         return obs, info
 
     def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
-        """Steps every env with normalised actions of shape ``(num_envs, act_dim)``."""
+        """Steps every env with normalised actions of shape ``(num_envs, act_dim)`` (``(num_envs,)`` too
+        for one-dimensional actions), under the same rules as a single env's ``step``: any real dtype and
+        layout; bool/complex/object/string dtypes, another shape, NaN or inf raise
+        :class:`~neorl_industrial.InvalidActionError` naming the env and element, and no env steps."""
         out = self._core.step(actions)
         self.safety.record_step(out)
         stepped = out["stepped"]

@@ -164,7 +164,7 @@ impl ChemicalReactor {
             Some(other) => {
                 return Err(CoreError::config(
                     "setpoints",
-                    format!("must be a list of numbers, got {other:?}"),
+                    format!("must be a list of numbers, got {other}"),
                 ))
             }
         };

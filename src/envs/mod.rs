@@ -26,6 +26,17 @@ pub enum ConfigValue {
     List(Vec<f64>),
 }
 
+impl std::fmt::Display for ConfigValue {
+    /// As the user wrote it (`true`, `2.5`, `[1, 2]`), for error messages.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConfigValue::Bool(b) => write!(f, "{b}"),
+            ConfigValue::Number(x) => write!(f, "{x}"),
+            ConfigValue::List(v) => write!(f, "{v:?}"),
+        }
+    }
+}
+
 /// Constructor options as `(name, value)` pairs.
 pub type Config = Vec<(String, ConfigValue)>;
 
@@ -97,7 +108,7 @@ pub(crate) fn take_number(
         )),
         Some(other) => Err(CoreError::config(
             key,
-            format!("must be a number, got {other:?}"),
+            format!("must be a number, got {other}"),
         )),
     }
 }
@@ -109,7 +120,7 @@ pub(crate) fn take_bool(config: &mut Config, key: &str, default: bool) -> Result
         Some(ConfigValue::Bool(b)) => Ok(b),
         Some(other) => Err(CoreError::config(
             key,
-            format!("must be true or false, got {other:?}"),
+            format!("must be true or false, got {other}"),
         )),
     }
 }

@@ -222,7 +222,7 @@ fn take_initial_load(config: &mut Config) -> Result<[f64; 2], CoreError> {
             [a, b] if [a, b].iter().all(|x| x.is_finite() && x.abs() <= LOAD_MAX) => Ok([*a, *b]),
             _ => Err(bad(format!("{v:?}"))),
         },
-        Some(other) => Err(bad(format!("{other:?}"))),
+        Some(other) => Err(bad(other.to_string())),
     }
 }
 

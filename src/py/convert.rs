@@ -1,65 +1,172 @@
 //! Conversions between Python objects and core types.
+//!
+//! Actions: any array of real numbers (float16/32/64, signed or unsigned integers, any memory
+//! layout or byte order, read-only or not), a nested list or tuple of real numbers, or an object
+//! with `__array__` (a tensor on the CPU). bool, complex, object, string and date dtypes are refused:
+//! each is far more often a bug upstream than an action. Integers and float16 convert exactly to
+//! float64; wider values round to the nearest float64 and are clipped like any out-of-range action.
 
-use numpy::{PyArrayDyn, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods};
+use numpy::{
+    PyArrayDescrMethods, PyArrayDyn, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods,
+};
+use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple, PyType};
 
 use crate::envs::{Config, ConfigValue};
 use crate::errors::CoreError;
 use crate::safety::config::Value;
 
-/// Reads actions of any memory layout (float32/float64 arrays, nested lists, scalars) into a
-/// row-major `f64` vector, checking the shape against `expected` (with `alt` as the one other
-/// accepted shape, e.g. `(n,)` for one-dimensional actions).
+/// Deepest nesting of a configuration value tree (a constraint config needs four levels).
+const MAX_DEPTH: usize = 32;
+
+/// Most values in one configuration tree: far beyond any real constraint set, and a bound on the
+/// work a YAML file can ask for with aliases (which expand exponentially when walked).
+const MAX_VALUES: usize = 100_000;
+
+/// Reads actions (see the module documentation) into a row-major `f64` vector, checking the shape
+/// against `expected` (with `alt` as the one other accepted shape, e.g. `(n,)` for
+/// one-dimensional actions).
 pub fn actions(
     obj: &Bound<'_, PyAny>,
     expected: &[usize],
     alt: Option<&[usize]>,
 ) -> PyResult<Vec<f64>> {
-    if let Ok(arr) = obj.cast::<PyUntypedArray>() {
-        let dtype = arr.dtype();
-        let shape = arr.shape().to_vec();
-        check_shape(&shape, expected, alt)?;
-        if let Ok(a) = obj.cast::<PyArrayDyn<f64>>() {
-            return Ok(a.readonly().as_array().iter().copied().collect());
-        }
-        if let Ok(a) = obj.cast::<PyArrayDyn<f32>>() {
-            return Ok(a
-                .readonly()
-                .as_array()
-                .iter()
-                .map(|&x| f64::from(x))
-                .collect());
-        }
-        let name = dtype
-            .str()
-            .map(|s| s.to_string())
-            .unwrap_or_else(|_| "?".into());
-        return Err(CoreError::action(format!(
-            "dtype {name} is not supported: pass float32 or float64 actions"
-        ))
-        .into());
+    if obj.cast::<PyUntypedArray>().is_ok() {
+        return array_actions(obj, expected, alt, false);
     }
-    if obj.is_instance_of::<PyList>() || obj.is_instance_of::<PyTuple>() || is_number(obj) {
+    let nested = obj.is_instance_of::<PyList>() || obj.is_instance_of::<PyTuple>();
+    if nested || is_number(obj) || obj.hasattr("__array__").unwrap_or(false) {
         let np = obj.py().import("numpy")?;
-        let arr = np
-            .call_method1("asarray", (obj, np.getattr("float64")?))
-            .map_err(|e| CoreError::action(format!("could not read the action as numbers: {e}")))?;
-        return actions(&arr, expected, alt);
+        let arr = np.call_method1("asarray", (obj,)).map_err(|e| {
+            readable(
+                obj.py(),
+                e,
+                "could not read the action as an array of numbers",
+            )
+        })?;
+        return array_actions(&arr, expected, alt, nested);
     }
     Err(CoreError::action(format!(
-        "must be a float array or a list of numbers, got {}",
-        obj.get_type()
-            .name()
-            .map(|n| n.to_string())
-            .unwrap_or_default()
+        "must be an array or a (nested) list of real numbers, got {}",
+        type_name(obj)
     ))
     .into())
 }
 
+fn array_actions(
+    obj: &Bound<'_, PyAny>,
+    expected: &[usize],
+    alt: Option<&[usize]>,
+    from_list: bool,
+) -> PyResult<Vec<f64>> {
+    let arr = obj.cast::<PyUntypedArray>()?;
+    let dtype = arr.dtype();
+    match dtype.kind() {
+        b'f' | b'i' | b'u' => {}
+        _ => {
+            let name = dtype
+                .str()
+                .map(|s| s.to_string())
+                .unwrap_or_else(|_| "?".into());
+            let hint = if from_list {
+                " (the list holds something other than real numbers: None, bools, strings, \
+                 complex numbers, or integers beyond 64 bits)"
+            } else {
+                ""
+            };
+            return Err(CoreError::action(format!(
+                "dtype {name} is not supported{hint}: pass real numbers (float or integer arrays, \
+                 or nested lists of numbers)"
+            ))
+            .into());
+        }
+    }
+    check_shape(arr.shape(), expected, alt)?;
+    if let Ok(a) = obj.cast::<PyArrayDyn<f64>>() {
+        return Ok(a.readonly().as_array().iter().copied().collect());
+    }
+    if let Ok(a) = obj.cast::<PyArrayDyn<f32>>() {
+        return Ok(a
+            .readonly()
+            .as_array()
+            .iter()
+            .map(|&x| f64::from(x))
+            .collect());
+    }
+    // float16, long double, integers, a foreign byte order: numpy converts to native float64.
+    let converted = obj
+        .call_method1("astype", ("float64",))
+        .map_err(|e| readable(obj.py(), e, "could not convert the action to float64"))?;
+    let a = converted.cast::<PyArrayDyn<f64>>()?;
+    Ok(a.readonly().as_array().iter().copied().collect())
+}
+
+/// An ordinary exception raised while reading user input becomes an [`CoreError::InvalidAction`];
+/// `KeyboardInterrupt`, `SystemExit` and the like pass through untouched.
+fn readable(py: Python<'_>, e: PyErr, what: &str) -> PyErr {
+    if e.is_instance_of::<PyException>(py) {
+        CoreError::action(format!("{what}: {}", e.value(py))).into()
+    } else {
+        e
+    }
+}
+
+fn type_name(obj: &Bound<'_, PyAny>) -> String {
+    obj.get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_default()
+}
+
+static NUMPY_REAL: PyOnceLock<(Py<PyType>, Py<PyType>)> = PyOnceLock::new();
+
+/// A Python int or float, or a numpy integer or floating scalar; never a bool.
 fn is_number(obj: &Bound<'_, PyAny>) -> bool {
-    (obj.is_instance_of::<PyFloat>() || obj.is_instance_of::<PyInt>())
-        && !obj.is_instance_of::<PyBool>()
+    if obj.is_instance_of::<PyBool>() {
+        return false;
+    }
+    if obj.is_instance_of::<PyFloat>() || obj.is_instance_of::<PyInt>() {
+        return true;
+    }
+    let py = obj.py();
+    let types = NUMPY_REAL.get_or_try_init(py, || -> PyResult<_> {
+        let np = py.import("numpy")?;
+        Ok((
+            np.getattr("integer")?.cast_into::<PyType>()?.unbind(),
+            np.getattr("floating")?.cast_into::<PyType>()?.unbind(),
+        ))
+    });
+    match types {
+        Ok((int, float)) => {
+            obj.is_instance(int.bind(py)).unwrap_or(false)
+                || obj.is_instance(float.bind(py)).unwrap_or(false)
+        }
+        Err(_) => false,
+    }
+}
+
+/// A real number as `f64`; an integer too large for a float is a configuration error.
+fn number(obj: &Bound<'_, PyAny>, field: &str) -> PyResult<f64> {
+    obj.extract::<f64>().map_err(|e| {
+        CoreError::config(
+            field,
+            format!("not representable as a float: {}", e.value(obj.py())),
+        )
+        .into()
+    })
+}
+
+/// A string as UTF-8; lone surrogates are a configuration error.
+fn text(s: &Bound<'_, PyString>, field: &str) -> PyResult<String> {
+    s.to_str().map(str::to_string).map_err(|_| {
+        CoreError::config(
+            field,
+            "must be valid Unicode (lone surrogates cannot be encoded)",
+        )
+        .into()
+    })
 }
 
 fn check_shape(
@@ -95,22 +202,25 @@ pub fn config(kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Config> {
     let mut out = Config::new();
     let Some(kwargs) = kwargs else { return Ok(out) };
     for (k, v) in kwargs.iter() {
-        let key: String = k.extract()?;
+        let key = match k.cast::<PyString>() {
+            Ok(s) => text(s, "options")?,
+            Err(_) => {
+                return Err(CoreError::config("options", "option names must be strings").into())
+            }
+        };
         let value = if v.is_instance_of::<PyBool>() {
             ConfigValue::Bool(v.extract()?)
         } else if is_number(&v) {
-            ConfigValue::Number(v.extract()?)
+            ConfigValue::Number(number(&v, &key)?)
         } else if let Ok(list) = v.extract::<Vec<f64>>() {
             ConfigValue::List(list)
         } else {
-            let ty = v
-                .get_type()
-                .name()
-                .map(|n| n.to_string())
-                .unwrap_or_default();
             return Err(CoreError::config(
                 &key,
-                format!("must be a bool, a number or a list of numbers, got {ty}"),
+                format!(
+                    "must be a bool, a number or a list of numbers, got {}",
+                    type_name(&v)
+                ),
             )
             .into());
         };
@@ -119,8 +229,28 @@ pub fn config(kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Config> {
     Ok(out)
 }
 
-/// Converts a Python object (dict, list, str, number, bool, None) into a configuration value tree.
+/// Converts a Python object (dict, list, str, number, bool, None) into a configuration value tree,
+/// at most [`MAX_DEPTH`] levels deep and [`MAX_VALUES`] values large (a recursive or aliased
+/// structure is refused, never walked without end).
 pub fn value_tree(obj: &Bound<'_, PyAny>, path: &str) -> PyResult<Value> {
+    let mut budget = MAX_VALUES;
+    tree(obj, path, 0, &mut budget)
+}
+
+fn tree(obj: &Bound<'_, PyAny>, path: &str, depth: usize, budget: &mut usize) -> PyResult<Value> {
+    if depth > MAX_DEPTH {
+        return Err(
+            CoreError::config(path, format!("nested more than {MAX_DEPTH} levels deep")).into(),
+        );
+    }
+    if *budget == 0 {
+        return Err(CoreError::config(
+            path,
+            format!("the configuration holds more than {MAX_VALUES} values"),
+        )
+        .into());
+    }
+    *budget -= 1;
     if obj.is_none() {
         return Ok(Value::Null);
     }
@@ -128,23 +258,25 @@ pub fn value_tree(obj: &Bound<'_, PyAny>, path: &str) -> PyResult<Value> {
         return Ok(Value::Bool(obj.extract()?));
     }
     if is_number(obj) {
-        return Ok(Value::Num(obj.extract()?));
+        return Ok(Value::Num(number(obj, path)?));
     }
     if let Ok(s) = obj.cast::<PyString>() {
-        return Ok(Value::Str(s.to_str()?.to_string()));
+        return Ok(Value::Str(text(s, path)?));
     }
     if let Ok(d) = obj.cast::<PyDict>() {
-        let mut out = Vec::with_capacity(d.len());
+        let mut out = Vec::with_capacity(d.len().min(*budget));
         for (k, v) in d.iter() {
             let key = match k.cast::<PyString>() {
-                Ok(s) => s.to_str()?.to_string(),
+                Ok(s) => text(s, path)?,
                 Err(_) => {
-                    return Err(
-                        CoreError::config(path, format!("keys must be strings, got {k}")).into(),
+                    return Err(CoreError::config(
+                        path,
+                        format!("keys must be strings, got {}", type_name(&k)),
                     )
+                    .into())
                 }
             };
-            let child = value_tree(&v, &format!("{path}.{key}"))?;
+            let child = tree(&v, &format!("{path}.{key}"), depth + 1, budget)?;
             out.push((key, child));
         }
         return Ok(Value::Map(out));
@@ -152,14 +284,13 @@ pub fn value_tree(obj: &Bound<'_, PyAny>, path: &str) -> PyResult<Value> {
     if obj.is_instance_of::<PyList>() || obj.is_instance_of::<PyTuple>() {
         let mut out = Vec::new();
         for (i, item) in obj.try_iter()?.enumerate() {
-            out.push(value_tree(&item?, &format!("{path}[{i}]"))?);
+            out.push(tree(&item?, &format!("{path}[{i}]"), depth + 1, budget)?);
         }
         return Ok(Value::List(out));
     }
-    let ty = obj
-        .get_type()
-        .name()
-        .map(|n| n.to_string())
-        .unwrap_or_default();
-    Err(CoreError::config(path, format!("unsupported value of type {ty}")).into())
+    Err(CoreError::config(
+        path,
+        format!("unsupported value of type {}", type_name(obj)),
+    )
+    .into())
 }

@@ -327,14 +327,39 @@ async fn serve<IO>(io: IO, peer: SocketAddr, c: Conn)
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (state, kind) = (c.state.clone(), c.kind);
+    serve_http(
+        io,
+        peer,
+        c.state.clone(),
+        c.kind,
+        c.limits.header_timeout,
+        false,
+    )
+    .await;
+}
+
+/// Serves HTTP/1.1 on one connection (plain or already through TLS) until it closes: the same
+/// settings for every listener, and for the fuzz entry point that feeds it raw bytes. With
+/// `half_close` the requests read before the client's end of input are still answered (the fuzz
+/// entry point sends a whole input, then EOF); listeners close the connection on EOF.
+pub(crate) async fn serve_http<IO>(
+    io: IO,
+    peer: SocketAddr,
+    state: Arc<ServerState>,
+    kind: Listener,
+    header_timeout: Duration,
+    half_close: bool,
+) where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let svc = service_fn(move |req| {
         let st = state.clone();
         async move { Ok::<_, Infallible>(routes::handle(st, kind, req, peer).await) }
     });
     let _ = http1::Builder::new()
         .timer(TokioTimer::new())
-        .header_read_timeout(c.limits.header_timeout)
+        .header_read_timeout(header_timeout)
+        .half_close(half_close)
         .max_buf_size(MAX_HEAD_BYTES)
         .serve_connection(TokioIo::new(io), svc)
         .await;

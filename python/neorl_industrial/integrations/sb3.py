@@ -49,6 +49,9 @@ __all__ = ["SB3VecEnv", "split_info"]
 
 _FINAL_KEYS = frozenset({"final_obs", "_final_obs", "final_info", "_final_info"})
 
+# No actions waiting for step_wait (None is an action like any other, refused by the env itself).
+_NOTHING = object()
+
 
 def split_info(info: Mapping[str, Any], num_envs: int) -> list[dict[str, Any]]:
     """Splits a batched Gymnasium info (arrays with ``_key`` masks) into one dict per env.
@@ -139,7 +142,7 @@ class SB3VecEnv(VecEnv):
         #: The Gymnasium vector env as given (wrappers included); it is what steps.
         self.gym_env = vector_env
         self._render_mode = render_mode
-        self._actions: np.ndarray | None = None
+        self._actions: Any = _NOTHING
         self._recorders: list[Any] = []
         if render_mode == "rgb_array":
             from neorl_industrial._render import TrendRecorder
@@ -205,7 +208,7 @@ class SB3VecEnv(VecEnv):
         obs, info = self.gym_env.reset(seed=seeds, options=self._common_options())  # type: ignore[arg-type]
         self._reset_seeds()
         self._reset_options()
-        self._actions = None
+        self._actions = _NOTHING
         obs = np.asarray(obs, dtype=np.float32)
         self.reset_infos = split_info(info, self.num_envs)
         for i, rec in enumerate(self._recorders):
@@ -216,9 +219,9 @@ class SB3VecEnv(VecEnv):
         self._actions = actions
 
     def step_wait(self) -> VecEnvStepReturn:
-        if self._actions is None:
+        if self._actions is _NOTHING:
             raise ResetNeededError("SB3VecEnv: step_wait without step_async (or after reset)")
-        actions, self._actions = self._actions, None
+        actions, self._actions = self._actions, _NOTHING
         obs, reward, terminated, truncated, info = self.gym_env.step(actions)
         obs = np.asarray(obs, dtype=np.float32)
         terminated = np.asarray(terminated, dtype=np.bool_)

@@ -1,0 +1,26 @@
+"""A short run of the atheris fuzzer over the Python API (``fuzz/atheris_api.py``; the long run and
+its figures are in RELIABILITY.md). A violated invariant makes the fuzzer exit non-zero with the input."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("atheris")
+
+SCRIPT = Path(__file__).parents[1] / "fuzz" / "atheris_api.py"
+
+
+def test_atheris_short_run(tmp_path: Path) -> None:
+    runs = 4000
+    p = subprocess.run(
+        [sys.executable, str(SCRIPT), f"-atheris_runs={runs}", "-seed=1", f"-artifact_prefix={tmp_path}/"],
+        capture_output=True, text=True, timeout=240, check=False,
+    )  # fmt: skip
+    tail = p.stderr[-3000:]
+    assert p.returncode == 0, tail
+    assert f"Done {runs} in" in p.stderr, tail
+    assert not list(tmp_path.glob("crash-*")), tail
