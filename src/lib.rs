@@ -5,6 +5,7 @@
 pub mod envs;
 pub mod errors;
 pub mod integrate;
+pub mod pool;
 pub mod py;
 pub mod rng;
 pub mod safety;

@@ -13,6 +13,7 @@ import gymnasium as gym
 import numpy as np
 
 from . import _core
+from ._exclusive import Exclusive
 from ._render import TrendRecorder
 from ._spaces import action_space, observation_space
 from .safety import load_constraints, open_audit_trail
@@ -106,6 +107,7 @@ class IndustrialEnv(gym.Env[np.ndarray, np.ndarray]):
         self.action_space = action_space(self.core_spec)
         self.horizon: int = int(self.core_spec["horizon"])
         self.constraint_names: list[str] = list(self._core.constraint_names)
+        self._exclusive = Exclusive(self.core_spec["id"])
         self._trend = TrendRecorder(self.core_spec) if render_mode == "rgb_array" else None
 
     def reset(
@@ -114,14 +116,16 @@ class IndustrialEnv(gym.Env[np.ndarray, np.ndarray]):
         """Starts an episode; ``seed`` fixes the env's random stream (same seed, same trajectory)."""
         s = _seed_value(seed)
         super().reset(seed=seed)
-        obs, info = self._core.reset_single(s)
+        with self._exclusive:
+            obs, info = self._core.reset_single(s)
         if self._trend is not None:
             self._trend.reset(obs, info)
         return obs, info
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         """Applies a normalised action in [-1, 1]; out-of-range finite values are clipped (``info["clipped"]``)."""
-        out = self._core.step_single(action)
+        with self._exclusive:
+            out = self._core.step_single(action)
         if self._trend is not None:
             self._trend.step(out[0], out[4])
         return out

@@ -14,6 +14,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from . import _core
+from ._exclusive import Exclusive
 from ._spaces import action_space, observation_space
 from .envs import _metrics_registry, picklable_safety_args
 from .exceptions import ConfigError
@@ -139,6 +140,7 @@ class VectorIndustrialEnv(VectorEnv):
         self.constraint_names: list[str] = list(self._core.constraint_names)
         self.horizon: int = int(self.core_spec["horizon"])
         self.safety = SafetyStats(self.core_spec["constraints"])
+        self._exclusive = Exclusive(f"{self.env_id} x{self.num_envs}")
 
     # ------------------------------------------------------------------ API
     def reset(
@@ -152,8 +154,9 @@ class VectorIndustrialEnv(VectorEnv):
         mask = None
         if options and "reset_mask" in options:
             mask = self._check_mask(options["reset_mask"])
-        obs, values, margins, active, events = self._core.reset(seeds, mask)
-        self.safety.record_events(events)
+        with self._exclusive:
+            obs, values, margins, active, events = self._core.reset(seeds, mask)
+            self.safety.record_events(events)
         sel = np.ones(self.num_envs, dtype=np.bool_) if mask is None else mask.copy()
         info: dict[str, Any] = {}
         self._put_readings(info, values, margins, active, sel)
@@ -161,8 +164,9 @@ class VectorIndustrialEnv(VectorEnv):
 
     def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         """Steps every env with normalised actions of shape ``(num_envs, act_dim)``."""
-        out = self._core.step(actions)
-        self.safety.record_step(out)
+        with self._exclusive:
+            out = self._core.step(actions)
+            self.safety.record_step(out)
         stepped = out["stepped"]
         everyone = np.ones(self.num_envs, dtype=np.bool_)
         info: dict[str, Any] = {}
