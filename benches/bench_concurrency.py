@@ -57,7 +57,9 @@ def main() -> None:
         seq.append(run(envs, a.steps, False))
         par.append(run(envs, a.steps, True))
     m = statistics.median
-    print(f"{os.cpu_count()} cores; ChemicalReactor-v0 x{a.num_envs} per env, {a.steps} steps, median of {a.repeats}")
+    print(
+        f"{os.cpu_count()} cores; ChemicalReactor-v0 x{a.num_envs} per env, {a.steps} steps, median of {a.repeats}"
+    )
     print(f"  one thread, one env:          {m(one):>12,.0f} env-steps/s")
     print(f"  one thread, two envs in turn: {m(seq):>12,.0f} env-steps/s")
     print(f"  two threads, one env each:    {m(par):>12,.0f} env-steps/s  (x{m(par) / m(seq):.2f})")

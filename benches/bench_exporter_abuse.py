@@ -61,7 +61,9 @@ def phase(
     time.sleep(1)
     stop = threading.Event()
     tallies = [abuse.Tally(a.__name__) for a in attackers]
-    threads = [threading.Thread(target=a, args=(port, stop, t)) for a, t in zip(attackers, tallies, strict=True)]
+    threads = [
+        threading.Thread(target=a, args=(port, stop, t)) for a, t in zip(attackers, tallies, strict=True)
+    ]
     for t in threads:
         t.start()
     peak = [before]
@@ -96,14 +98,18 @@ def phase(
     print(f"\n## {name} ({elapsed:.1f} s)")
     if wrk is not None:
         lat = " ".join(f"p{q} {v:.1f} ms" for q, v in wrk.latency_ms.items())
-        print(f"  wrk: {wrk.requests:,} requests, {wrk.requests_per_second:,.0f}/s; latency {lat}; "
-              f"non-2xx {wrk.non_2xx:,}; socket errors {wrk.socket_errors}")
+        print(
+            f"  wrk: {wrk.requests:,} requests, {wrk.requests_per_second:,.0f}/s; latency {lat}; "
+            f"non-2xx {wrk.non_2xx:,}; socket errors {wrk.socket_errors}"
+        )
     for t in tallies:
         print(f"  {t}")
     print(f"  probes: {probes.summary()}")
-    print(f"  server: RSS {before.rss_bytes / mib:.1f} -> peak {max(p.rss_bytes for p in peak) / mib:.1f} -> "
-          f"{after.rss_bytes / mib:.1f} MiB; threads {before.threads} -> peak {max(p.threads for p in peak)} "
-          f"-> {after.threads}; fds {before.fds} -> peak {max(p.fds for p in peak)} -> {after.fds}")
+    print(
+        f"  server: RSS {before.rss_bytes / mib:.1f} -> peak {max(p.rss_bytes for p in peak) / mib:.1f} -> "
+        f"{after.rss_bytes / mib:.1f} MiB; threads {before.threads} -> peak {max(p.threads for p in peak)} "
+        f"-> {after.threads}; fds {before.fds} -> peak {max(p.fds for p in peak)} -> {after.fds}"
+    )
 
 
 def main() -> None:

@@ -34,12 +34,18 @@ def main() -> None:
     print(f"kill -9: {len(out)} runs of {a.num_envs} envs in {time.monotonic() - t0:.0f} s")
     print(f"  runs where everything held: {held}/{len(out)}")
     print(f"  torn lines: {sum(o.torn for o in out)}; loss lines: {sum(o.lost_in_file for o in out)}")
-    print(f"  lines in the files: {sum(o.lines for o in out):,} ({sum(o.file_bytes for o in out) / 1e6:,.0f} MB)")
-    print(f"  safety events older than 1 s at the kill: {sum(o.env_events_promised for o in out):,}, in the files "
-          f"{sum(o.env_events_in_file for o in out):,}; missing "
-          f"{sum(max(0, o.env_events_promised - o.env_events_in_file) for o in out)}")
-    print(f"  ticks older than 1 s at the kill: {sum(o.ticks_promised for o in out):,}, missing "
-          f"{sum(max(0, o.ticks_promised - o.ticks_in_file) for o in out)}")
+    print(
+        f"  lines in the files: {sum(o.lines for o in out):,} ({sum(o.file_bytes for o in out) / 1e6:,.0f} MB)"
+    )
+    print(
+        f"  safety events older than 1 s at the kill: {sum(o.env_events_promised for o in out):,}, in the files "
+        f"{sum(o.env_events_in_file for o in out):,}; missing "
+        f"{sum(max(0, o.env_events_promised - o.env_events_in_file) for o in out)}"
+    )
+    print(
+        f"  ticks older than 1 s at the kill: {sum(o.ticks_promised for o in out):,}, missing "
+        f"{sum(max(0, o.ticks_promised - o.ticks_in_file) for o in out)}"
+    )
 
 
 if __name__ == "__main__":

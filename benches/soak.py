@@ -153,13 +153,19 @@ def main() -> None:
         print(json.dumps(r, indent=2))
         return
     print(f"soak: {r['num_envs']} envs for {seconds:.0f} s, scraped every second")
-    print(f"  batch steps {r['batch_steps']:,}, env steps taken {r['env_steps_taken']:,}, counted in Python "
-          f"{r['env_steps_counted']:,}, env_steps_total scraped {r['env_steps_total_scraped']:,.0f}")
-    print(f"  safety events {r['safety_events']:,}, audit written {r['audit_written']:,}, lines "
-          f"{r['audit_lines']:,}, dropped {r['audit_dropped']}; counters exact: {r['counters_exact']}")
+    print(
+        f"  batch steps {r['batch_steps']:,}, env steps taken {r['env_steps_taken']:,}, counted in Python "
+        f"{r['env_steps_counted']:,}, env_steps_total scraped {r['env_steps_total_scraped']:,.0f}"
+    )
+    print(
+        f"  safety events {r['safety_events']:,}, audit written {r['audit_written']:,}, lines "
+        f"{r['audit_lines']:,}, dropped {r['audit_dropped']}; counters exact: {r['counters_exact']}"
+    )
     print(f"  scrapes {r['scrapes']} ({r['scrapes_failed']} failed)")
-    print(f"  RSS after warm-up: first {r['rss_mib_first']:.1f} MiB, last {r['rss_mib_last']:.1f} MiB, max "
-          f"{r['rss_mib_max']:.1f} MiB, slope {r['rss_slope_mib_per_minute']:+.3f} MiB/min")
+    print(
+        f"  RSS after warm-up: first {r['rss_mib_first']:.1f} MiB, last {r['rss_mib_last']:.1f} MiB, max "
+        f"{r['rss_mib_max']:.1f} MiB, slope {r['rss_slope_mib_per_minute']:+.3f} MiB/min"
+    )
     print(f"  open fds {r['fds_min']}..{r['fds_max']}, threads {r['threads_min']}..{r['threads_max']}")
 
 

@@ -150,7 +150,9 @@ def _status_of(sock: socket.socket) -> str:
     return m.group(1).decode() if m else ("closed" if not data else "garbage")
 
 
-def slowloris(port: int, stop: threading.Event, tally: Tally, sockets: int = 200, trickle: float = 1.0) -> None:
+def slowloris(
+    port: int, stop: threading.Event, tally: Tally, sockets: int = 200, trickle: float = 1.0
+) -> None:
     """Holds ``sockets`` connections, each sending one header line every ``trickle`` seconds, never
     finishing its request; reopens any the server closes (each (re)open is one attempt)."""
     held: list[socket.socket] = []
@@ -352,7 +354,9 @@ def run_wrk(
         float(rps.group(1)) if rps else 0.0,
         lat,
         int(non2xx.group(1)) if non2xx else 0,
-        dict(zip(("connect", "read", "write", "timeout"), map(int, errs.groups()), strict=True)) if errs else {},
+        dict(zip(("connect", "read", "write", "timeout"), map(int, errs.groups()), strict=True))
+        if errs
+        else {},
         out,
     )
 

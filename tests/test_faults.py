@@ -53,7 +53,9 @@ def tmpfs(path: Path, size: str = "64k", options: str = "") -> Iterator[Path]:
         pytest.skip("mounting a tmpfs needs root")
     path.mkdir(exist_ok=True)
     opts = f"size={size}" + (f",{options}" if options else "")
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(path)], capture_output=True, text=True)
+    r = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(path)], capture_output=True, text=True
+    )
     if r.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
     try:
@@ -160,7 +162,9 @@ def _wait_for_lines(path: Path, n: int, proc: subprocess.Popen[str], timeout: fl
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_run_stops_on_a_signal_with_a_summary_and_a_flushed_trail(tmp_path: Path, sig: signal.Signals) -> None:
+def test_run_stops_on_a_signal_with_a_summary_and_a_flushed_trail(
+    tmp_path: Path, sig: signal.Signals
+) -> None:
     log = tmp_path / "audit.jsonl"
     proc = subprocess.Popen(
         [*CLI, "run", "--num-envs", "256", "--steps", str(10**9), "--policy", "random", "--audit-log", str(log),

@@ -108,8 +108,9 @@ def test_health_probes_hold_while_every_attack_runs_at_once(server: Server) -> N
         for t in attackers:
             t.join(timeout=30)
     probes = prober.result()
-    detail = f"{probes.summary()}; wrk {wrk.requests} requests, {wrk.requests_per_second:.0f}/s; " + "; ".join(
-        map(str, tallies)
+    detail = (
+        f"{probes.summary()}; wrk {wrk.requests} requests, {wrk.requests_per_second:.0f}/s; "
+        + "; ".join(map(str, tallies))
     )
     # Every probe answered, and fast.
     assert probes.count >= 300, detail
@@ -118,9 +119,20 @@ def test_health_probes_hold_while_every_attack_runs_at_once(server: Server) -> N
     # The attacks really ran and were refused as they should be.
     assert wrk.requests > 1000, wrk.output
     assert tallies[0].replies["opened"] >= 300, tallies[0]
-    assert tallies[1].attempts > 5 and set(tallies[1].replies) <= {"431", "503", "closed", "ConnectionResetError"}
+    assert tallies[1].attempts > 5 and set(tallies[1].replies) <= {
+        "431",
+        "503",
+        "closed",
+        "ConnectionResetError",
+    }
     assert tallies[2].attempts > 50 and "200" not in tallies[2].replies, tallies[2]
-    assert tallies[3].attempts > 50 and set(tallies[3].replies) - {"closed"} <= {"200", "404", "405", "400", "503"}
+    assert tallies[3].attempts > 50 and set(tallies[3].replies) - {"closed"} <= {
+        "200",
+        "404",
+        "405",
+        "400",
+        "503",
+    }
     # Bounded: memory, threads, descriptors.
     assert peak[0].rss_bytes - before.rss_bytes < 64 << 20, (before, peak)
     assert settle(server.pid, before.threads) <= before.threads, (before, proc_sample(server.pid))
