@@ -33,7 +33,10 @@ def main() -> None:
     held = sum(o.held for o in out)
     print(f"kill -9: {len(out)} runs of {a.num_envs} envs in {time.monotonic() - t0:.0f} s")
     print(f"  runs where everything held: {held}/{len(out)}")
-    print(f"  torn lines: {sum(o.torn for o in out)}; loss lines: {sum(o.lost_in_file for o in out)}")
+    print(
+        f"  torn last lines: {sum(o.torn for o in out)}; broken lines before the last: "
+        f"{sum(o.broken_inside for o in out)}; loss lines: {sum(o.lost_in_file for o in out)}"
+    )
     print(
         f"  lines in the files: {sum(o.lines for o in out):,} ({sum(o.file_bytes for o in out) / 1e6:,.0f} MB)"
     )

@@ -224,7 +224,7 @@ def malformed(port: int, stop: threading.Event, tally: Tally) -> None:
     i = 0
     while not stop.is_set():
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
                 try:
                     s.sendall(MALFORMED[i % len(MALFORMED)])
                 except OSError:
@@ -337,7 +337,7 @@ def run_wrk(
     url: str, connections: int, seconds: float, threads: int = 2, headers: dict[str, str] | None = None
 ) -> WrkResult:
     """Runs the real ``wrk`` binary with ``--latency`` and parses its report."""
-    cmd = [WRK, f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "10s"]
+    cmd = [WRK, f"-t{threads}", f"-c{connections}", f"-d{round(seconds)}s", "--latency", "--timeout", "10s"]
     for k, v in (headers or {}).items():
         cmd += ["-H", f"{k}: {v}"]
     out = subprocess.run(cmd + [url], capture_output=True, text=True, timeout=seconds + 60).stdout
