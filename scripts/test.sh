@@ -6,14 +6,14 @@ cd "$(dirname "$0")/.."
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
 PY=${PYTHON:-python3}
 
-echo "== system packages: prometheus (+ promtool), prometheus-alertmanager (+ amtool), prometheus-pushgateway"
+echo "== system packages: prometheus (+ promtool), prometheus-alertmanager (+ amtool), prometheus-pushgateway, wrk"
 if ! command -v promtool >/dev/null || ! command -v amtool >/dev/null || ! command -v prometheus-alertmanager >/dev/null \
-    || ! command -v prometheus-pushgateway >/dev/null; then
+    || ! command -v prometheus-pushgateway >/dev/null || ! command -v wrk >/dev/null; then
     SUDO=""
     if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
     $SUDO apt-get update -qq
     $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-        prometheus prometheus-alertmanager prometheus-pushgateway
+        prometheus prometheus-alertmanager prometheus-pushgateway wrk
 fi
 
 echo "== install (builds the Rust extension in release mode)"

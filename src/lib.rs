@@ -7,6 +7,7 @@ pub mod envs;
 pub mod errors;
 pub mod fuzzing;
 pub mod integrate;
+pub mod pool;
 pub mod py;
 pub mod rng;
 pub mod safety;

@@ -10,6 +10,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use rayon::prelude::*;
 
+use crate::pool::Pool;
+
 use crate::envs::{ProcessModel, StepItem};
 use crate::errors::CoreError;
 use crate::rng::{entropy_seed, Rng};
@@ -259,7 +261,8 @@ pub struct VecCore {
     slots: Vec<Slot>,
     alarms: Vec<AlarmState>,
     autoreset: Autoreset,
-    pool: Option<rayon::ThreadPool>,
+    /// A private pool (`num_threads`), or `None` for the shared one.
+    pool: Option<Pool>,
     audit: Option<(Arc<AuditTrail>, Arc<Source>)>,
     metrics: Option<Arc<EnvMetrics>>,
 }
@@ -293,19 +296,13 @@ impl VecCore {
         }
         let pool = match threads {
             None => None,
-            Some(0) => return Err(CoreError::config("num_threads", "must be at least 1")),
             Some(k) if k > MAX_THREADS => {
                 return Err(CoreError::config(
                     "num_threads",
                     format!("must be at most {MAX_THREADS}, got {k}"),
                 ))
             }
-            Some(k) => Some(
-                rayon::ThreadPoolBuilder::new()
-                    .num_threads(k)
-                    .build()
-                    .map_err(|e| CoreError::config("num_threads", e.to_string()))?,
-            ),
+            Some(k) => Some(Pool::new(Some(k))?),
         };
         let checker = Checker::new(ConstraintSet::defaults(spec), spec);
         let state_len = model.state_len();
@@ -350,6 +347,14 @@ impl VecCore {
             });
         }
         self.metrics = metrics;
+        self.link_audit_losses();
+    }
+
+    /// Lets the audit trail report its losses to the registry recorded into.
+    fn link_audit_losses(&self) {
+        if let (Some((trail, _)), Some(m)) = (&self.audit, &self.metrics) {
+            trail.report_losses_to(m.audit_losses());
+        }
     }
 
     /// The metrics handle, if recording.
@@ -433,6 +438,7 @@ impl VecCore {
             };
             (t, Arc::new(src))
         });
+        self.link_audit_losses();
     }
 
     /// Gives incident events their ids (writing them back into open alarms) and sends the events
@@ -502,26 +508,25 @@ impl VecCore {
         let threads = self
             .pool
             .as_ref()
-            .map_or_else(rayon::current_num_threads, |p| p.current_num_threads());
+            .unwrap_or_else(|| Pool::shared())
+            .num_threads();
         // A few lanes per thread balance uneven work (adaptive integration) without tiny tasks.
         self.n.div_ceil(threads * 4).max(MIN_LANE)
     }
 
     /// Runs `f` on every item: in parallel on the batch's pool, or in the calling thread when
     /// there is one item or one thread (a hand-off to another thread costs more than it saves).
+    /// A pool that cannot be built (no threads left) runs the work inline instead.
     fn for_lanes<T: Send, R: Send>(
-        pool: Option<&rayon::ThreadPool>,
+        pool: &Pool,
         items: Vec<T>,
         f: impl Fn(T) -> R + Sync + Send,
     ) -> Vec<R> {
-        let threads = pool.map_or_else(rayon::current_num_threads, |p| p.current_num_threads());
-        if items.len() <= 1 || threads <= 1 {
-            return items.into_iter().map(f).collect();
-        }
-        let work = || items.into_par_iter().map(&f).collect();
-        match pool {
-            Some(p) => p.install(work),
-            None => work(),
+        match pool.get() {
+            Ok(p) if items.len() > 1 && p.current_num_threads() > 1 => {
+                p.install(|| items.into_par_iter().map(&f).collect())
+            }
+            _ => items.into_iter().map(f).collect(),
         }
     }
 
@@ -561,20 +566,24 @@ impl VecCore {
             &mut readings,
             (ctx.row_len, od, k),
         );
-        let events = Self::for_lanes(self.pool.as_ref(), lanes, |mut l| {
-            let mut events = Vec::new();
-            for j in 0..l.len() {
-                let i = l.first + j;
-                if mask.is_none_or(|m| m[i]) {
-                    if let Some(Some(s)) = seeds.map(|s| s[i]) {
-                        l.slots[j].rng = Rng::from_seed(s);
+        let events = Self::for_lanes(
+            self.pool.as_ref().unwrap_or_else(|| Pool::shared()),
+            lanes,
+            |mut l| {
+                let mut events = Vec::new();
+                for j in 0..l.len() {
+                    let i = l.first + j;
+                    if mask.is_none_or(|m| m[i]) {
+                        if let Some(Some(s)) = seeds.map(|s| s[i]) {
+                            l.slots[j].rng = Rng::from_seed(s);
+                        }
+                        ctx.reset_lane_env(&mut l, j, k, &mut events);
                     }
-                    ctx.reset_lane_env(&mut l, j, k, &mut events);
+                    ctx.observe_one(&mut l, j, k);
                 }
-                ctx.observe_one(&mut l, j, k);
-            }
-            events
-        });
+                events
+            },
+        );
         let mut events: Vec<SafetyEvent> = events.into_iter().flatten().collect();
         self.publish(&mut events);
         Ok(ResetOut {
@@ -632,9 +641,11 @@ impl VecCore {
             }
         }
         let pairs: Vec<(Lane<'_>, StepLane<'_>)> = lanes.into_iter().zip(extra).collect();
-        let events = Self::for_lanes(self.pool.as_ref(), pairs, |(mut l, mut e)| {
-            ctx.step_lane(&mut l, &mut e, (od, ad, k))
-        });
+        let events = Self::for_lanes(
+            self.pool.as_ref().unwrap_or_else(|| Pool::shared()),
+            pairs,
+            |(mut l, mut e)| ctx.step_lane(&mut l, &mut e, (od, ad, k)),
+        );
         out.events = events.into_iter().flatten().collect();
         let mut events = std::mem::take(&mut out.events);
         self.publish(&mut events);

@@ -297,8 +297,14 @@ def test_audit_overflow_is_counted_never_silent(tmp_path: Path) -> None:
         envs.step(np.ones((256, 1), np.float32))
     trail.flush()
     assert trail.written + trail.dropped == envs.safety.events
-    assert len(read_trail(trail.path)) == trail.written
+    lines = read_trail(trail.path)
+    gaps = [e for e in lines if e["event"] == "audit_events_lost"]
+    assert len(lines) - len(gaps) == trail.written
     trail.close()
+    # The trail notes its own gaps: every drop, by the time it closes.
+    gaps = [e for e in read_trail(trail.path) if e["event"] == "audit_events_lost"]
+    assert sum(e["count"] for e in gaps) == trail.dropped > 0
+    assert {e["reason"] for e in gaps} <= {"audit queue full"}
     trail.record("late")
     assert trail.dropped >= 1 and "closed" in (trail.last_error or "")
 

@@ -27,6 +27,7 @@ from .envs import (
     pipeline_normalized_score,
 )
 from .exceptions import (
+    ConcurrentUseError,
     ConfigError,
     ExporterError,
     InvalidActionError,
@@ -42,6 +43,7 @@ __version__: str = _core.__version__
 
 __all__ = [
     "ChemicalReactorEnv",
+    "ConcurrentUseError",
     "ConfigError",
     "FourTankEnv",
     "HVACEnv",

@@ -213,7 +213,7 @@ class CoreExporter:
         addr: str = "127.0.0.1",
         safety_port: int | None = None,
         web_config_file: str | None = None,
-        max_connections: int = 64,
+        max_connections: int | None = None,
         header_timeout: float = 10.0,
         connection_timeout: float = 60.0,
         memory_limit_bytes: int | None = None,

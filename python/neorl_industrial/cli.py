@@ -5,6 +5,12 @@
 ``neorl-industrial envs``     prints the catalogue.
 ``neorl-industrial dataset``  writes an offline dataset.
 ``neorl-industrial bench``    prints a throughput table for this machine.
+
+``run`` and ``serve`` stop cleanly on SIGINT (Ctrl-C) and SIGTERM: the steps taken so far are
+summarised, the audit trail gets its ``run_end`` line and is flushed, and the exit status is 130
+(SIGINT) or 143 (SIGTERM) for an interrupted ``run``, 0 for ``serve``. An audit trail that cannot
+be written at start is an error (status 2); events lost mid-run are counted, reported on stderr and
+in the summary, and make the status 1.
 """
 
 from __future__ import annotations
@@ -12,9 +18,12 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import signal
 import sys
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -59,6 +68,48 @@ class _Progress:
             sys.stderr.write("\n")
 
 
+@contextmanager
+def _stop_on_signals() -> Iterator[Callable[[], str | None]]:
+    """Turns SIGINT and SIGTERM into a flag for the stepping loop (restored on exit); yields a
+    function returning the name of the signal received, if any. Off the main thread: no handlers."""
+    got: dict[str, str] = {}
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: None
+        return
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        got.setdefault("name", signal.Signals(signum).name)
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield lambda: got.get("name")
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _open_trail(path: str | None, **start: Any) -> AuditTrail | None:
+    """Opens the audit trail and writes its ``run_start`` line at once, so that a full disk or an
+    unwritable file is a clear error before the run rather than a silent loss during it."""
+    if not path:
+        return None
+    trail = AuditTrail(path)
+    trail.record("run_start", **start)
+    trail.flush()
+    if trail.dropped:
+        error = trail.last_error
+        trail.close()
+        raise ConfigError(f"audit_log: cannot write to {path}: {error}")
+    return trail
+
+
+def _audit_report(trail: AuditTrail) -> dict[str, Any]:
+    report: dict[str, Any] = {"path": str(trail.path), "written": trail.written, "dropped": trail.dropped}
+    if trail.dropped:
+        report["last_error"] = trail.last_error
+    return report
+
+
 def run_fleet(
     env_id: str = "ChemicalReactor-v0",
     num_envs: int = 64,
@@ -70,20 +121,55 @@ def run_fleet(
     shield: str | None = None,
     constraints: Any = None,
     metrics_port: int | None = None,
+    should_stop: Callable[[], str | None] | None = None,
     **env_options: Any,
 ) -> dict[str, Any]:
     """Steps ``num_envs`` envs for at least ``steps`` env-steps in total and returns a summary.
 
     With ``audit_log`` the run's start and end and every safety event go to that JSON Lines file.
+    ``should_stop`` is asked before every batch step: a non-empty answer (why) ends the run early,
+    and the summary says so under ``interrupted``.
     """
     if steps < 1:
         raise ConfigError(f"steps: must be at least 1, got {steps}")
     server = None
-    if metrics_port is not None:
-        from .exporter import start_http_server
+    trail = None
+    try:
+        if metrics_port is not None:
+            from .exporter import start_http_server
 
-        server = start_http_server(metrics_port)
-    trail = AuditTrail(audit_log) if audit_log else None
+            server = start_http_server(metrics_port)
+        trail = _open_trail(
+            audit_log,
+            env_id=env_id,
+            num_envs=num_envs,
+            steps=steps,
+            policy=policy,
+            seed=seed,
+            shield=shield or "off",
+        )
+        return _run(env_id, num_envs, steps, policy, seed, progress, trail, shield, constraints,
+                    should_stop, env_options)  # fmt: skip
+    finally:
+        if server is not None:
+            server.stop()
+        if trail is not None:
+            trail.close()
+
+
+def _run(
+    env_id: str,
+    num_envs: int,
+    steps: int,
+    policy: str,
+    seed: int,
+    progress: bool,
+    trail: AuditTrail | None,
+    shield: str | None,
+    constraints: Any,
+    should_stop: Callable[[], str | None] | None,
+    env_options: dict[str, Any],
+) -> dict[str, Any]:
     # Same-step autoreset: every batch step is a real transition for every env.
     envs = make_vec(
         env_id,
@@ -94,16 +180,6 @@ def run_fleet(
         audit_log=trail,
         **env_options,
     )
-    if trail is not None:
-        trail.record(
-            "run_start",
-            env_id=envs.env_id,
-            num_envs=num_envs,
-            steps=steps,
-            policy=policy,
-            seed=seed,
-            shield=shield or "off",
-        )
     act_dim = envs.single_action_space.shape[0]
     pol = make_policy(policy, env_id, num_envs, act_dim, seed=seed)
     obs, info = envs.reset(seed=seed)
@@ -113,12 +189,17 @@ def run_fleet(
     ret = np.zeros(num_envs)
     returns: list[float] = []
     batches = -(-steps // num_envs)
+    done_batches = 0
     shutdowns = 0
+    interrupted = None
     bar = _Progress(batches * num_envs, f"{envs.env_id} x{num_envs}", progress)
     t0 = time.perf_counter()
     try:
         for _ in range(batches):
+            if should_stop is not None and (interrupted := should_stop()):
+                break
             obs, reward, term, trunc, info = envs.step(pol(obs))
+            done_batches += 1
             ret += reward
             seen = [info["constraints"]]
             if "final_info" in info:  # the values envs ended with, before their reset
@@ -137,10 +218,8 @@ def run_fleet(
             bar.update(num_envs)
     finally:
         bar.close()
-        if server is not None:
-            server.stop()
     elapsed = time.perf_counter() - t0
-    total = batches * num_envs
+    total = done_batches * num_envs
     summary = {
         "env": envs.env_id,
         "num_envs": num_envs,
@@ -165,12 +244,15 @@ def run_fleet(
         "seconds": elapsed,
         "steps_per_second": total / elapsed if elapsed > 0 else float("inf"),
     }
+    if interrupted:
+        summary["interrupted"] = interrupted
     if trail is not None:
-        trail.record(
-            "run_end", env_id=envs.env_id, env_steps=total, episodes=len(returns), shutdowns=shutdowns
-        )
+        end = {"env_id": envs.env_id, "env_steps": total, "episodes": len(returns), "shutdowns": shutdowns}
+        if interrupted:
+            end["interrupted"] = interrupted
+        trail.record("run_end", **end)
         trail.close()
-        summary["audit_log"] = {"path": str(trail.path), "written": trail.written, "dropped": trail.dropped}
+        summary["audit_log"] = _audit_report(trail)
     return summary
 
 
@@ -183,6 +265,8 @@ def _table(rows: list[list[str]], header: list[str]) -> str:
 
 
 def _print_summary(s: dict[str, Any]) -> None:
+    if "interrupted" in s:
+        print(f"\ninterrupted by {s['interrupted']} after {s['env_steps']:,} env steps")
     print(f"\n{s['env']}: {s['num_envs']} envs, policy {s['policy']}")
     print(
         _table(
@@ -207,6 +291,18 @@ def _print_summary(s: dict[str, Any]) -> None:
     if "audit_log" in s:
         a = s["audit_log"]
         print(f"\naudit trail: {a['path']} ({a['written']} events written, {a['dropped']} dropped)")
+
+
+def _warn_losses(audit: dict[str, Any] | None) -> int:
+    """Reports lost audit events on stderr; the exit status they call for."""
+    if not audit or not audit["dropped"]:
+        return 0
+    print(
+        f"neorl-industrial: warning: the audit trail {audit['path']} lost {audit['dropped']} event(s) "
+        f"(last error: {audit.get('last_error')})",
+        file=sys.stderr,
+    )
+    return 1
 
 
 def _print_envs() -> None:
@@ -253,47 +349,43 @@ def _dataset(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     """Steps a fleet at ``--rate`` batches per second with the exporter up, until SIGTERM or SIGINT."""
-    import signal
+    with _stop_on_signals() as stopped:
+        return _serve_until(args, stopped)
 
+
+def _serve_until(args: argparse.Namespace, stopped: Callable[[], str | None]) -> int:
     from .exporter import start_http_server
     from .metrics import MonitoredPolicy
 
-    stop = {"now": False}
-
-    def on_signal(signum: int, _frame: Any) -> None:
-        stop["now"] = True
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    trail = AuditTrail(args.audit_log) if args.audit_log else None
-    envs = make_vec(
-        args.env,
-        num_envs=args.num_envs,
-        autoreset_mode="same_step",
-        shield=args.shield,
-        constraints=args.constraints,
-        audit_log=trail,
-    )
-    policy_name = args.policy or default_policy(args.env)
-    policy = make_policy(
-        policy_name, envs.env_id, args.num_envs, envs.single_action_space.shape[0], seed=args.seed
-    )
-    act = MonitoredPolicy(policy)
+    # The port first: a port in use is an error before anything is written.
     server = start_http_server(
         args.port, args.host, safety_port=args.safety_port, web_config_file=args.web_config
     )
-    if trail is not None:
-        trail.record(
-            "run_start", env_id=envs.env_id, num_envs=args.num_envs, policy=policy_name, mode="serve"
-        )
-    print(f"serving {envs.env_id} x{args.num_envs} ({policy_name}) on {server.url}", flush=True)
-    obs, _ = envs.reset(seed=args.seed)
-    period = 1.0 / args.rate if args.rate > 0 else 0.0
-    t0 = time.monotonic()
-    next_at = t0
+    trail = None
     batches = 0
     try:
-        while not stop["now"] and (args.duration is None or time.monotonic() - t0 < args.duration):
+        policy_name = args.policy or default_policy(args.env)
+        trail = _open_trail(
+            args.audit_log, env_id=args.env, num_envs=args.num_envs, policy=policy_name, mode="serve"
+        )
+        envs = make_vec(
+            args.env,
+            num_envs=args.num_envs,
+            autoreset_mode="same_step",
+            shield=args.shield,
+            constraints=args.constraints,
+            audit_log=trail,
+        )
+        policy = make_policy(
+            policy_name, envs.env_id, args.num_envs, envs.single_action_space.shape[0], seed=args.seed
+        )
+        act = MonitoredPolicy(policy)
+        print(f"serving {envs.env_id} x{args.num_envs} ({policy_name}) on {server.url}", flush=True)
+        obs, _ = envs.reset(seed=args.seed)
+        period = 1.0 / args.rate if args.rate > 0 else 0.0
+        t0 = time.monotonic()
+        next_at = t0
+        while not stopped() and (args.duration is None or time.monotonic() - t0 < args.duration):
             obs, _, term, trunc, _ = envs.step(act(obs))
             done = term | trunc
             if done.any():
@@ -309,13 +401,18 @@ def _serve(args: argparse.Namespace) -> int:
     finally:
         server.stop()
         if trail is not None:
-            trail.record("run_end", env_id=envs.env_id, env_steps=batches * args.num_envs, mode="serve")
+            trail.record("run_end", env_id=args.env, env_steps=batches * args.num_envs, mode="serve")
             trail.close()
+    why = f" on {stopped()}" if stopped() else ""
     print(
-        f"stopped after {batches * args.num_envs:,} env steps; "
+        f"stopped after {batches * args.num_envs:,} env steps{why}; "
         f"violations {envs.safety.violations}, shutdowns {envs.safety.shutdowns}",
         flush=True,
     )
+    if trail is not None:
+        audit = _audit_report(trail)
+        print(f"audit trail: {audit['path']} ({audit['written']} events written, {audit['dropped']} dropped)")
+        return _warn_losses(audit)
     return 0
 
 
@@ -445,18 +542,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         if command == "bench":
             return _bench_cmd(args)
         policy = args.policy or default_policy(args.env)
-        summary = run_fleet(
-            args.env,
-            args.num_envs,
-            args.steps,
-            policy,
-            args.seed,
-            progress=not args.no_progress and not args.json,
-            audit_log=args.audit_log,
-            shield=args.shield,
-            constraints=args.constraints,
-            metrics_port=args.metrics_port,
-        )
+        with _stop_on_signals() as stopped:
+            summary = run_fleet(
+                args.env,
+                args.num_envs,
+                args.steps,
+                policy,
+                args.seed,
+                progress=not args.no_progress and not args.json,
+                audit_log=args.audit_log,
+                shield=args.shield,
+                constraints=args.constraints,
+                metrics_port=args.metrics_port,
+                should_stop=stopped,
+            )
     except NeorlError as e:
         print(f"neorl-industrial: error: {e}", file=sys.stderr)
         return 2
@@ -464,10 +563,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("neorl-industrial: interrupted", file=sys.stderr)
         return 130
     if args.json:
-        print(json.dumps(summary, indent=2))
+        print(json.dumps(summary, indent=2), flush=True)
     else:
         _print_summary(summary)
-    return 0
+        sys.stdout.flush()
+    status = _warn_losses(summary.get("audit_log"))
+    if "interrupted" in summary:
+        return 128 + int(signal.Signals[summary["interrupted"]])
+    return status
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import gymnasium as gym
 import numpy as np
 
 from . import _core
+from ._exclusive import Exclusive
 from ._render import TrendRecorder
 from ._spaces import action_space, observation_space
 from .safety import load_constraints, open_audit_trail
@@ -136,6 +137,7 @@ class IndustrialEnv(gym.Env[np.ndarray, np.ndarray]):
         self.action_space = action_space(self.core_spec)
         self.horizon: int = int(self.core_spec["horizon"])
         self.constraint_names: list[str] = list(self._core.constraint_names)
+        self._exclusive = Exclusive(self.core_spec["id"])
         self._trend = TrendRecorder(self.core_spec) if render_mode == "rgb_array" else None
 
     def reset(
@@ -150,7 +152,8 @@ class IndustrialEnv(gym.Env[np.ndarray, np.ndarray]):
         s = _seed_value(seed)
         # Gymnasium's np_random takes Python ints only (a numpy integer seed is valid here).
         super().reset(seed=None if seed is None else int(seed))
-        obs, info = self._core.reset_single(s)
+        with self._exclusive:
+            obs, info = self._core.reset_single(s)
         if self._trend is not None:
             self._trend.reset(obs, info)
         return obs, info
@@ -163,7 +166,8 @@ class IndustrialEnv(gym.Env[np.ndarray, np.ndarray]):
         another shape, NaN or inf raise :class:`~neorl_industrial.InvalidActionError` and leave the env
         untouched.
         """
-        out = self._core.step_single(action)
+        with self._exclusive:
+            out = self._core.step_single(action)
         if self._trend is not None:
             self._trend.step(out[0], out[4])
         return out

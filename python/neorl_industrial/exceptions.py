@@ -13,6 +13,7 @@ __all__ = [
     "ConfigError",
     "UnknownEnvironmentError",
     "ResetNeededError",
+    "ConcurrentUseError",
     "StateError",
     "MetricError",
     "ExporterError",
@@ -37,6 +38,14 @@ class UnknownEnvironmentError(ConfigError):
 
 class ResetNeededError(NeorlError, RuntimeError):
     """A call came in the wrong order: step before reset, or after the episode ended without autoreset."""
+
+
+class ConcurrentUseError(NeorlError, RuntimeError):
+    """An environment was stepped or reset from a second thread while a first was inside.
+
+    One environment (single or vector) belongs to one thread at a time; give each thread its own,
+    or guard a shared one with a lock. Different environments step in parallel.
+    """
 
 
 class StateError(NeorlError, ValueError):

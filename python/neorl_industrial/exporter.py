@@ -138,7 +138,7 @@ def start_http_server(
     *,
     safety_port: int | None = None,
     web_config_file: str | os.PathLike[str] | None = None,
-    max_connections: int = 64,
+    max_connections: int | None = None,
     header_timeout: float = 10.0,
     connection_timeout: float = 60.0,
     memory_limit_bytes: int | None = None,
@@ -152,7 +152,10 @@ def start_http_server(
         safety_port: Also serve the safety families (and health) on this port, as the monitoring
             guide's second scrape job does on 8001.
         web_config_file: exporter-toolkit web config (TLS, basic auth, response headers).
-        max_connections: Connections served at once; more get 503.
+        max_connections: Connections served at once (default 1024, or half the open-files limit if
+            lower). When all are taken, a newcomer closes the connection idle longest to make room
+            and is itself answered in triage: health probes as usual, anything else 503 with
+            ``Retry-After``. Slow or idle clients cannot lock the probes out.
         header_timeout: Seconds allowed to receive a request's headers (and the TLS handshake).
         connection_timeout: Longest a connection may stay open, seconds.
         memory_limit_bytes: Limit for the ``memory_usage`` health check (default: the cgroup
@@ -162,7 +165,9 @@ def start_http_server(
         ExporterError: the port is taken (``errno.EADDRINUSE``) or cannot be bound.
         ConfigError: a bad address, option or web-config file.
     """
-    if isinstance(max_connections, bool) or not isinstance(max_connections, int) or max_connections < 1:
+    if max_connections is not None and (
+        isinstance(max_connections, bool) or not isinstance(max_connections, int) or max_connections < 1
+    ):
         raise ConfigError(f"max_connections: must be a positive integer, got {max_connections!r}")
     core = _core.CoreExporter(
         (registry or REGISTRY).core,

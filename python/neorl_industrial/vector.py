@@ -14,6 +14,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from . import _core
+from ._exclusive import Exclusive
 from ._spaces import action_space, observation_space
 from .envs import _metrics_registry, check_reset_options, check_shield, picklable_safety_args
 from .exceptions import ConfigError
@@ -147,6 +148,7 @@ class VectorIndustrialEnv(VectorEnv):
         self.constraint_names: list[str] = list(self._core.constraint_names)
         self.horizon: int = int(self.core_spec["horizon"])
         self.safety = SafetyStats(self.core_spec["constraints"])
+        self._exclusive = Exclusive(f"{self.env_id} x{self.num_envs}")
 
     # ------------------------------------------------------------------ API
     def reset(
@@ -164,8 +166,9 @@ class VectorIndustrialEnv(VectorEnv):
         mask = None
         if "reset_mask" in opts:
             mask = self._check_mask(opts["reset_mask"])
-        obs, values, margins, active, events = self._core.reset(seeds, mask)
-        self.safety.record_events(events)
+        with self._exclusive:
+            obs, values, margins, active, events = self._core.reset(seeds, mask)
+            self.safety.record_events(events)
         sel = np.ones(self.num_envs, dtype=np.bool_) if mask is None else mask.copy()
         info: dict[str, Any] = {}
         self._put_readings(info, values, margins, active, sel)
@@ -176,8 +179,9 @@ class VectorIndustrialEnv(VectorEnv):
         for one-dimensional actions), under the same rules as a single env's ``step``: any real dtype and
         layout; bool/complex/object/string dtypes, another shape, NaN or inf raise
         :class:`~neorl_industrial.InvalidActionError` naming the env and element, and no env steps."""
-        out = self._core.step(actions)
-        self.safety.record_step(out)
+        with self._exclusive:
+            out = self._core.step(actions)
+            self.safety.record_step(out)
         stepped = out["stepped"]
         everyone = np.ones(self.num_envs, dtype=np.bool_)
         info: dict[str, Any] = {}

@@ -8,7 +8,7 @@ use pyo3::prelude::*;
 
 use crate::errors::CoreError;
 use crate::py::telemetry::MetricsRegistry;
-use crate::telemetry::exporter::{Exporter, ExporterConfig};
+use crate::telemetry::exporter::{default_max_connections, Exporter, ExporterConfig};
 use crate::telemetry::push::{self, PushMethod};
 use crate::telemetry::registry::{Format, Scope};
 use crate::telemetry::webconfig;
@@ -43,7 +43,7 @@ pub struct CoreExporter {
 #[pymethods]
 impl CoreExporter {
     #[new]
-    #[pyo3(signature = (registry, port=8000, addr="127.0.0.1", safety_port=None, web_config_file=None, max_connections=64, header_timeout=10.0, connection_timeout=60.0, memory_limit_bytes=None))]
+    #[pyo3(signature = (registry, port=8000, addr="127.0.0.1", safety_port=None, web_config_file=None, max_connections=None, header_timeout=10.0, connection_timeout=60.0, memory_limit_bytes=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -52,7 +52,7 @@ impl CoreExporter {
         addr: &str,
         safety_port: Option<i64>,
         web_config_file: Option<&str>,
-        max_connections: usize,
+        max_connections: Option<usize>,
         header_timeout: f64,
         connection_timeout: f64,
         memory_limit_bytes: Option<u64>,
@@ -68,7 +68,7 @@ impl CoreExporter {
                 .map(|p| self::port("safety_port", p))
                 .transpose()?,
             web,
-            max_connections,
+            max_connections: max_connections.unwrap_or_else(default_max_connections),
             header_timeout: seconds("header_timeout", header_timeout)?,
             connection_timeout: seconds("connection_timeout", connection_timeout)?,
             memory_limit_bytes,

@@ -68,8 +68,10 @@ impl PyAuditTrail {
 
     /// Queues a free-form event with extra fields given as a JSON object's members (no braces).
     #[pyo3(signature = (event, level="info", fields_json=""))]
-    fn record(&self, event: &str, level: &str, fields_json: &str) {
-        self.inner.record(event, level, fields_json);
+    fn record(&self, py: Python<'_>, event: &str, level: &str, fields_json: &str) {
+        // May wait for a writer that fell behind: not while holding the GIL.
+        let t = Arc::clone(&self.inner);
+        py.detach(move || t.record(event, level, fields_json));
     }
 
     /// Blocks until every queued event is written.

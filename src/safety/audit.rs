@@ -1,25 +1,42 @@
 //! The audit trail: safety events as JSON Lines, written by a background thread.
 //!
-//! Stepping never waits on disk: a batch's events go into a bounded queue as one message; a writer
-//! thread formats them (structlog's field names: `event`, `level`, `timestamp`, `logger`, plus the
-//! incident fields) and writes whole lines with one `write` per drained batch, so the file only
-//! ever holds complete lines and an event reaches the operating system within one queue hop (well
-//! under the one-second promise, also across `kill -9`). A full queue or a failing disk drops
-//! events, and every dropped event is counted ([`AuditTrail::dropped`]), never silent.
+//! A batch's events go into a bounded queue as one message; a writer thread formats them
+//! (structlog's field names: `event`, `level`, `timestamp`, `logger`, plus the incident fields) and
+//! writes whole lines with one `write` per drained batch, so the file only ever holds complete
+//! lines.
+//!
+//! The promise: every event queued reaches the operating system (and so survives `kill -9`) within
+//! one second. Stepping does not wait on disk while the writer keeps up; if it falls more than
+//! [`LAG_TARGET`] behind (more events than the disk takes), the producer waits for it to catch up,
+//! so the backlog, and what a crash could take, stays under the promise. Only a writer stalled for
+//! [`LAG_WAIT`] (a hung disk), a full queue, a failing disk or a closed trail drop events, and every
+//! dropped event is counted ([`AuditTrail::dropped`]), told to the registries of the batches writing
+//! here ([`LossSink`]: `audit_events_dropped_total` and the `audit_trail` health check), and written
+//! into the trail itself as an `audit_events_lost` line at the next write that succeeds: never
+//! silent. A write the disk cannot finish is cut back to the last whole line.
 
+use std::collections::VecDeque;
 use std::fmt::Write as _;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use super::checker::{EventKind, SafetyEvent};
 use super::constraints::ConstraintSet;
 use crate::errors::CoreError;
 use crate::spec::Severity;
+
+/// How far behind the writer may fall before producers wait for it.
+pub const LAG_TARGET: Duration = Duration::from_millis(250);
+
+/// Longest a producer waits for the writer; past it the writer counts as stalled and the
+/// producer's events are dropped (counted) instead.
+pub const LAG_WAIT: Duration = Duration::from_secs(5);
 
 /// Static facts about the envs whose events a message carries.
 #[derive(Debug, Clone, PartialEq)]
@@ -41,9 +58,19 @@ enum Msg {
 /// A JSON Lines audit trail with a background writer.
 pub struct AuditTrail {
     path: PathBuf,
+    /// The process that opened the trail: a forked child has no writer thread.
+    pid: u32,
     tx: Mutex<Option<SyncSender<Msg>>>,
     worker: Mutex<Option<JoinHandle<()>>>,
     state: Arc<Shared>,
+}
+
+/// Told of every event a trail loses (a metrics registry counts them and reports them in health).
+pub trait LossSink: Send + Sync {
+    /// A trail starts reporting here, having lost `dropped_so_far` events before (`last_error`: why).
+    fn attach(&self, dropped_so_far: u64, last_error: Option<&str>);
+    /// `n` events were lost, because of `why`.
+    fn lost(&self, n: u64, why: &str);
 }
 
 #[derive(Default)]
@@ -51,15 +78,57 @@ struct Shared {
     dropped: AtomicU64,
     written: AtomicU64,
     last_error: Mutex<Option<String>>,
+    /// Where losses are reported. Drops are counted under this lock, so a sink attached while
+    /// events are being dropped sees each loss exactly once.
+    sinks: Mutex<Vec<Arc<dyn LossSink>>>,
+    /// When each queued, unwritten data message was queued (oldest first).
+    backlog: Mutex<VecDeque<Instant>>,
+    caught_up: Condvar,
 }
 
 impl Shared {
-    fn drop_events(&self, n: u64, why: Option<String>) {
-        self.dropped.fetch_add(n, Ordering::Relaxed);
-        if let Some(w) = why {
-            if let Ok(mut e) = self.last_error.lock() {
-                *e = Some(w);
+    /// Waits while the oldest unwritten message is older than [`LAG_TARGET`]; false if the writer
+    /// did not catch up within [`LAG_WAIT`].
+    fn wait_for_writer(&self) -> bool {
+        let deadline = Instant::now() + LAG_WAIT;
+        let mut backlog = self.backlog.lock().unwrap_or_else(|p| p.into_inner());
+        while backlog.front().is_some_and(|t| t.elapsed() > LAG_TARGET) {
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
             }
+            backlog = self
+                .caught_up
+                .wait_timeout(backlog, deadline - now)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        backlog.push_back(Instant::now());
+        true
+    }
+
+    /// Takes `n` messages off the backlog (written, failed, or never queued).
+    fn written_off(&self, n: usize) {
+        if n == 0 {
+            return;
+        }
+        let mut backlog = self.backlog.lock().unwrap_or_else(|p| p.into_inner());
+        for _ in 0..n {
+            backlog.pop_front();
+        }
+        drop(backlog);
+        self.caught_up.notify_all();
+    }
+
+    fn drop_events(&self, n: u64, why: String) {
+        let sinks = self.sinks.lock().unwrap_or_else(|p| p.into_inner());
+        self.dropped.fetch_add(n, Ordering::Relaxed);
+        for s in sinks.iter() {
+            s.lost(n, &why);
+        }
+        drop(sinks);
+        if let Ok(mut e) = self.last_error.lock() {
+            *e = Some(why);
         }
     }
 }
@@ -88,6 +157,7 @@ impl AuditTrail {
             })?;
         Ok(Self {
             path: path.to_path_buf(),
+            pid: std::process::id(),
             tx: Mutex::new(Some(tx)),
             worker: Mutex::new(Some(worker)),
             state,
@@ -114,29 +184,63 @@ impl AuditTrail {
         self.state.last_error.lock().ok().and_then(|e| e.clone())
     }
 
+    /// Reports every event lost from now on to `sink` (once per sink, however often attached),
+    /// after the losses so far.
+    pub fn report_losses_to(&self, sink: Arc<dyn LossSink>) {
+        let mut sinks = self.state.sinks.lock().unwrap_or_else(|p| p.into_inner());
+        let addr = |s: &Arc<dyn LossSink>| Arc::as_ptr(s).cast::<()>();
+        if sinks.iter().any(|s| addr(s) == addr(&sink)) {
+            return;
+        }
+        sink.attach(self.dropped(), self.last_error().as_deref());
+        sinks.push(sink);
+    }
+
+    /// True in a process forked from the one that opened the trail (its writer is not here).
+    fn forked(&self) -> bool {
+        std::process::id() != self.pid
+    }
+
     fn send(&self, msg: Msg, n: u64) {
+        if self.forked() {
+            return self.state.drop_events(
+                n,
+                format!(
+                    "audit trail opened by process {}, used after a fork (open one per process)",
+                    self.pid
+                ),
+            );
+        }
         let guard = match self.tx.lock() {
             Ok(g) => g,
             Err(_) => {
                 return self
                     .state
-                    .drop_events(n, Some("audit queue lock poisoned".into()))
+                    .drop_events(n, "audit queue lock poisoned".into())
             }
         };
-        let Some(tx) = guard.as_ref() else {
-            return self
-                .state
-                .drop_events(n, Some("audit trail is closed".into()));
+        let Some(tx) = guard.as_ref().cloned() else {
+            return self.state.drop_events(n, "audit trail is closed".into());
         };
-        match tx.try_send(msg) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => {
-                self.state.drop_events(n, Some("audit queue full".into()))
-            }
-            Err(TrySendError::Disconnected(_)) => self
-                .state
-                .drop_events(n, Some("audit writer stopped".into())),
+        // Not holding the queue's lock while waiting: flush and close stay free to proceed.
+        drop(guard);
+        if !self.state.wait_for_writer() {
+            return self.state.drop_events(
+                n,
+                format!(
+                    "audit writer stalled: more than {:.2} s behind for {} s",
+                    LAG_TARGET.as_secs_f64(),
+                    LAG_WAIT.as_secs()
+                ),
+            );
         }
+        let why = match tx.try_send(msg) {
+            Ok(()) => return,
+            Err(TrySendError::Full(_)) => "audit queue full",
+            Err(TrySendError::Disconnected(_)) => "audit writer stopped",
+        };
+        self.state.written_off(1);
+        self.state.drop_events(n, why.into());
     }
 
     /// Queues a batch's safety events (never blocks).
@@ -163,6 +267,9 @@ impl AuditTrail {
 
     /// Waits until everything queued so far is written.
     pub fn flush(&self) {
+        if self.forked() {
+            return;
+        }
         let (tx, rx) = sync_channel(1);
         let sent = match self.tx.lock() {
             Ok(g) => g.as_ref().is_some_and(|s| s.send(Msg::Sync(tx)).is_ok()),
@@ -179,7 +286,12 @@ impl AuditTrail {
             g.take();
         }
         if let Some(h) = self.worker.lock().ok().and_then(|mut w| w.take()) {
-            let _ = h.join();
+            if self.forked() {
+                // The writer runs in the parent only; there is nothing here to join.
+                std::mem::forget(h);
+            } else {
+                let _ = h.join();
+            }
         }
     }
 }
@@ -200,10 +312,17 @@ fn now() -> f64 {
 /// Writes queued messages until every sender is gone.
 fn writer(mut file: File, rx: Receiver<Msg>, shared: &Shared) {
     let mut buf = String::new();
+    // Losses already written into the trail as `audit_events_lost` lines.
+    let mut told = 0u64;
     while let Ok(first) = rx.recv() {
         let mut pending = 0u64;
+        let mut messages = 0usize;
         let mut syncs = Vec::new();
         let mut next = Some(first);
+        let lost = shared.dropped.load(Ordering::Relaxed);
+        if lost > told {
+            loss_line(&mut buf, lost - told, shared);
+        }
         // Drain what is queued, up to ~64 KiB per write, so lines reach the OS promptly.
         while let Some(msg) = next {
             match msg {
@@ -212,10 +331,12 @@ fn writer(mut file: File, rx: Receiver<Msg>, shared: &Shared) {
                         format_event(&mut buf, &src, e);
                     }
                     pending += events.len() as u64;
+                    messages += 1;
                 }
                 Msg::Record(line) => {
                     buf.push_str(&line);
                     pending += 1;
+                    messages += 1;
                 }
                 Msg::Sync(done) => syncs.push(done),
             }
@@ -226,19 +347,55 @@ fn writer(mut file: File, rx: Receiver<Msg>, shared: &Shared) {
             };
         }
         if !buf.is_empty() {
-            match file.write_all(buf.as_bytes()) {
+            match write_lines(&mut file, buf.as_bytes()) {
                 Ok(()) => {
                     shared.written.fetch_add(pending, Ordering::Relaxed);
+                    told = told.max(lost);
                 }
-                Err(e) => shared.drop_events(pending, Some(format!("write failed: {e}"))),
+                Err(e) => shared.drop_events(pending, format!("write failed: {e}")),
             }
             buf.clear();
         }
+        shared.written_off(messages);
         for s in syncs {
             let _ = s.send(());
         }
     }
+    let lost = shared.dropped.load(Ordering::Relaxed);
+    if lost > told {
+        loss_line(&mut buf, lost - told, shared);
+        let _ = write_lines(&mut file, buf.as_bytes());
+    }
     let _ = file.sync_all();
+}
+
+/// The trail's own record of a gap: `count` events lost, and the last reason.
+fn loss_line(out: &mut String, count: u64, shared: &Shared) {
+    let why = shared
+        .last_error
+        .lock()
+        .ok()
+        .and_then(|e| e.clone())
+        .unwrap_or_default();
+    head(out, "audit_events_lost", "error", now());
+    let _ = writeln!(out, ",\"count\":{count},\"reason\":\"{}\"}}", escape(&why));
+}
+
+/// Appends whole lines. If the disk fills part-way, the part written is cut off again (when the
+/// file shows no other writer's bytes after it), so the file never ends in a partial line that the
+/// next write would glue to a line of its own.
+fn write_lines(file: &mut File, bytes: &[u8]) -> std::io::Result<()> {
+    let before = file.metadata().map(|m| m.len()).ok();
+    let err = match file.write_all(bytes) {
+        Ok(()) => return Ok(()),
+        Err(e) => e,
+    };
+    if let (Some(before), Ok(now)) = (before, file.metadata().map(|m| m.len())) {
+        if now > before && now < before + bytes.len() as u64 {
+            let _ = file.set_len(before);
+        }
+    }
+    Err(err)
 }
 
 fn level(kind: EventKind, severity: Severity) -> &'static str {
@@ -405,5 +562,39 @@ mod tests {
         assert!(text.starts_with("{\"event\":\"run_start\",\"level\":\"info\",\"timestamp\":\""));
         assert!(text.ends_with("\"env_id\":\"X\"}\n"));
         assert!(AuditTrail::open(Path::new("/nonexistent-dir/x.jsonl"), 4).is_err());
+    }
+
+    #[derive(Default)]
+    struct Tally(Mutex<(u64, u64, Vec<String>)>);
+
+    impl LossSink for Tally {
+        fn attach(&self, dropped_so_far: u64, _last_error: Option<&str>) {
+            self.0.lock().unwrap().0 += dropped_so_far;
+        }
+        fn lost(&self, n: u64, why: &str) {
+            let mut t = self.0.lock().unwrap();
+            t.1 += n;
+            t.2.push(why.to_string());
+        }
+    }
+
+    #[test]
+    fn write_failures_are_counted_and_reported_to_each_sink_once() {
+        let trail = AuditTrail::open(Path::new("/dev/full"), 4).expect("open /dev/full");
+        trail.record("before", "info", "");
+        trail.flush();
+        assert_eq!((trail.written(), trail.dropped()), (0, 1));
+        let sink = Arc::new(Tally::default());
+        trail.report_losses_to(sink.clone());
+        trail.report_losses_to(sink.clone());
+        trail.record("after", "info", "");
+        trail.flush();
+        let t = sink.0.lock().unwrap();
+        assert_eq!((t.0, t.1), (1, 1));
+        assert!(t.2[0].contains("write failed"), "{:?}", t.2);
+        assert!(trail
+            .last_error()
+            .unwrap_or_default()
+            .contains("write failed"));
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! Unknown users are checked against a real hash too, so timing does not reveal which users exist;
 //! successful (user, password) pairs are cached so a 1 s scrape interval does not pay bcrypt's cost
-//! on every request.
+//! on every request, and so are recent failures (short ones), so that a client retrying the same
+//! wrong password costs no bcrypt work either.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Mutex;
@@ -12,12 +13,17 @@ use base64::Engine;
 /// Most cached successful credentials.
 const CACHE_MAX: usize = 256;
 
+/// Most cached failed credentials, and the longest (user + password bytes) worth caching.
+const REFUSED_MAX: usize = 1024;
+const REFUSED_MAX_LEN: usize = 256;
+
 /// Verifies `Authorization: Basic ...` headers.
 #[derive(Debug)]
 pub struct BasicAuth {
     users: BTreeMap<String, String>,
     dummy: String,
     cache: Mutex<HashSet<(String, String)>>,
+    refused: Mutex<HashSet<(String, String)>>,
 }
 
 /// Splits a `Basic` authorization header into user and password.
@@ -43,16 +49,24 @@ impl BasicAuth {
             users: users.clone(),
             dummy,
             cache: Mutex::new(HashSet::new()),
+            refused: Mutex::new(HashSet::new()),
         })
     }
 
-    /// True if the header holds credentials already verified (no bcrypt work).
-    pub fn check_cached(&self, header: Option<&[u8]>) -> bool {
+    /// The verdict on credentials already verified (no bcrypt work): `Some(true)` for accepted
+    /// ones, `Some(false)` for a missing or unreadable header or a recently refused pair, `None`
+    /// when only bcrypt can tell.
+    pub fn check_cached(&self, header: Option<&[u8]>) -> Option<bool> {
         let Some(pair) = header.and_then(parse_header) else {
-            return false;
+            return Some(false);
         };
         let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        cache.contains(&pair)
+        if cache.contains(&pair) {
+            return Some(true);
+        }
+        drop(cache);
+        let refused = self.refused.lock().unwrap_or_else(|p| p.into_inner());
+        refused.contains(&pair).then_some(false)
     }
 
     /// Verifies the header (bcrypt: tens of milliseconds; call off the async runtime).
@@ -71,6 +85,12 @@ impl BasicAuth {
                 cache.clear();
             }
             cache.insert((user, pass));
+        } else if user.len() + pass.len() <= REFUSED_MAX_LEN {
+            let mut refused = self.refused.lock().unwrap_or_else(|p| p.into_inner());
+            if refused.len() >= REFUSED_MAX {
+                refused.clear();
+            }
+            refused.insert((user, pass));
         }
         ok
     }
@@ -90,10 +110,12 @@ mod tests {
         let mut users = BTreeMap::new();
         users.insert("alice".to_string(), bcrypt::hash("s3cret", 4).unwrap());
         let a = BasicAuth::new(&users).unwrap();
-        assert!(!a.check_cached(Some(&header("alice", "s3cret"))));
+        assert_eq!(a.check_cached(Some(&header("alice", "s3cret"))), None);
         assert!(a.check(Some(&header("alice", "s3cret"))));
-        assert!(a.check_cached(Some(&header("alice", "s3cret"))));
+        assert_eq!(a.check_cached(Some(&header("alice", "s3cret"))), Some(true));
         assert!(!a.check(Some(&header("alice", "wrong"))));
+        assert_eq!(a.check_cached(Some(&header("alice", "wrong"))), Some(false));
+        assert_eq!(a.check_cached(None), Some(false));
         assert!(!a.check(Some(&header("bob", "s3cret"))));
         assert!(!a.check(None));
         assert!(!a.check(Some(b"Bearer abc")));

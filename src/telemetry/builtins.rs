@@ -191,7 +191,7 @@ impl Builtins {
         let audit_dropped = m.make(
             Counter,
             "audit_events_dropped_total",
-            "Audit trail events dropped because the audit queue was full.",
+            "Audit trail events lost: the queue was full, the disk failed, or the trail was closed.",
             &[],
             &[],
             true,

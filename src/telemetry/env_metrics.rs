@@ -51,6 +51,7 @@ pub struct EnvMetrics {
     pub(crate) safety: AtomicU8,
     pub(crate) health: Arc<HealthState>,
     pub(crate) violation_ids: Arc<std::sync::atomic::AtomicU64>,
+    pub(crate) audit_losses: Arc<super::registry::AuditLosses>,
 }
 
 fn state_of(v: u8) -> SafetyState {
@@ -122,6 +123,11 @@ impl EnvMetrics {
             self.health.batch(old, -1);
             self.health.batch(state, 1);
         }
+    }
+
+    /// Where an audit trail fed by this batch reports its losses.
+    pub fn audit_losses(&self) -> Arc<super::registry::AuditLosses> {
+        self.audit_losses.clone()
     }
 
     /// The env id the series are labelled with.

@@ -2,35 +2,56 @@
 //! runtime. It reads the registry directly and never touches Python.
 //!
 //! Bounded by construction: request headers (16 KiB buffer), header read time, connection
-//! lifetime, TLS handshake time and the number of concurrent connections (past it, plain HTTP
-//! clients get an immediate 503 and TLS clients a closed connection).
+//! lifetime, TLS handshake time and the number of concurrent connections. When every slot is
+//! taken, a new client makes room by closing the connection idle longest (the one whose last
+//! request started earliest, or that never finished one), and is itself served one request in
+//! triage: health probes are answered, anything else gets 503 with `Retry-After`. Triage allows a
+//! couple of seconds for the request and has its own bound; past it a newcomer gets an immediate
+//! 503 (TLS clients: a closed connection). So slow, idle or numerous clients cannot lock health
+//! probes out, and memory stays bounded by the two limits.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
-use std::net::{SocketAddr, TcpListener as StdListener, ToSocketAddrs};
-use std::sync::Arc;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hyper::header::{HeaderName, HeaderValue};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Semaphore};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::{watch, Notify, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
 use super::auth::BasicAuth;
 use super::health::ReportContext;
 use super::logging;
 use super::registry::Registry;
-use super::routes::{self, Listener, ServerState};
+use super::routes::{self, AuthGate, Listener, ServerState};
 use super::tls;
 use super::webconfig::WebConfig;
 use crate::errors::CoreError;
 
 /// Largest request head (request line and headers) accepted.
 const MAX_HEAD_BYTES: usize = 16 * 1024;
+
+/// Connections the kernel queues before `accept`. The usual 128 overflows under a burst of
+/// clients, and an overflow drops the SYN: the client retries after a full second.
+const BACKLOG: u32 = 1024;
+
+/// Longest a connection in triage may take to send its request (and its TLS handshake).
+const TRIAGE_HEADER_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Fewest connections triage serves at once (else four times `max_connections`). Each holds at
+/// most [`TRIAGE_HEAD_BYTES`] of request head: 32 MiB for 4096.
+const TRIAGE_MIN: usize = 4096;
+
+/// Largest request head triage reads (hyper's smallest allowed buffer): a probe's head is small.
+const TRIAGE_HEAD_BYTES: usize = 8 * 1024;
 
 /// How the exporter listens.
 #[derive(Debug, Clone)]
@@ -53,6 +74,16 @@ pub struct ExporterConfig {
     pub memory_limit_bytes: Option<u64>,
 }
 
+/// Connections served at once by default: 1024, or half the open-files limit if that is lower
+/// (every connection holds a descriptor, and a process out of them cannot accept a probe).
+pub fn default_max_connections() -> usize {
+    let limit = std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|l| super::process::parse_max_fds(&l))
+        .map_or(usize::MAX, |n| (n / 2.0) as usize);
+    limit.clamp(16, 1024)
+}
+
 impl Default for ExporterConfig {
     fn default() -> Self {
         Self {
@@ -60,7 +91,7 @@ impl Default for ExporterConfig {
             port: 8000,
             safety_port: None,
             web: WebConfig::default(),
-            max_connections: 64,
+            max_connections: default_max_connections(),
             header_timeout: Duration::from_secs(10),
             connection_timeout: Duration::from_secs(60),
             memory_limit_bytes: None,
@@ -84,22 +115,30 @@ fn io_err(what: String, e: &std::io::Error) -> CoreError {
     }
 }
 
-fn bind(addr: &str, port: u16) -> Result<StdListener, CoreError> {
+/// Binds and listens (inside the runtime's context: the listener registers with its reactor).
+fn bind(addr: &str, port: u16) -> Result<TcpListener, CoreError> {
     let sock = (addr, port)
         .to_socket_addrs()
         .map_err(|e| CoreError::config("addr", format!("cannot resolve {addr:?}: {e}")))?
         .next()
         .ok_or_else(|| CoreError::config("addr", format!("{addr:?} resolves to no address")))?;
-    let l = StdListener::bind(sock).map_err(|e| {
+    let cannot = |e: std::io::Error| {
         if e.kind() == std::io::ErrorKind::AddrInUse {
             io_err(format!("port {port} on {addr} is already in use"), &e)
         } else {
             io_err(format!("cannot listen on {sock}"), &e)
         }
-    })?;
-    l.set_nonblocking(true)
-        .map_err(|e| io_err(format!("cannot listen on {sock}"), &e))?;
-    Ok(l)
+    };
+    let socket = if sock.is_ipv4() {
+        TcpSocket::new_v4()
+    } else {
+        TcpSocket::new_v6()
+    }
+    .map_err(cannot)?;
+    // As std's TcpListener::bind does on Unix: a restart may bind while old sockets sit in TIME_WAIT.
+    socket.set_reuseaddr(true).map_err(cannot)?;
+    socket.bind(sock).map_err(cannot)?;
+    socket.listen(BACKLOG).map_err(cannot)
 }
 
 fn header_pairs(web: &WebConfig) -> Vec<(HeaderName, HeaderValue)> {
@@ -131,29 +170,28 @@ impl Exporter {
             Some(t) => Some(TlsAcceptor::from(tls::server_config(t)?)),
             None => None,
         };
-        let mut std_listeners = vec![(bind(&cfg.addr, cfg.port)?, Listener::Main)];
-        if let Some(p) = cfg.safety_port {
-            std_listeners.push((bind(&cfg.addr, p)?, Listener::Safety));
-        }
-        let addrs = std_listeners
-            .iter()
-            .map(|(l, _)| l.local_addr())
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| io_err("cannot read the bound address".into(), &e))?;
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_io()
             .enable_time()
             .thread_name("neorl-exporter")
+            // The blocking pool runs bcrypt (one verification at a time, see AuthGate) and
+            // encodings (one per format and scope at a time, see Encoder).
+            .max_blocking_threads(4)
             .build()
             .map_err(|e| io_err("cannot start the exporter runtime".into(), &e))?;
         let listeners = {
             let _ctx = rt.enter();
-            std_listeners
-                .into_iter()
-                .map(|(l, kind)| Ok((TcpListener::from_std(l)?, kind)))
-                .collect::<Result<Vec<_>, std::io::Error>>()
-                .map_err(|e| io_err("cannot register the listener".into(), &e))?
+            let mut l = vec![(bind(&cfg.addr, cfg.port)?, Listener::Main)];
+            if let Some(p) = cfg.safety_port {
+                l.push((bind(&cfg.addr, p)?, Listener::Safety));
+            }
+            l
         };
+        let addrs = listeners
+            .iter()
+            .map(|(l, _)| l.local_addr())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| io_err("cannot read the bound address".into(), &e))?;
         let scheme = if acceptor.is_some() { "https" } else { "http" };
         let names: Vec<String> = addrs.iter().map(|a| format!("{scheme}://{a}")).collect();
         let state = Arc::new(ServerState {
@@ -164,11 +202,17 @@ impl Exporter {
                 memory_limit_bytes: cfg.memory_limit_bytes,
                 exporter_listeners: Some(names.clone()),
             },
+            gate: AuthGate::default(),
+            encoder: Arc::default(),
         });
         let auth = state.auth.is_some();
         let (stop_tx, stop_rx) = watch::channel(false);
         let limits = Limits {
             sem: Arc::new(Semaphore::new(cfg.max_connections)),
+            open: Arc::new(Tracker::default()),
+            triage: Arc::new(Semaphore::new(
+                cfg.max_connections.saturating_mul(4).max(TRIAGE_MIN),
+            )),
             header_timeout: cfg.header_timeout,
             connection_timeout: cfg.connection_timeout,
         };
@@ -254,6 +298,8 @@ impl Drop for Exporter {
 #[derive(Debug, Clone)]
 struct Limits {
     sem: Arc<Semaphore>,
+    open: Arc<Tracker>,
+    triage: Arc<Semaphore>,
     header_timeout: Duration,
     connection_timeout: Duration,
 }
@@ -282,16 +328,143 @@ async fn accept_loop(listener: TcpListener, ctx: Conn, mut stop: watch::Receiver
         };
         match ctx.limits.sem.clone().try_acquire_owned() {
             Ok(permit) => {
-                let c = ctx.clone();
-                tokio::spawn(async move {
-                    let _permit = permit;
-                    connection(stream, peer, c).await;
-                });
+                tokio::spawn(tracked(permit, stream, peer, ctx.clone()));
             }
             Err(_) => {
-                let plain = ctx.tls.is_none();
-                tokio::spawn(refuse_busy(stream, plain));
+                // Room for the next newcomer; this one is triaged at once.
+                ctx.limits.open.evict_idlest();
+                match ctx.limits.triage.clone().try_acquire_owned() {
+                    Ok(permit) => tokio::spawn(triage(permit, stream, peer, ctx.clone())),
+                    Err(_) => tokio::spawn(refuse_busy(stream, ctx.tls.is_none())),
+                };
             }
+        }
+    }
+}
+
+/// Serves one request of a connection that found every slot taken: a health probe is answered,
+/// anything else gets 503.
+async fn triage(
+    permit: tokio::sync::OwnedSemaphorePermit,
+    stream: TcpStream,
+    peer: SocketAddr,
+    c: Conn,
+) {
+    let _permit = permit;
+    let _ = stream.set_nodelay(true);
+    let limit = c.limits.header_timeout.min(TRIAGE_HEADER_TIMEOUT);
+    let (state, kind) = (c.state.clone(), c.kind);
+    let svc = service_fn(move |req| {
+        let st = state.clone();
+        async move { Ok::<_, Infallible>(routes::handle_when_busy(st, kind, req, peer).await) }
+    });
+    let builder = {
+        let mut b = http1::Builder::new();
+        b.timer(TokioTimer::new())
+            .header_read_timeout(limit)
+            .max_buf_size(TRIAGE_HEAD_BYTES)
+            .keep_alive(false);
+        b
+    };
+    // The whole exchange, TLS handshake included, within twice the header allowance.
+    let _ = tokio::time::timeout(limit * 2, async move {
+        match c.tls.clone() {
+            None => {
+                let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
+            }
+            Some(acc) => {
+                if let Ok(s) = acc.accept(stream).await {
+                    let _ = builder.serve_connection(TokioIo::new(s), svc).await;
+                }
+            }
+        }
+    })
+    .await;
+}
+
+/// Serves one connection in its slot until it ends or a newcomer evicts it.
+async fn tracked(
+    permit: tokio::sync::OwnedSemaphorePermit,
+    stream: TcpStream,
+    peer: SocketAddr,
+    c: Conn,
+) {
+    let _permit = permit;
+    let open = c.limits.open.clone();
+    let slot = open.open();
+    tokio::select! {
+        _ = slot.evict.notified() => {}
+        _ = connection(stream, peer, c, slot.clone()) => {}
+    }
+    open.close(slot.id);
+}
+
+/// One open connection, as the eviction policy sees it.
+#[derive(Debug)]
+struct Slot {
+    id: u64,
+    /// Milliseconds from the tracker's epoch to the start of the last request (or the connect).
+    active_ms: AtomicU64,
+    evict: Notify,
+}
+
+/// The open connections (at most `max_connections`: each holds a permit).
+#[derive(Debug)]
+struct Tracker {
+    epoch: Instant,
+    next_id: AtomicU64,
+    open: Mutex<HashMap<u64, Arc<Slot>>>,
+}
+
+impl Default for Tracker {
+    fn default() -> Self {
+        Self {
+            epoch: Instant::now(),
+            next_id: AtomicU64::new(0),
+            open: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl Tracker {
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn open(&self) -> Arc<Slot> {
+        let slot = Arc::new(Slot {
+            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            active_ms: AtomicU64::new(self.now_ms()),
+            evict: Notify::new(),
+        });
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        open.insert(slot.id, slot.clone());
+        slot
+    }
+
+    fn touch(&self, slot: &Slot) {
+        slot.active_ms.store(self.now_ms(), Ordering::Relaxed);
+    }
+
+    fn close(&self, id: u64) {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        open.remove(&id);
+    }
+
+    /// Tells the connection idle longest to close; false if none is open.
+    fn evict_idlest(&self) -> bool {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let victim = open
+            .values()
+            .min_by_key(|s| s.active_ms.load(Ordering::Relaxed))
+            .map(|s| s.id);
+        match victim.and_then(|id| open.remove(&id)) {
+            Some(slot) => {
+                // Stores a wake-up if the task is not waiting yet: the eviction is never lost.
+                slot.evict.notify_one();
+                true
+            }
+            None => false,
         }
     }
 }
@@ -305,17 +478,17 @@ async fn refuse_busy(stream: TcpStream, plain: bool) {
     }
 }
 
-async fn connection(stream: TcpStream, peer: SocketAddr, c: Conn) {
+async fn connection(stream: TcpStream, peer: SocketAddr, c: Conn, slot: Arc<Slot>) {
     let _ = stream.set_nodelay(true);
     let lifetime = c.limits.connection_timeout;
     match c.tls.clone() {
         None => {
-            let _ = tokio::time::timeout(lifetime, serve(stream, peer, c)).await;
+            let _ = tokio::time::timeout(lifetime, serve(stream, peer, c, slot)).await;
         }
         Some(acc) => {
             match tokio::time::timeout(c.limits.header_timeout, acc.accept(stream)).await {
                 Ok(Ok(s)) => {
-                    let _ = tokio::time::timeout(lifetime, serve(s, peer, c)).await;
+                    let _ = tokio::time::timeout(lifetime, serve(s, peer, c, slot)).await;
                 }
                 _ => logging::exporter_refused("tls handshake failed", &peer.to_string()),
             }
@@ -323,10 +496,12 @@ async fn connection(stream: TcpStream, peer: SocketAddr, c: Conn) {
     }
 }
 
-async fn serve<IO>(io: IO, peer: SocketAddr, c: Conn)
+async fn serve<IO>(io: IO, peer: SocketAddr, c: Conn, slot: Arc<Slot>)
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let open = c.limits.open.clone();
+    let on_request: Arc<dyn Fn() + Send + Sync> = Arc::new(move || open.touch(&slot));
     serve_http(
         io,
         peer,
@@ -334,6 +509,7 @@ where
         c.kind,
         c.limits.header_timeout,
         false,
+        on_request,
     )
     .await;
 }
@@ -342,6 +518,7 @@ where
 /// settings for every listener, and for the fuzz entry point that feeds it raw bytes. With
 /// `half_close` the requests read before the client's end of input are still answered (the fuzz
 /// entry point sends a whole input, then EOF); listeners close the connection on EOF.
+/// `on_request` runs as each request starts (the listener's idle-connection bookkeeping).
 pub(crate) async fn serve_http<IO>(
     io: IO,
     peer: SocketAddr,
@@ -349,10 +526,12 @@ pub(crate) async fn serve_http<IO>(
     kind: Listener,
     header_timeout: Duration,
     half_close: bool,
+    on_request: Arc<dyn Fn() + Send + Sync>,
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let svc = service_fn(move |req| {
+        on_request();
         let st = state.clone();
         async move { Ok::<_, Infallible>(routes::handle(st, kind, req, peer).await) }
     });

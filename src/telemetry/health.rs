@@ -6,7 +6,7 @@
 //! so a hung or dead checker shows up as a stale (failed) result instead of blocking a probe.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -99,6 +99,15 @@ pub struct HealthState {
     global_inactive: AtomicBool,
     global_shutdown: AtomicBool,
     checks: Mutex<BTreeMap<String, UserCheck>>,
+    audit: AuditHealth,
+}
+
+/// What the audit trails writing for this registry's batches lost.
+#[derive(Debug, Default)]
+struct AuditHealth {
+    trails: AtomicUsize,
+    lost: AtomicU64,
+    last_error: Mutex<Option<String>>,
 }
 
 impl Default for HealthState {
@@ -112,6 +121,7 @@ impl Default for HealthState {
             global_inactive: AtomicBool::new(false),
             global_shutdown: AtomicBool::new(false),
             checks: Mutex::new(BTreeMap::new()),
+            audit: AuditHealth::default(),
         }
     }
 }
@@ -177,6 +187,25 @@ impl HealthState {
         );
     }
 
+    /// An audit trail reports its losses here (`lost` events so far, `why` the last).
+    pub(crate) fn audit_attached(&self, lost: u64, why: Option<&str>) {
+        self.audit.trails.fetch_add(1, Ordering::Relaxed);
+        if lost > 0 {
+            self.audit_lost(lost, why.unwrap_or("unknown"));
+        }
+    }
+
+    /// An audit trail lost `n` events.
+    pub(crate) fn audit_lost(&self, n: u64, why: &str) {
+        self.audit.lost.fetch_add(n, Ordering::Relaxed);
+        let mut last = self
+            .audit
+            .last_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        *last = Some(why.to_string());
+    }
+
     /// Forgets a user check; true if it existed.
     pub fn remove_check(&self, name: &str) -> bool {
         let mut checks = self.checks.lock().unwrap_or_else(|p| p.into_inner());
@@ -194,6 +223,7 @@ impl HealthState {
                 observed: None,
             });
         }
+        checks.extend(self.audit_check());
         checks.extend(self.user_checks());
         let status = checks
             .iter()
@@ -242,6 +272,37 @@ impl HealthState {
             output,
             observed: None,
         }
+    }
+
+    /// `warn` once any audit event was lost (the trail is incomplete, the process still serves);
+    /// absent while no trail reports here.
+    fn audit_check(&self) -> Option<CheckResult> {
+        let lost = self.audit.lost.load(Ordering::Relaxed);
+        let trails = self.audit.trails.load(Ordering::Relaxed);
+        if lost == 0 && trails == 0 {
+            return None;
+        }
+        let (status, output) = if lost == 0 {
+            (Status::Pass, "no audit event lost".to_string())
+        } else {
+            let last = self
+                .audit
+                .last_error
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone()
+                .unwrap_or_default();
+            (
+                Status::Warn,
+                format!("{lost} audit event(s) lost, last because: {last}"),
+            )
+        };
+        Some(CheckResult {
+            name: "audit_trail".into(),
+            status,
+            output,
+            observed: Some((lost as f64, "events")),
+        })
     }
 
     fn model_check(&self) -> CheckResult {
@@ -428,5 +489,17 @@ mod tests {
         let v: Value = serde_json::from_str(&r.to_json("svc")).unwrap();
         assert_eq!(v["checks"]["db"]["status"], "fail");
         assert!(h.remove_check("db"));
+    }
+
+    #[test]
+    fn audit_losses_warn() {
+        let h = HealthState::default();
+        assert!(h.audit_check().is_none());
+        h.audit_attached(0, None);
+        assert_eq!(h.audit_check().map(|c| c.status), Some(Status::Pass));
+        h.audit_lost(3, "write failed: No space left on device (os error 28)");
+        let c = h.audit_check().unwrap();
+        assert_eq!(c.status, Status::Warn);
+        assert!(c.output.starts_with("3 audit event(s) lost") && c.output.contains("No space"));
     }
 }

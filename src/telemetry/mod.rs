@@ -5,6 +5,7 @@ pub mod auth;
 pub mod builtins;
 pub mod clock;
 pub mod dynamic;
+pub mod encoder;
 pub mod env_metrics;
 pub mod exporter;
 pub mod family;

@@ -111,7 +111,7 @@ fn parse_stat(stat: &str, proc_stat: &str, ticks: f64, page: f64) -> Option<Proc
 }
 
 /// The soft limit of "Max open files" in `/proc/self/limits`.
-fn parse_max_fds(limits: &str) -> Option<f64> {
+pub fn parse_max_fds(limits: &str) -> Option<f64> {
     let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
     line["Max open files".len()..]
         .split_whitespace()

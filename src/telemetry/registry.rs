@@ -19,12 +19,13 @@ use super::logging::{self, SafetyEvent};
 use super::process;
 use super::types::CounterF;
 use crate::errors::CoreError;
+use crate::safety::audit::LossSink;
 
 /// Default bound on label sets per family.
 pub const DEFAULT_MAX_LABEL_SETS: usize = 1000;
 
 /// Exposition format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Format {
     /// Prometheus text format 0.0.4.
     Text,
@@ -43,7 +44,7 @@ impl Format {
 }
 
 /// Which families to encode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Scope {
     /// Everything, with the process collector.
     All,
@@ -63,6 +64,26 @@ const PROCESS_NAMES: [&str; 6] = [
     "process_start_time_seconds",
 ];
 
+/// Where an audit trail reports the events it loses: `audit_events_dropped_total` and the
+/// `audit_trail` health check of one registry.
+#[derive(Debug)]
+pub struct AuditLosses {
+    counter: CounterF,
+    health: Arc<HealthState>,
+}
+
+impl LossSink for AuditLosses {
+    fn attach(&self, dropped_so_far: u64, last_error: Option<&str>) {
+        self.counter.inc_by(dropped_so_far as f64);
+        self.health.audit_attached(dropped_so_far, last_error);
+    }
+
+    fn lost(&self, n: u64, why: &str) {
+        self.counter.inc_by(n as f64);
+        self.health.audit_lost(n, why);
+    }
+}
+
 #[derive(Debug)]
 struct Inner {
     limit: usize,
@@ -70,6 +91,7 @@ struct Inner {
     overflow: Arc<OverflowFamily>,
     builtins: Builtins,
     health: Arc<HealthState>,
+    audit_losses: Arc<AuditLosses>,
     violation_ids: Arc<AtomicU64>,
 }
 
@@ -151,12 +173,18 @@ impl Registry {
         let limit = max_label_sets.max(1);
         let overflow = Arc::new(OverflowFamily::default());
         let builtins = Builtins::new(limit, overflow.clone())?;
+        let health = Arc::new(HealthState::default());
+        let audit_losses = Arc::new(AuditLosses {
+            counter: builtins.audit_dropped.clone(),
+            health: health.clone(),
+        });
         let inner = Arc::new(Inner {
             limit,
             families: RwLock::new(builtins.all.clone()),
             overflow,
             builtins,
-            health: Arc::new(HealthState::default()),
+            health,
+            audit_losses,
             violation_ids: Arc::new(AtomicU64::new(0)),
         });
         Ok(Self {
@@ -332,6 +360,7 @@ impl Registry {
                 health
             },
             violation_ids: self.inner.violation_ids.clone(),
+            audit_losses: self.inner.audit_losses.clone(),
         })
     }
 
@@ -374,9 +403,11 @@ impl Registry {
         logging::human_intervention(reason);
     }
 
-    /// Counts audit events dropped because the audit queue was full.
+    /// Counts audit events lost by a trail this registry does not watch itself.
     pub fn record_audit_dropped(&self, n: u64) {
-        self.inner.builtins.audit_dropped.inc_by(n as f64);
+        self.inner
+            .audit_losses
+            .lost(n, "reported by the application");
     }
 }
 

@@ -2,17 +2,21 @@
 //! Runs on the exporter's runtime; never touches Python.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{
-    HeaderName, HeaderValue, ACCEPT, ALLOW, AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE,
+    HeaderName, HeaderValue, ACCEPT, ALLOW, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER,
+    WWW_AUTHENTICATE,
 };
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::json;
+use tokio::sync::Semaphore;
 
 use super::auth::BasicAuth;
+use super::encoder::Encoder;
 use super::health::{ReportContext, Status};
 use super::logging;
 use super::negotiate::format_for;
@@ -41,6 +45,38 @@ pub struct ServerState {
     pub headers: Vec<(HeaderName, HeaderValue)>,
     /// Memory limit and listeners for `/health/detailed`.
     pub report: ReportContext,
+    /// Admission to bcrypt verification.
+    pub gate: AuthGate,
+    /// Scrapes, encoded off the runtime thread.
+    pub encoder: Arc<Encoder>,
+}
+
+/// Most requests waiting for a bcrypt verification; more are answered 429 at once.
+const AUTH_QUEUE: usize = 16;
+
+/// One bcrypt verification at a time (as exporter-toolkit does), behind a short queue: a flood of
+/// password guesses costs at most one core and a few connections, never the probes' latency.
+#[derive(Debug)]
+pub struct AuthGate {
+    permit: Arc<Semaphore>,
+    waiting: AtomicUsize,
+}
+
+impl Default for AuthGate {
+    fn default() -> Self {
+        Self {
+            permit: Arc::new(Semaphore::new(1)),
+            waiting: AtomicUsize::new(0),
+        }
+    }
+}
+
+/// What authentication decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Admission {
+    Allowed,
+    Refused,
+    Busy,
 }
 
 type Resp = Response<Full<Bytes>>;
@@ -71,22 +107,79 @@ fn json_resp(state: &ServerState, status: StatusCode, body: String) -> Resp {
     respond(state, status, "application/json", body)
 }
 
-async fn authorized(state: &ServerState, req: &Request<Incoming>) -> bool {
+async fn authorized(state: &ServerState, req: &Request<Incoming>) -> Admission {
     let Some(auth) = &state.auth else {
-        return true;
+        return Admission::Allowed;
     };
     let header = req
         .headers()
         .get(AUTHORIZATION)
         .map(|v| v.as_bytes().to_vec());
-    if auth.check_cached(header.as_deref()) {
-        return true;
+    match auth.check_cached(header.as_deref()) {
+        Some(true) => return Admission::Allowed,
+        Some(false) => return Admission::Refused,
+        None => {}
     }
+    let gate = &state.gate;
+    if gate.waiting.fetch_add(1, Ordering::AcqRel) >= AUTH_QUEUE {
+        gate.waiting.fetch_sub(1, Ordering::AcqRel);
+        return Admission::Busy;
+    }
+    let permit = gate.permit.clone().acquire_owned().await;
+    gate.waiting.fetch_sub(1, Ordering::AcqRel);
+    let Ok(permit) = permit else {
+        return Admission::Busy;
+    };
     let auth = auth.clone();
     // bcrypt takes tens of milliseconds: keep it off the thread serving other connections.
-    tokio::task::spawn_blocking(move || auth.check(header.as_deref()))
-        .await
-        .unwrap_or(false)
+    let ok = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        auth.check(header.as_deref())
+    })
+    .await
+    .unwrap_or(false);
+    if ok {
+        Admission::Allowed
+    } else {
+        Admission::Refused
+    }
+}
+
+/// True for the paths of health probes.
+fn is_health(path: &str) -> bool {
+    matches!(
+        path,
+        "/health" | "/healthz" | "/health/live" | "/livez" | "/health/ready" | "/readyz"
+    )
+}
+
+/// Answers one request of a connection that found every slot taken: health probes (with no
+/// credentials to verify, or ones already verified) are answered as usual, the rest gets 503.
+pub async fn handle_when_busy(
+    state: Arc<ServerState>,
+    listener: Listener,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+) -> Resp {
+    let verified = match &state.auth {
+        None => true,
+        Some(auth) => {
+            let header = req.headers().get(AUTHORIZATION).map(|v| v.as_bytes());
+            auth.check_cached(header) == Some(true)
+        }
+    };
+    if verified && is_health(req.uri().path()) {
+        return handle(state, listener, req, peer).await;
+    }
+    let mut r = respond(
+        &state,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "text/plain; charset=utf-8",
+        "Service Unavailable: too many connections\n",
+    );
+    r.headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+    r
 }
 
 /// Answers one request.
@@ -96,7 +189,20 @@ pub async fn handle(
     req: Request<Incoming>,
     peer: SocketAddr,
 ) -> Resp {
-    if !authorized(&state, &req).await {
+    let admission = authorized(&state, &req).await;
+    if admission == Admission::Busy {
+        logging::exporter_refused("too many credentials to verify", &peer.to_string());
+        let mut r = respond(
+            &state,
+            StatusCode::TOO_MANY_REQUESTS,
+            "text/plain; charset=utf-8",
+            "Too Many Requests\n",
+        );
+        r.headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+        return r;
+    }
+    if admission == Admission::Refused {
         logging::exporter_refused("unauthorized", &peer.to_string());
         let mut r = respond(
             &state,
@@ -131,7 +237,7 @@ pub async fn handle(
             };
             let accept = req.headers().get(ACCEPT).and_then(|v| v.to_str().ok());
             let format = format_for(accept);
-            match state.registry.encode(format, scope) {
+            match state.encoder.encode(&state.registry, format, scope).await {
                 Ok(text) => respond(&state, StatusCode::OK, format.content_type(), text),
                 Err(e) => respond(
                     &state,

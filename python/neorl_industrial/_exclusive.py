@@ -1,0 +1,33 @@
+"""One thread at a time inside an environment's step and reset.
+
+The native step releases the GIL, so without a guard a second thread could enter the same
+environment while the first is still inside: the native layer refuses it, and so does the Python
+bookkeeping around it (safety counts, infos), with :class:`~neorl_industrial.ConcurrentUseError`
+naming the environment instead of a borrow error.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from .exceptions import ConcurrentUseError
+
+
+class Exclusive:
+    """A non-blocking guard: entering while another thread is inside raises."""
+
+    __slots__ = ("_lock", "_name")
+
+    def __init__(self, name: str) -> None:
+        self._lock = threading.Lock()
+        self._name = name
+
+    def __enter__(self) -> None:
+        if not self._lock.acquire(blocking=False):
+            raise ConcurrentUseError(
+                f"{self._name}: already in step or reset on another thread; an environment belongs to "
+                "one thread at a time (give each thread its own, or guard a shared one with a lock)"
+            )
+
+    def __exit__(self, *exc: object) -> None:
+        self._lock.release()

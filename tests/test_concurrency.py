@@ -1,0 +1,148 @@
+"""Threads: two envs stepped in parallel, one env from two threads, the GIL around a batch step.
+
+The speed-up of two threads is measured by ``benches/bench_concurrency.py`` (figures in
+RELIABILITY.md); here only what must hold on any machine: native steps release the GIL, parallel
+stepping gives the same trajectories as sequential stepping, and a second thread entering an env
+that is in use gets :class:`~neorl_industrial.ConcurrentUseError`, never a wrong count.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+import neorl_industrial as ni
+
+N = 2048
+
+
+def _trajectory(envs: ni.VectorIndustrialEnv, steps: int, seed: int) -> np.ndarray:
+    obs, _ = envs.reset(seed=seed)
+    rng = np.random.default_rng(seed)
+    out = [obs]
+    for _ in range(steps):
+        obs, *_ = envs.step(rng.uniform(-1, 1, (envs.num_envs, 1)).astype(np.float32))
+        out.append(obs)
+    return np.stack(out)
+
+
+def test_two_threads_stepping_two_envs_match_sequential_stepping() -> None:
+    seq = [_trajectory(ni.make_vec("ChemicalReactor-v0", num_envs=N, num_threads=1), 30, s) for s in (1, 2)]
+    par: dict[int, np.ndarray] = {}
+    errors: list[BaseException] = []
+
+    def work(seed: int) -> None:
+        try:
+            par[seed] = _trajectory(ni.make_vec("ChemicalReactor-v0", num_envs=N, num_threads=1), 30, seed)
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(s,)) for s in (1, 2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    np.testing.assert_array_equal(par[1], seq[0])
+    np.testing.assert_array_equal(par[2], seq[1])
+
+
+def test_a_batch_step_releases_the_gil() -> None:
+    envs = ni.make_vec("ChemicalReactor-v0", num_envs=200_000, num_threads=1)
+    envs.reset(seed=0)
+    actions = np.zeros((envs.num_envs, 1), np.float32)
+    ticks = 0
+    inside = threading.Event()
+    done = threading.Event()
+
+    def count() -> None:
+        nonlocal ticks
+        inside.wait()
+        while not done.is_set():
+            ticks += 1
+
+    counter = threading.Thread(target=count)
+    counter.start()
+    try:
+        before = ticks
+        inside.set()
+        for _ in range(3):
+            envs._core.step(actions)  # native only: no Python bytecode runs in this thread meanwhile
+        during = ticks - before
+    finally:
+        done.set()
+        counter.join()
+    # Python ran on the other thread while this one was in the native step: the GIL was released.
+    assert during > 0
+
+
+def test_one_env_from_two_threads_is_refused_clearly_and_counts_stay_exact() -> None:
+    # Same-step autoreset: every batch step is a transition of every env.
+    envs = ni.make_vec("ChemicalReactor-v0", num_envs=N, autoreset_mode="same_step")
+    envs.reset(seed=0)
+    actions = np.zeros((N, 1), np.float32)
+    ok = [0, 0]
+    refused = [0, 0]
+    other: list[BaseException] = []
+    start = threading.Barrier(2)
+
+    def work(i: int) -> None:
+        start.wait()
+        for _ in range(150):
+            try:
+                envs.step(actions)
+                ok[i] += 1
+            except ni.ConcurrentUseError as e:
+                assert "another thread" in str(e) and "ChemicalReactor-v0" in str(e)
+                refused[i] += 1
+            except BaseException as e:  # noqa: BLE001 - reported below
+                other.append(e)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not other, other
+    assert sum(refused) > 0, "the two threads never collided"
+    assert envs.safety.steps == sum(ok) * N
+    # The env is still usable from one thread afterwards.
+    envs.step(actions)
+    assert envs.safety.steps == (sum(ok) + 1) * N
+
+
+def test_the_native_batch_refuses_a_second_thread_without_the_python_guard() -> None:
+    envs = ni.make_vec("ChemicalReactor-v0", num_envs=N)
+    envs.reset(seed=0)
+    core = envs._core
+    actions = np.zeros((N, 1), np.float32)
+    seen: list[str] = []
+
+    def work() -> None:
+        for _ in range(150):
+            try:
+                core.step(actions)
+            except RuntimeError as e:
+                seen.append(str(e))
+
+    threads = [threading.Thread(target=work) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert seen and all("borrow" in s.lower() for s in seen), seen[:3]
+
+
+@pytest.mark.parametrize("kind", ["single", "vector"])
+def test_single_envs_are_guarded_too(kind: str) -> None:
+    env = ni.make("ChemicalReactor-v0") if kind == "single" else ni.make_vec("ChemicalReactor-v0", 4)
+    guard = env._exclusive
+    env.reset(seed=0)
+    with guard:  # as if another thread were inside
+        with pytest.raises(ni.ConcurrentUseError, match="one thread at a time"):
+            env.step(env.action_space.sample())
+        with pytest.raises(ni.ConcurrentUseError):
+            env.reset(seed=1)
+    env.step(env.action_space.sample())
