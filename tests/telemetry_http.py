@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import shutil
 import socket
 import ssl
 import subprocess
+import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -75,3 +78,30 @@ def promtool_check(text: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [PROMTOOL, "check", "metrics"], input=text, capture_output=True, text=True, timeout=30
     )
+
+
+@contextlib.contextmanager
+def pushgateway_server() -> Iterator[str]:
+    """A real Pushgateway on a free loopback port, ready; yields its URL and stops it after."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [PUSHGATEWAY, f"--web.listen-address=127.0.0.1:{port}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                if request(url + "/-/ready", timeout=1).status == 200:
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline or proc.poll() is not None:
+                pytest.fail("the pushgateway did not start")
+            time.sleep(0.05)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

@@ -8,7 +8,6 @@ import json
 import os
 import pickle
 import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,8 +19,8 @@ import pytest
 # A local test cluster stays on the loopback interface (Ray otherwise advertises the machine's address).
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 import ray  # noqa: E402
-from _monitoring_stack import PROMETHEUS, http_get, http_json, prometheus, query, wait_until  # noqa: E402
-from telemetry_http import PUSHGATEWAY, free_port, request  # noqa: E402
+from _monitoring_stack import PROMETHEUS, http_json, prometheus, query, wait_until  # noqa: E402
+from telemetry_http import PUSHGATEWAY, pushgateway_server, request  # noqa: E402
 
 import neorl_industrial as ni  # noqa: E402
 from neorl_industrial import datasets  # noqa: E402
@@ -199,19 +198,8 @@ def test_two_fleets_scraped_through_file_sd_by_prometheus(tmp_path: Path) -> Non
 def gateway() -> Iterator[str]:
     if shutil.which(PUSHGATEWAY) is None:
         pytest.fail("prometheus-pushgateway is not installed: scripts/test.sh installs it")
-    port = free_port()
-    proc = subprocess.Popen(
-        [PUSHGATEWAY, f"--web.listen-address=127.0.0.1:{port}"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until(lambda: http_get(url + "/-/ready", timeout=1.0)[0] == 200, 15, "the pushgateway")
+    with pushgateway_server() as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def test_fleets_push_to_a_pushgateway_at_the_end_of_a_run_and_follow_one_big_batch(gateway: str) -> None:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
-import time
+from collections.abc import Iterator
 
 import pytest
-from telemetry_http import PUSHGATEWAY, free_port, request
+from telemetry_http import PUSHGATEWAY, free_port, pushgateway_server, request
 
 from neorl_industrial.exceptions import ConfigError, ExporterError
 from neorl_industrial.exporter import delete_from_gateway, push_to_gateway, pushadd_to_gateway
@@ -15,31 +14,11 @@ from neorl_industrial.metrics import Counter, Registry
 
 
 @pytest.fixture(scope="module")
-def gateway():
+def gateway() -> Iterator[str]:
     if shutil.which(PUSHGATEWAY) is None:
         pytest.skip("prometheus-pushgateway not installed (scripts/test.sh installs it)")
-    port = free_port()
-    proc = subprocess.Popen(
-        [PUSHGATEWAY, f"--web.listen-address=127.0.0.1:{port}"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                if request(url + "/-/ready", timeout=1).status == 200:
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline or proc.poll() is not None:
-                pytest.fail("the pushgateway did not start")
-            time.sleep(0.05)
+    with pushgateway_server() as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def test_push_replace_add_and_delete(gateway: str) -> None:
