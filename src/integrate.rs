@@ -234,7 +234,6 @@ fn lane_axpy<const N: usize, const L: usize>(
 ///
 /// Every lane does exactly the arithmetic a lane of `dopri5_lanes::<N, 1>` does, so a problem's
 /// result does not depend on `L`, on its neighbours or on the order of `jobs`.
-#[allow(clippy::needless_range_loop)] // lanes are indexed in step across several arrays
 #[inline(always)] // into the callers' target features (see chemical_reactor::advance_lanes)
 pub fn dopri5_lanes<const N: usize, const L: usize, F>(
     f: F,
@@ -244,7 +243,50 @@ pub fn dopri5_lanes<const N: usize, const L: usize, F>(
 ) where
     F: Fn(&LaneRhs<N, L>, &[f64; L]) -> LaneRhs<N, L>,
 {
-    let Some(first) = jobs.first() else {
+    dopri5_queue::<N, L, F, _>(f, &mut InPlace { jobs, next: 0 }, span, tol);
+}
+
+/// Where [`dopri5_queue`] takes its problems from and gives them back: problems are handed out
+/// with an id and come back, solved, under the same id (in any order).
+pub trait JobQueue<const N: usize> {
+    /// The next problem and its id, or `None` when there are no more.
+    fn take(&mut self) -> Option<(usize, Job<N>)>;
+    /// Problem `id`, solved.
+    fn put(&mut self, id: usize, job: Job<N>);
+}
+
+/// The problems of a slice, solved in place.
+struct InPlace<'a, const N: usize> {
+    jobs: &'a mut [Job<N>],
+    next: usize,
+}
+
+impl<const N: usize> JobQueue<N> for InPlace<'_, N> {
+    fn take(&mut self) -> Option<(usize, Job<N>)> {
+        let job = *self.jobs.get(self.next)?;
+        self.next += 1;
+        Some((self.next - 1, job))
+    }
+
+    fn put(&mut self, id: usize, job: Job<N>) {
+        self.jobs[id] = job;
+    }
+}
+
+/// [`dopri5_lanes`] over the problems of a queue, which may be shared with other threads each
+/// running their own lanes: a lane whose problem ends takes the next one from the queue.
+#[allow(clippy::needless_range_loop)] // lanes are indexed in step across several arrays
+#[inline(always)] // into the callers' target features (see chemical_reactor::advance_lanes)
+pub fn dopri5_queue<const N: usize, const L: usize, F, Q>(
+    f: F,
+    jobs: &mut Q,
+    span: f64,
+    tol: Tolerance,
+) where
+    F: Fn(&LaneRhs<N, L>, &[f64; L]) -> LaneRhs<N, L>,
+    Q: JobQueue<N>,
+{
+    let Some((id, first)) = jobs.take() else {
         return;
     };
     // Idle lanes compute on a copy of a real problem, so they never meet NaN or overflow.
@@ -257,13 +299,17 @@ pub fn dopri5_lanes<const N: usize, const L: usize, F>(
         step: [span; L],
         tries: [0; L],
     };
-    let mut next = 0;
+    let mut pending = Some((id, first));
+    let mut drained = false;
     loop {
         // Refill idle lanes; their first stage needs one evaluation.
         let mut loaded = [false; L];
         for l in 0..L {
-            if s.job[l] == IDLE && next < jobs.len() {
-                let j = &jobs[next];
+            if s.job[l] == IDLE && !drained {
+                let Some((id, j)) = pending.take().or_else(|| jobs.take()) else {
+                    drained = true;
+                    continue;
+                };
                 for i in 0..N {
                     s.x[i][l] = j.x[i];
                 }
@@ -275,9 +321,8 @@ pub fn dopri5_lanes<const N: usize, const L: usize, F>(
                     span
                 };
                 s.tries[l] = 0;
-                s.job[l] = next;
+                s.job[l] = id;
                 loaded[l] = true;
-                next += 1;
             }
         }
         if loaded.iter().any(|&b| b) {
@@ -298,14 +343,15 @@ pub fn dopri5_lanes<const N: usize, const L: usize, F>(
 /// One Dormand–Prince trial step in every lane, then each busy lane's accept/reject decision.
 #[allow(clippy::needless_range_loop)]
 #[inline(always)]
-fn lanes_try_step<const N: usize, const L: usize, F>(
+fn lanes_try_step<const N: usize, const L: usize, F, Q>(
     f: &F,
     s: &mut LaneState<N, L>,
-    jobs: &mut [Job<N>],
+    jobs: &mut Q,
     span: f64,
     tol: Tolerance,
 ) where
     F: Fn(&LaneRhs<N, L>, &[f64; L]) -> LaneRhs<N, L>,
+    Q: JobQueue<N>,
 {
     let mut h = [0.0; L];
     let mut last = [false; L];
@@ -362,9 +408,12 @@ fn lanes_try_step<const N: usize, const L: usize, F>(
             }
             let fac = step_factor(err, 0.2, 5.0);
             if last[l] {
-                let job = &mut jobs[s.job[l]];
-                job.x = std::array::from_fn(|i| s.x[i][l]);
-                job.h = (h[l] * fac).max(s.step[l]).min(span);
+                let job = Job {
+                    x: std::array::from_fn(|i| s.x[i][l]),
+                    p: s.p[l],
+                    h: (h[l] * fac).max(s.step[l]).min(span),
+                };
+                jobs.put(s.job[l], job);
                 s.job[l] = IDLE;
             } else {
                 s.t[l] += h[l];
@@ -386,14 +435,15 @@ fn lanes_try_step<const N: usize, const L: usize, F>(
 }
 
 /// Finishes lane `l`'s problem with 1000 fixed RK4 steps over what is left of the span.
-fn finish_rk4<const N: usize, const L: usize, F>(
+fn finish_rk4<const N: usize, const L: usize, F, Q>(
     f: &F,
     s: &mut LaneState<N, L>,
     l: usize,
-    jobs: &mut [Job<N>],
+    jobs: &mut Q,
     span: f64,
 ) where
     F: Fn(&LaneRhs<N, L>, &[f64; L]) -> LaneRhs<N, L>,
+    Q: JobQueue<N>,
 {
     let p = [s.p[l]; L];
     let g = |x: &Vector<N>| -> Vector<N> {
@@ -401,9 +451,12 @@ fn finish_rk4<const N: usize, const L: usize, F>(
         std::array::from_fn(|i| k[i][0])
     };
     let x0: Vector<N> = std::array::from_fn(|i| s.x[i][l]);
-    let job = &mut jobs[s.job[l]];
-    job.x = rk4_fixed(&g, x0, span - s.t[l], 1000);
-    job.h = span;
+    let job = Job {
+        x: rk4_fixed(&g, x0, span - s.t[l], 1000),
+        p: s.p[l],
+        h: span,
+    };
+    jobs.put(s.job[l], job);
     s.job[l] = IDLE;
 }
 

@@ -8,8 +8,6 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use rayon::prelude::*;
-
 use crate::pool::Pool;
 
 use crate::envs::{ProcessModel, StepItem};
@@ -505,29 +503,14 @@ impl VecCore {
     }
 
     fn lane_len(&self) -> usize {
-        let threads = self
-            .pool
-            .as_ref()
-            .unwrap_or_else(|| Pool::shared())
-            .num_threads();
+        let threads = self.pool().num_threads();
         // A few lanes per thread balance uneven work (adaptive integration) without tiny tasks.
         self.n.div_ceil(threads * 4).max(MIN_LANE)
     }
 
-    /// Runs `f` on every item: in parallel on the batch's pool, or in the calling thread when
-    /// there is one item or one thread (a hand-off to another thread costs more than it saves).
-    /// A pool that cannot be built (no threads left) runs the work inline instead.
-    fn for_lanes<T: Send, R: Send>(
-        pool: &Pool,
-        items: Vec<T>,
-        f: impl Fn(T) -> R + Sync + Send,
-    ) -> Vec<R> {
-        match pool.get() {
-            Ok(p) if items.len() > 1 && p.current_num_threads() > 1 => {
-                p.install(|| items.into_par_iter().map(&f).collect())
-            }
-            _ => items.into_iter().map(f).collect(),
-        }
+    /// The batch's threads: its private pool or the shared one.
+    fn pool(&self) -> &Pool {
+        self.pool.as_ref().unwrap_or_else(|| Pool::shared())
     }
 
     /// Resets the envs selected by `mask` (all if `None`); `seeds[i] = Some(s)` reseeds env i.
@@ -566,24 +549,21 @@ impl VecCore {
             &mut readings,
             (ctx.row_len, od, k),
         );
-        let events = Self::for_lanes(
-            self.pool.as_ref().unwrap_or_else(|| Pool::shared()),
-            lanes,
-            |mut l| {
-                let mut events = Vec::new();
-                for j in 0..l.len() {
-                    let i = l.first + j;
-                    if mask.is_none_or(|m| m[i]) {
-                        if let Some(Some(s)) = seeds.map(|s| s[i]) {
-                            l.slots[j].rng = Rng::from_seed(s);
-                        }
-                        ctx.reset_lane_env(&mut l, j, k, &mut events);
+        let pool = self.pool.as_ref().unwrap_or_else(|| Pool::shared());
+        let events = pool.map(lanes, |mut l| {
+            let mut events = Vec::new();
+            for j in 0..l.len() {
+                let i = l.first + j;
+                if mask.is_none_or(|m| m[i]) {
+                    if let Some(Some(s)) = seeds.map(|s| s[i]) {
+                        l.slots[j].rng = Rng::from_seed(s);
                     }
-                    ctx.observe_one(&mut l, j, k);
+                    ctx.reset_lane_env(&mut l, j, k, &mut events);
                 }
-                events
-            },
-        );
+                ctx.observe_one(&mut l, j, k);
+            }
+            events
+        });
         let mut events: Vec<SafetyEvent> = events.into_iter().flatten().collect();
         self.publish(&mut events);
         Ok(ResetOut {
@@ -640,12 +620,30 @@ impl VecCore {
                 });
             }
         }
-        let pairs: Vec<(Lane<'_>, StepLane<'_>)> = lanes.into_iter().zip(extra).collect();
-        let events = Self::for_lanes(
-            self.pool.as_ref().unwrap_or_else(|| Pool::shared()),
-            pairs,
-            |(mut l, mut e)| ctx.step_lane(&mut l, &mut e, (od, ad, k)),
-        );
+        let mut pairs: Vec<(Lane<'_>, StepLane<'_>)> = lanes.into_iter().zip(extra).collect();
+        let pool = self.pool.as_ref().unwrap_or_else(|| Pool::shared());
+        let events = if ctx.model.steps_whole_batch() {
+            // Three rounds, the middle one over the whole batch (see `steps_whole_batch`).
+            let refs: Vec<&mut (Lane<'_>, StepLane<'_>)> = pairs.iter_mut().collect();
+            let preps = pool.map(refs, |(l, e)| ctx.prepare_lane(l, e, (ad, k)));
+            let rewards: Vec<Vec<f64>> = {
+                let mut items = Vec::with_capacity(n);
+                for ((l, e), p) in pairs.iter_mut().zip(&preps) {
+                    items.extend(ctx.lane_items(l, e, ad, &p.pre));
+                }
+                ctx.model.step_batch(&mut items, pool);
+                let mut stepped = items.iter().map(|it| it.reward);
+                preps.iter().map(|p| spread(&p.pre, &mut stepped)).collect()
+            };
+            let rounds: Vec<_> = pairs.into_iter().zip(preps).zip(rewards).collect();
+            pool.map(rounds, |(((mut l, mut e), p), r)| {
+                ctx.finish_lane(&mut l, &mut e, (od, k), p, &r)
+            })
+        } else {
+            pool.map(pairs, |(mut l, mut e)| {
+                ctx.step_lane(&mut l, &mut e, (od, ad, k))
+            })
+        };
         out.events = events.into_iter().flatten().collect();
         let mut events = std::mem::take(&mut out.events);
         self.publish(&mut events);
@@ -849,6 +847,23 @@ fn clamp_obs(model: &dyn ProcessModel, obs: &mut [f32]) {
     }
 }
 
+/// What the first pass over a lane leaves for the last: per env, `None` (reset by NEXT_STEP
+/// autoreset) or its clipped-element count and whether the shield acted, and the events raised,
+/// `counts[j]` of them by env `j`.
+struct Prepared {
+    pre: Vec<Option<(u32, bool)>>,
+    counts: Vec<usize>,
+    events: Vec<SafetyEvent>,
+}
+
+/// Per env of a lane, the reward of its step (taken in order from `stepped`), 0 where it did
+/// not step.
+fn spread(pre: &[Option<(u32, bool)>], stepped: &mut impl Iterator<Item = f64>) -> Vec<f64> {
+    pre.iter()
+        .map(|p| p.and_then(|_| stepped.next()).unwrap_or(0.0))
+        .collect()
+}
+
 /// What every env of a batch step shares.
 struct Ctx<'a> {
     model: &'a dyn ProcessModel,
@@ -921,25 +936,78 @@ impl Ctx<'_> {
         &self,
         l: &mut Lane<'_>,
         e: &mut StepLane<'_>,
-        dims: (usize, usize, usize),
+        (od, ad, k): (usize, usize, usize),
     ) -> Vec<SafetyEvent> {
-        let (od, ad, k) = dims;
+        let p = self.prepare_lane(l, e, (ad, k));
+        let rewards = {
+            let mut items: Vec<StepItem<'_>> = self.lane_items(l, e, ad, &p.pre).collect();
+            self.model.step_many(&mut items);
+            spread(&p.pre, &mut items.iter().map(|it| it.reward))
+        };
+        self.finish_lane(l, e, (od, k), p, &rewards)
+    }
+
+    /// 1-2. Autoreset, actions and shield of every env of a lane.
+    fn prepare_lane(
+        &self,
+        l: &mut Lane<'_>,
+        e: &mut StepLane<'_>,
+        (ad, k): (usize, usize),
+    ) -> Prepared {
         let m = l.len();
-        let mut pre_events = Vec::new();
-        let mut pre_count = Vec::with_capacity(m);
-        let mut pre: Vec<Option<(u32, bool)>> = Vec::with_capacity(m);
+        let mut p = Prepared {
+            pre: Vec::with_capacity(m),
+            counts: Vec::with_capacity(m),
+            events: Vec::new(),
+        };
         for j in 0..m {
-            let before = pre_events.len();
-            pre.push(self.prepare_one(l, e, j, (ad, k), &mut pre_events));
-            pre_count.push(pre_events.len() - before);
+            let before = p.events.len();
+            p.pre
+                .push(self.prepare_one(l, e, j, (ad, k), &mut p.events));
+            p.counts.push(p.events.len() - before);
         }
-        let rewards = self.process_lane(l, e, ad, &pre);
-        let mut events = Vec::with_capacity(pre_events.len());
-        let mut pre_events = pre_events.into_iter();
-        for j in 0..m {
-            events.extend(pre_events.by_ref().take(pre_count[j]));
-            if let Some((clipped, shielded)) = pre[j] {
-                let act = (rewards[j], clipped, shielded);
+        p
+    }
+
+    /// The lane's envs prepared to step (`pre[j]` is `Some`), as the model's step items.
+    fn lane_items<'x>(
+        &self,
+        l: &'x mut Lane<'_>,
+        e: &'x StepLane<'_>,
+        ad: usize,
+        pre: &'x [Option<(u32, bool)>],
+    ) -> impl Iterator<Item = StepItem<'x>> + 'x {
+        let state_len = self.state_len;
+        l.rows
+            .chunks_exact_mut(self.row_len)
+            .zip(l.slots.iter_mut())
+            .zip(e.phys.chunks_exact(ad.max(1)))
+            .zip(pre)
+            .filter(|(_, p)| p.is_some())
+            .map(move |(((row, slot), action), _)| StepItem {
+                state: &mut row[..state_len],
+                action,
+                t: slot.elapsed,
+                rng: &mut slot.rng,
+                reward: 0.0,
+            })
+    }
+
+    /// 4. Observations and safety of every stepped env of a lane; the lane's events in env order.
+    fn finish_lane(
+        &self,
+        l: &mut Lane<'_>,
+        e: &mut StepLane<'_>,
+        (od, k): (usize, usize),
+        p: Prepared,
+        rewards: &[f64],
+    ) -> Vec<SafetyEvent> {
+        let mut events = Vec::with_capacity(p.events.len());
+        let mut pre_events = p.events.into_iter();
+        for (j, &reward) in rewards.iter().enumerate().take(l.len()) {
+            events.extend(pre_events.by_ref().take(p.counts[j]));
+            if let Some((clipped, shielded)) = p.pre[j] {
+                let act = (reward, clipped, shielded);
                 self.finish_one(l, e, j, (od, k), act, &mut events);
             }
         }
@@ -991,36 +1059,6 @@ impl Ctx<'_> {
                 .shield_acted(alarms, self.at(l.first + j, slot), events);
         }
         Some((clipped, shielded))
-    }
-
-    /// 3. The process: every env prepared to step (`pre[j]` is `Some`) in one model call.
-    fn process_lane(
-        &self,
-        l: &mut Lane<'_>,
-        e: &StepLane<'_>,
-        ad: usize,
-        pre: &[Option<(u32, bool)>],
-    ) -> Vec<f64> {
-        let mut items: Vec<StepItem<'_>> = l
-            .rows
-            .chunks_exact_mut(self.row_len)
-            .zip(l.slots.iter_mut())
-            .zip(e.phys.chunks_exact(ad.max(1)))
-            .zip(pre)
-            .filter(|(_, p)| p.is_some())
-            .map(|(((row, slot), action), _)| StepItem {
-                state: &mut row[..self.state_len],
-                action,
-                t: slot.elapsed,
-                rng: &mut slot.rng,
-                reward: 0.0,
-            })
-            .collect();
-        self.model.step_many(&mut items);
-        let mut stepped = items.iter().map(|it| it.reward);
-        pre.iter()
-            .map(|p| p.and_then(|_| stepped.next()).unwrap_or(0.0))
-            .collect()
     }
 
     /// 4. Observation and safety of a stepped env: values, alarms, cost, shutdown, autoreset.
@@ -1114,6 +1152,49 @@ mod tests {
             trace.extend(out.rows.iter().map(|r| r.reward));
         }
         trace
+    }
+
+    /// Batch-step throughput by thread count and actions, the set-ups timed in turns (best of 9)
+    /// (`cargo test --release --lib batch_timing -- --ignored --nocapture`).
+    #[test]
+    #[ignore = "timing, not a check"]
+    fn batch_timing() {
+        let n = 1024;
+        let mut setups = Vec::new();
+        for id in ["ChemicalReactor-v0", "IndustrialBenchmark-v0"] {
+            for zero in [true, false] {
+                for threads in [1, 2] {
+                    let model = envs::make(id, Vec::new()).expect("model");
+                    let ad = model.spec().act_dim();
+                    let mut b =
+                        VecCore::new(model, n, Autoreset::NextStep, Some(threads)).expect("batch");
+                    b.reset(None, None).expect("reset");
+                    let mut rng = Rng::from_seed(3);
+                    let acts: Vec<Vec<f64>> = (0..16)
+                        .map(|_| {
+                            (0..n * ad)
+                                .map(|_| if zero { 0.0 } else { rng.uniform_in(-1.0, 1.0) })
+                                .collect()
+                        })
+                        .collect();
+                    let actions = if zero { "zero" } else { "random" };
+                    let label = format!("{id} {actions} actions, {threads} thread(s)");
+                    setups.push((label, b, acts, 0.0f64));
+                }
+            }
+        }
+        for _ in 0..9 {
+            for (_, b, acts, best) in &mut setups {
+                let t = std::time::Instant::now();
+                for s in 0..100 {
+                    b.step(&acts[s % 16]).expect("step");
+                }
+                *best = best.max((100 * n) as f64 / t.elapsed().as_secs_f64());
+            }
+        }
+        for (label, _, _, best) in &setups {
+            println!("{label}: {:.0} k env-steps/s", best / 1e3);
+        }
     }
 
     #[test]

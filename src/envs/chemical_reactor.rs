@@ -12,10 +12,13 @@
 //! Time in minutes. The agent sets the coolant temperature Tc; above about 304 K the reactor runs
 //! away thermally, which is what the safety constraints are about.
 
-use super::{reject_unknown, take, take_number, Config, ConfigValue, ProcessModel, StepItem};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use super::{reject_unknown, take, take_number, Config, ConfigValue, ProcessModel, StepItem, Team};
 use crate::elementary;
 use crate::errors::CoreError;
-use crate::integrate::{dopri5_lanes, Job, LaneRhs, Tolerance};
+use crate::integrate::{dopri5_lanes, dopri5_queue, Job, JobQueue, LaneRhs, Tolerance};
 use crate::rng::Rng;
 use crate::spec::{ConstraintKind, ConstraintSpec, EnvSpec, Severity, Variable};
 
@@ -118,6 +121,119 @@ pub fn advance_many(jobs: &mut [Job<2>]) {
         2..LANES => dopri5_lanes::<2, 2, _>(rhs_lanes::<2>, jobs, DT_MIN, TOL),
         _ => advance_lanes(jobs),
     }
+}
+
+/// The calling thread alone.
+struct Solo;
+
+impl Team for Solo {
+    fn size(&self) -> usize {
+        1
+    }
+
+    fn run(&self, work: &(dyn Fn() + Sync)) {
+        work();
+    }
+}
+
+/// Integrates many reactors over one step each on every thread of `team`; the same results as
+/// [`advance`] one by one, whatever the team.
+///
+/// Why a shared queue: a step's cost varies a hundredfold between reactors (a calm one takes a
+/// handful of trial steps; one in runaway, stiff, a few hundred), so fixed shares per thread
+/// leave threads idle behind the one that drew the runaways, and a thread's lanes idle behind
+/// its last long problem. Every thread's lanes take problems from one queue, costliest first
+/// (the step size each problem last needed predicts its cost), so long problems start early and
+/// the short ones fill in around them.
+pub fn advance_shared(jobs: &mut [Job<2>], team: &dyn Team) {
+    if jobs.len() < LANES {
+        return advance_many(jobs);
+    }
+    let order = costliest_first(jobs);
+    let cursor = AtomicUsize::new(0);
+    let solved: Mutex<Vec<(usize, Job<2>)>> = Mutex::new(Vec::with_capacity(jobs.len()));
+    let input: &[Job<2>] = jobs;
+    team.run(&|| {
+        let mut queue = SharedQueue {
+            jobs: input,
+            order: &order,
+            cursor: &cursor,
+            solved: Vec::new(),
+        };
+        advance_queue(&mut queue);
+        solved
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .append(&mut queue.solved);
+    });
+    for (i, job) in solved.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        jobs[i] = job;
+    }
+}
+
+/// Job indices by expected cost, costliest first: bucketed by `log2(DT_MIN / h)` (trial steps
+/// grow with `1 / h`), in index order within a bucket. A counting sort: linear time.
+fn costliest_first(jobs: &[Job<2>]) -> Vec<u32> {
+    const BUCKETS: usize = 16;
+    let bucket = |j: &Job<2>| -> usize {
+        let r = DT_MIN / j.h;
+        if !(r.is_finite() && r > 1.0) {
+            return BUCKETS - 1; // a full-span first try: the cheapest
+        }
+        let log2 = ((r.to_bits() >> 52) & 0x7ff) as usize - 1023;
+        BUCKETS - 1 - log2.min(BUCKETS - 1)
+    };
+    let mut starts = [0usize; BUCKETS + 1];
+    for j in jobs {
+        starts[bucket(j) + 1] += 1;
+    }
+    for b in 0..BUCKETS {
+        starts[b + 1] += starts[b];
+    }
+    let mut order = vec![0u32; jobs.len()];
+    for (i, j) in jobs.iter().enumerate() {
+        let b = bucket(j);
+        order[starts[b]] = i as u32;
+        starts[b] += 1;
+    }
+    order
+}
+
+/// The problems of a batch handed out in `order` to every thread that asks, one at a time.
+struct SharedQueue<'a> {
+    jobs: &'a [Job<2>],
+    order: &'a [u32],
+    cursor: &'a AtomicUsize,
+    solved: Vec<(usize, Job<2>)>,
+}
+
+impl JobQueue<2> for SharedQueue<'_> {
+    fn take(&mut self) -> Option<(usize, Job<2>)> {
+        let k = self.cursor.fetch_add(1, Ordering::Relaxed);
+        let i = *self.order.get(k)? as usize;
+        Some((i, self.jobs[i]))
+    }
+
+    fn put(&mut self, id: usize, job: Job<2>) {
+        self.solved.push((id, job));
+    }
+}
+
+/// [`advance_many`]'s full-width lanes over a queue.
+fn advance_queue(queue: &mut SharedQueue<'_>) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2, checked just above.
+        unsafe { advance_queue_avx2(queue) };
+        return;
+    }
+    dopri5_queue::<2, LANES, _, _>(rhs_lanes::<LANES>, queue, DT_MIN, TOL);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn advance_queue_avx2(queue: &mut SharedQueue<'_>) {
+    dopri5_queue::<2, AVX2_LANES, _, _>(rhs_lanes::<AVX2_LANES>, queue, DT_MIN, TOL);
 }
 
 /// The full-width lanes, with AVX2 where the CPU has it (twice the lanes per instruction of
@@ -312,6 +428,14 @@ impl ProcessModel for ChemicalReactor {
     }
 
     fn step_many(&self, items: &mut [StepItem<'_>]) {
+        self.step_batch(items, &Solo);
+    }
+
+    fn steps_whole_batch(&self) -> bool {
+        true
+    }
+
+    fn step_batch(&self, items: &mut [StepItem<'_>], team: &dyn Team) {
         let mut jobs: Vec<Job<2>> = items
             .iter()
             .map(|it| Job {
@@ -320,7 +444,7 @@ impl ProcessModel for ChemicalReactor {
                 h: it.state[H],
             })
             .collect();
-        advance_many(&mut jobs);
+        advance_shared(&mut jobs, team);
         for (it, j) in items.iter_mut().zip(&jobs) {
             it.reward = self.finish_step(it.state, it.action[0], j.x, j.h, it.t, it.rng);
         }

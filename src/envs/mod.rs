@@ -54,6 +54,17 @@ pub struct StepItem<'a> {
     pub reward: f64,
 }
 
+/// The threads of one batch step, for a model that shares the step's work among them
+/// (see [`ProcessModel::step_batch`]).
+pub trait Team: Sync {
+    /// Threads taking part, the calling thread included.
+    fn size(&self) -> usize;
+
+    /// Runs `work` once on every thread of the team, the calling thread included, and returns
+    /// when every run has returned.
+    fn run(&self, work: &(dyn Fn() + Sync));
+}
+
 /// A process model: the physics of one environment.
 pub trait ProcessModel: Send + Sync {
     /// The spec (variables, actions, constraints).
@@ -75,6 +86,22 @@ pub trait ProcessModel: Send + Sync {
         for it in items {
             it.reward = self.step(it.state, it.action, it.t, it.rng);
         }
+    }
+
+    /// Whether a batch hands this model all its stepping envs at once
+    /// ([`ProcessModel::step_batch`]) rather than a lane of envs per thread
+    /// ([`ProcessModel::step_many`]). Worth it when the cost of a step varies widely between
+    /// envs (adaptive integration), so that threads pulling envs one by one from a shared queue
+    /// balance better than fixed lanes.
+    fn steps_whole_batch(&self) -> bool {
+        false
+    }
+
+    /// Steps every stepping env of a batch, sharing the work among `team`; the same results as
+    /// [`ProcessModel::step`] on each in turn.
+    fn step_batch(&self, items: &mut [StepItem<'_>], team: &dyn Team) {
+        let _ = team;
+        self.step_many(items);
     }
 
     /// Writes the observation of `state` at episode step `t` (the number of steps taken so far).
