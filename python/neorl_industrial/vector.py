@@ -179,9 +179,14 @@ class VectorIndustrialEnv(VectorEnv):
         for one-dimensional actions), under the same rules as a single env's ``step``: any real dtype and
         layout; bool/complex/object/string dtypes, another shape, NaN or inf raise
         :class:`~neorl_industrial.InvalidActionError` naming the env and element, and no env steps."""
+        # The core builds the usual info itself; with same-step autoreset some env ends and
+        # resets in most steps, and that info is built here.
+        same_step = self.autoreset_mode == AutoresetMode.SAME_STEP
         with self._exclusive:
-            out = self._core.step(actions)
+            out = self._core.step(actions, info=not same_step)
             self.safety.record_step(out)
+        if not same_step:
+            return out["obs"], out["reward"], out["terminated"], out["truncated"], out["info"]
         stepped = out["stepped"]
         everyone = np.ones(self.num_envs, dtype=np.bool_)
         info: dict[str, Any] = {}

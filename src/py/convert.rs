@@ -84,23 +84,40 @@ fn array_actions(
         }
     }
     check_shape(arr.shape(), expected, alt)?;
+    // C-contiguous arrays are read as slices (a plain loop); others (Fortran order, strided
+    // views) element by element in logical (row-major) order.
     if let Ok(a) = obj.cast::<PyArrayDyn<f64>>() {
-        return Ok(a.readonly().as_array().iter().copied().collect());
+        let a = a.readonly();
+        return Ok(match c_slice(&a) {
+            Ok(s) => s.to_vec(),
+            Err(_) => a.as_array().iter().copied().collect(),
+        });
     }
     if let Ok(a) = obj.cast::<PyArrayDyn<f32>>() {
-        return Ok(a
-            .readonly()
-            .as_array()
-            .iter()
-            .map(|&x| f64::from(x))
-            .collect());
+        let a = a.readonly();
+        return Ok(match c_slice(&a) {
+            Ok(s) => s.iter().map(|&x| f64::from(x)).collect(),
+            Err(_) => a.as_array().iter().map(|&x| f64::from(x)).collect(),
+        });
     }
     // float16, long double, integers, a foreign byte order: numpy converts to native float64.
     let converted = obj
         .call_method1("astype", ("float64",))
         .map_err(|e| readable(obj.py(), e, "could not convert the action to float64"))?;
-    let a = converted.cast::<PyArrayDyn<f64>>()?;
-    Ok(a.readonly().as_array().iter().copied().collect())
+    let a = converted.cast::<PyArrayDyn<f64>>()?.readonly();
+    Ok(match c_slice(&a) {
+        Ok(s) => s.to_vec(),
+        Err(_) => a.as_array().iter().copied().collect(),
+    })
+}
+
+/// The array's elements in row-major order as one slice, if its memory is laid out so.
+fn c_slice<'a, T: numpy::Element>(a: &'a numpy::PyReadonlyArrayDyn<'_, T>) -> Result<&'a [T], ()> {
+    if a.is_c_contiguous() {
+        a.as_slice().map_err(|_| ())
+    } else {
+        Err(())
+    }
 }
 
 /// An ordinary exception raised while reading user input becomes an [`CoreError::InvalidAction`];

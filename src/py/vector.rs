@@ -15,7 +15,7 @@ use crate::py::telemetry::MetricsRegistry;
 use crate::safety::config;
 use crate::safety::{Kind, SafetyEvent, Shield};
 use crate::spec::Variable;
-use crate::vector::{Autoreset, Readings, Snapshot, VecCore};
+use crate::vector::{Autoreset, Readings, Row, Snapshot, VecCore};
 
 /// A batch of environments in Rust.
 ///
@@ -32,6 +32,8 @@ use crate::vector::{Autoreset, Readings, Snapshot, VecCore};
 pub struct CoreVecEnv {
     core: VecCore,
     names: Vec<Py<PyString>>,
+    /// `_<name>`: the mask keys of the vector info's per-constraint entries.
+    mask_names: Vec<Py<PyString>>,
     keys: Keys,
 }
 
@@ -45,6 +47,8 @@ struct Keys {
     cost: Py<PyString>,
     shield: Py<PyString>,
     shutdown: Py<PyString>,
+    /// `_<key>` of the keys above, in the same order.
+    masks: [Py<PyString>; 8],
 }
 
 impl Keys {
@@ -59,6 +63,17 @@ impl Keys {
             cost: k("cost"),
             shield: k("shield"),
             shutdown: k("shutdown_reason"),
+            masks: [
+                "_action",
+                "_constraints",
+                "_margins",
+                "_violations",
+                "_clipped",
+                "_cost",
+                "_shield",
+                "_shutdown_reason",
+            ]
+            .map(k),
         }
     }
 }
@@ -200,16 +215,19 @@ impl CoreVecEnv {
             let m = reg.inner().env_metrics(id, &types, &severities, &names);
             core.set_metrics(Some(m));
         }
-        let names = core
-            .checker()
-            .set
-            .constraints
+        let constraints = &core.checker().set.constraints;
+        let names = constraints
             .iter()
             .map(|c| PyString::intern(py, &c.name).unbind())
+            .collect();
+        let mask_names = constraints
+            .iter()
+            .map(|c| PyString::intern(py, &format!("_{}", c.name)).unbind())
             .collect();
         Ok(Self {
             core,
             names,
+            mask_names,
             keys: Keys::new(py),
         })
     }
@@ -359,10 +377,12 @@ impl CoreVecEnv {
     /// ``shutdown`` (index of the critical constraint, -1: none), ``episode_return``, ``events``
     /// (a dict of columns), and with same_step autoreset ``final_mask``, ``final_obs``, ``final_values``,
     /// ``final_margins``, ``final_active``.
+    #[pyo3(signature = (actions, info=false))]
     fn step<'py>(
         &mut self,
         py: Python<'py>,
         actions: &Bound<'py, PyAny>,
+        info: bool,
     ) -> PyResult<Bound<'py, PyDict>> {
         let (n, ad) = (self.core.num_envs(), self.act_dim());
         let alt = [n];
@@ -392,6 +412,9 @@ impl CoreVecEnv {
         col!("episode_return", |r| r.episode_return);
         d.set_item("obs", to2(py, out.obs, n, od)?)?;
         d.set_item("action", to2(py, out.action, n, ad)?)?;
+        if info {
+            d.set_item("info", self.vector_info(py, &d, rows, &out.readings)?)?;
+        }
         let [v, m, a] = self.readings(py, out.readings)?;
         d.set_item("values", v)?;
         d.set_item("margins", m)?;
@@ -512,6 +535,70 @@ impl CoreVecEnv {
             to2(py, r.margins, n, k)?.into_any(),
             to2(py, r.active, n, k)?.into_any(),
         ])
+    }
+
+    /// The vector env's info for a step in which no env ended and reset (Gymnasium's layout: a
+    /// value array and a `_key` mask per key). Step entries are masked by the envs that stepped
+    /// (zeros elsewhere), readings cover every env; the step arrays are the ones in `d`.
+    fn vector_info<'py>(
+        &self,
+        py: Python<'py>,
+        d: &Bound<'py, PyDict>,
+        rows: &[Row],
+        r: &Readings,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let (n, k) = (self.core.num_envs(), self.names.len());
+        let (keys, info) = (&self.keys, PyDict::new(py));
+        let stepped: Vec<bool> = rows.iter().map(|r| r.stepped).collect();
+        if stepped.iter().any(|&s| s) {
+            let [m_action, _, _, _, m_clipped, m_cost, m_shield, m_shutdown] = &keys.masks;
+            for (key, mask, col) in [
+                (&keys.action, m_action, "action"),
+                (&keys.clipped, m_clipped, "clipped"),
+                (&keys.cost, m_cost, "cost"),
+                (&keys.shield, m_shield, "shield"),
+            ] {
+                info.set_item(key.bind(py), d.get_item(col)?)?;
+                info.set_item(mask.bind(py), PyArray1::from_slice(py, &stepped))?;
+            }
+            let down: Vec<bool> = rows
+                .iter()
+                .map(|r| r.stepped && r.shutdown.is_some())
+                .collect();
+            if down.iter().any(|&b| b) {
+                let reasons: Vec<Py<PyAny>> = rows
+                    .iter()
+                    .zip(&down)
+                    .map(|(r, &dn)| match r.shutdown.map(usize::from) {
+                        Some(c) if dn && c < k => self.names[c].clone_ref(py).into_any(),
+                        _ => py.None(),
+                    })
+                    .collect();
+                info.set_item(keys.shutdown.bind(py), PyArray1::from_vec(py, reasons))?;
+                info.set_item(m_shutdown.bind(py), PyArray1::from_vec(py, down))?;
+            }
+        }
+        let everyone = vec![true; n];
+        let [_, m_constraints, m_margins, m_violations, ..] = &keys.masks;
+        macro_rules! table {
+            ($key:expr, $mask:expr, $table:expr) => {{
+                let sub = PyDict::new(py);
+                for j in 0..k {
+                    let col: Vec<_> = (0..n).map(|i| $table[i * k + j]).collect();
+                    sub.set_item(self.names[j].bind(py), PyArray1::from_vec(py, col))?;
+                    sub.set_item(
+                        self.mask_names[j].bind(py),
+                        PyArray1::from_slice(py, &everyone),
+                    )?;
+                }
+                info.set_item($key.bind(py), sub)?;
+                info.set_item($mask.bind(py), PyArray1::from_slice(py, &everyone))?;
+            }};
+        }
+        table!(keys.constraints, m_constraints, r.values);
+        table!(keys.margins, m_margins, r.margins);
+        table!(keys.violations, m_violations, r.active);
+        Ok(info)
     }
 
     /// Single env: ``constraints``, ``margins`` and ``violations`` dicts keyed by constraint name.
