@@ -380,24 +380,8 @@ impl VecCore {
                 continue;
             };
             match e.kind {
-                EventKind::IncidentOpened => {
-                    violations[c] += 1;
-                    m.log_violation(
-                        c,
-                        e.env,
-                        e.value,
-                        self.checker.set.constraints[c].limit_near(e.value),
-                    );
-                }
-                EventKind::EmergencyShutdown => {
-                    shutdowns[c] += 1;
-                    m.log_shutdown(
-                        c,
-                        e.env,
-                        e.value,
-                        self.checker.set.constraints[c].limit_near(e.value),
-                    );
-                }
+                EventKind::IncidentOpened => violations[c] += 1,
+                EventKind::EmergencyShutdown => shutdowns[c] += 1,
                 EventKind::IncidentClosed | EventKind::IncidentClosedByEpisodeEnd
                     if e.alarm.response_seconds.is_finite() =>
                 {
@@ -406,6 +390,7 @@ impl VecCore {
                 _ => {}
             }
         }
+        self.log_events(m, events, violations, shutdowns);
         let returns: Vec<f64> = rows
             .iter()
             .filter(|r| r.terminated || r.truncated)
@@ -422,6 +407,52 @@ impl VecCore {
         });
         if self.autoreset == Autoreset::Disabled && shutdowns.iter().any(|&s| s > 0) {
             m.set_safety_state(SafetyState::ShutDown);
+        }
+    }
+
+    /// Logs the batch's new violations and shutdowns in event order. The rate limiter decides
+    /// once per constraint for the batch's count (a flood of thousands per step then costs a
+    /// handful of decisions, not thousands), and every violation takes an id, logged or not.
+    fn log_events(
+        &self,
+        m: &EnvMetrics,
+        events: &[SafetyEvent],
+        violations: &[u64],
+        shutdowns: &[u64],
+    ) {
+        let opened: u64 = violations.iter().sum();
+        if opened == 0 && shutdowns.iter().all(|&s| s == 0) {
+            return;
+        }
+        let mut v_pass: Vec<u64> = (0..violations.len())
+            .map(|c| m.violations_passing(c, violations[c]))
+            .collect();
+        let mut s_pass: Vec<u64> = (0..shutdowns.len())
+            .map(|c| m.shutdowns_passing(c, shutdowns[c]))
+            .collect();
+        let mut id = m.take_violation_ids(opened);
+        if v_pass.iter().chain(&s_pass).all(|&p| p == 0) {
+            return;
+        }
+        for e in events {
+            let Some(c) = e.constraint.map(usize::from) else {
+                continue;
+            };
+            let limit = || self.checker.set.constraints[c].limit_near(e.value);
+            match e.kind {
+                EventKind::IncidentOpened => {
+                    id += 1;
+                    if v_pass[c] > 0 {
+                        v_pass[c] -= 1;
+                        m.log_violation_passed(c, e.env, e.value, limit(), id);
+                    }
+                }
+                EventKind::EmergencyShutdown if s_pass[c] > 0 => {
+                    s_pass[c] -= 1;
+                    m.log_shutdown_passed(c, e.env, e.value, limit());
+                }
+                _ => {}
+            }
         }
     }
 

@@ -164,6 +164,67 @@ impl EnvMetrics {
         id
     }
 
+    /// How many of `count` new violations of constraint `k` the rate limiter lets be logged now
+    /// (one decision for a batch's worth).
+    pub fn violations_passing(&self, k: usize, count: u64) -> u64 {
+        logging::safety_violations_passing(&self.env_id, self.name(k), count)
+    }
+
+    /// How many of `count` emergency shutdowns by constraint `k` may be logged now.
+    pub fn shutdowns_passing(&self, k: usize, count: u64) -> u64 {
+        logging::emergency_shutdowns_passing(&self.env_id, self.name(k), count)
+    }
+
+    /// Reserves `count` violation ids; the first is the returned number plus one.
+    pub fn take_violation_ids(&self, count: u64) -> u64 {
+        self.violation_ids
+            .fetch_add(count, std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Logs a violation of constraint `k` with id number `id`, already let through by
+    /// [`EnvMetrics::violations_passing`].
+    pub fn log_violation_passed(
+        &self,
+        k: usize,
+        env_index: usize,
+        current_value: f64,
+        limit: f64,
+        id: u64,
+    ) {
+        let id = format!("sv-{id:06}");
+        logging::safety_violation_passed(&SafetyEvent {
+            env: &self.env_id,
+            env_index: Some(env_index),
+            constraint: self.name(k),
+            constraint_type: self
+                .constraint_types
+                .get(k)
+                .map_or("unknown", |s| s.as_str()),
+            severity: self.severities.get(k).copied().unwrap_or("warning"),
+            current_value,
+            limit,
+            violation_id: &id,
+        });
+    }
+
+    /// Logs an emergency shutdown by constraint `k`, already let through by
+    /// [`EnvMetrics::shutdowns_passing`].
+    pub fn log_shutdown_passed(&self, k: usize, env_index: usize, current_value: f64, limit: f64) {
+        logging::emergency_shutdown_passed(
+            &self.env_id,
+            Some(env_index),
+            self.name(k),
+            current_value,
+            limit,
+        );
+    }
+
+    fn name(&self, k: usize) -> &str {
+        self.constraint_names
+            .get(k)
+            .map_or("unknown", |s| s.as_str())
+    }
+
     /// Logs an emergency shutdown caused by constraint `k` (rate-limited).
     pub fn log_shutdown(&self, k: usize, env_index: usize, current_value: f64, limit: f64) {
         let reason = self

@@ -137,6 +137,40 @@ impl RateLimiter {
         Verdict::Drop
     }
 
+    /// Decides for `count` occurrences of the event `key` at once, as `count` calls of
+    /// [`RateLimiter::check`] at the same instant would: how many to emit (the first ones), and
+    /// the earlier repetitions to report before them (with their description).
+    pub fn check_many(
+        &self,
+        key: u64,
+        count: u64,
+        what: impl FnOnce() -> String,
+    ) -> (u64, Option<(u64, String)>) {
+        if count == 0 {
+            return (0, None);
+        }
+        let (mut emit, mut report) = (0, None);
+        if let Verdict::Emit { suppressed, what } = self.check(key, what) {
+            emit += 1;
+            if suppressed > 0 {
+                report = Some((suppressed, what));
+            }
+        }
+        // The rest within the same window: pass while the burst lasts, count the others.
+        let burst = u64::from(self.burst.load(Ordering::Relaxed));
+        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        // `check` may have put the key in the shared overflow slot (0).
+        let key = if slots.contains_key(&key) { key } else { 0 };
+        let Some(slot) = slots.get_mut(&key) else {
+            return (emit, report);
+        };
+        let rest = count - 1;
+        let pass = rest.min(burst.saturating_sub(u64::from(slot.passed)));
+        slot.passed += pass as u32;
+        slot.suppressed += rest - pass;
+        (emit + pass, report)
+    }
+
     /// Takes every pending suppressed count, as `(what, count)`.
     pub fn drain(&self) -> Vec<(String, u64)> {
         let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
@@ -197,6 +231,29 @@ pub fn flush_suppressed() {
     }
 }
 
+/// How many of `count` safety violations of `constraint` in `env` to log now (see
+/// [`RateLimiter::check_many`]); reports what was suppressed before.
+pub fn safety_violations_passing(env: &str, constraint: &str, count: u64) -> u64 {
+    passing(&["violation", env, constraint], count, || {
+        format!("safety violation (env {env:?}, constraint {constraint:?})")
+    })
+}
+
+/// How many of `count` emergency shutdowns for `reason` in `env` to log now.
+pub fn emergency_shutdowns_passing(env: &str, reason: &str, count: u64) -> u64 {
+    passing(&["shutdown", env, reason], count, || {
+        format!("emergency shutdown (env {env:?}, reason {reason:?})")
+    })
+}
+
+fn passing(parts: &[&str], count: u64, what: impl FnOnce() -> String) -> u64 {
+    let (emit, report) = limiter().check_many(key(parts), count, what);
+    if let Some((n, what)) = report {
+        summary(SAFETY, n, &what);
+    }
+    emit
+}
+
 /// A fresh violation id (`sv-000001`, ...), unique within `seq`'s registry.
 pub fn violation_id(seq: &AtomicU64) -> String {
     format!("sv-{:06}", seq.fetch_add(1, Ordering::Relaxed) + 1)
@@ -216,6 +273,11 @@ pub fn safety_violation(e: &SafetyEvent<'_>) {
     }) {
         return;
     }
+    safety_violation_passed(e);
+}
+
+/// Logs a safety violation the rate limiter has already let through.
+pub fn safety_violation_passed(e: &SafetyEvent<'_>) {
     let idx = index(e.env_index);
     if e.severity == "critical" {
         tracing::error!(target: SAFETY, constraint = e.constraint, constraint_type = e.constraint_type, severity = e.severity, current_value = e.current_value, limit = e.limit, violation_id = e.violation_id, env = e.env, env_index = idx, "safety violation");
@@ -237,6 +299,17 @@ pub fn emergency_shutdown(
     }) {
         return;
     }
+    emergency_shutdown_passed(env, env_index, reason, current_value, limit);
+}
+
+/// Logs an emergency shutdown the rate limiter has already let through.
+pub fn emergency_shutdown_passed(
+    env: &str,
+    env_index: Option<usize>,
+    reason: &str,
+    current_value: f64,
+    limit: f64,
+) {
     let idx = index(env_index);
     tracing::error!(target: SAFETY, reason = reason, current_value = current_value, limit = limit, env = env, env_index = idx, "emergency shutdown");
 }
@@ -367,6 +440,27 @@ mod tests {
         assert_eq!(l.check(7, w), Verdict::Drop);
         assert_eq!(l.drain(), vec![("x".to_string(), 1)]);
         assert!(l.drain().is_empty());
+    }
+
+    #[test]
+    fn check_many_decides_as_repeated_checks_would() {
+        let (one, many) = (
+            RateLimiter::new(Duration::from_secs(60), 5),
+            RateLimiter::new(Duration::from_secs(60), 5),
+        );
+        let mut emitted = 0;
+        for count in [3u64, 0, 4, 10, 1] {
+            let singles = (0..count)
+                .filter(|_| one.check(7, || "x".into()) != Verdict::Drop)
+                .count() as u64;
+            let (emit, report) = many.check_many(7, count, || "x".into());
+            assert_eq!(emit, singles, "batch of {count}");
+            assert!(report.is_none());
+            emitted += emit;
+        }
+        assert_eq!(emitted, 5);
+        assert_eq!(many.drain(), one.drain());
+        assert_eq!(many.drain(), Vec::new());
     }
 
     #[test]
