@@ -244,7 +244,7 @@ def main() -> None:
     print("2. scrape of the full registry")
     bench_scrape(200 if a.quick else 1000)
     print("3. stepping while scraped 100 times a second")
-    # With every core stepping, the scraping client (on this machine too) preempts a rayon worker
+    # With every core stepping, the scraping client (on this machine too) preempts a stepping thread
     # and the batch waits for it; with one core left free the cost is the exporter's own.
     for threads in (None, 1):
         bench_scrape_load(200 if a.quick else 500, 6 if a.quick else 16, threads)

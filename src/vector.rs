@@ -1,8 +1,8 @@
 //! A batch of environments stepped together.
 //!
 //! Layout: one flat `f64` buffer holds every env's row, `[model state | last signals]`, so an env is
-//! one contiguous chunk. The batch is cut into lanes of consecutive envs that rayon runs in
-//! parallel. Each env owns its RNG stream, seeded from `(seed + index)` as Gymnasium's vector envs
+//! one contiguous chunk. The batch is cut into lanes of consecutive envs that the batch's threads
+//! (the caller and its helpers, `crate::pool`) pull from one queue. Each env owns its RNG stream, seeded from `(seed + index)` as Gymnasium's vector envs
 //! do, so results never depend on the thread count, the lane size or the batch size: env `i` of a
 //! batch equals a single env seeded the same way.
 

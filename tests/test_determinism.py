@@ -1,5 +1,5 @@
 """Determinism of every environment: sha256 of long trajectories compared across processes, thread
-counts (rayon's global pool sized by ``RAYON_NUM_THREADS``, and private pools via ``num_threads``)
+counts (the shared pool sized by ``RAYON_NUM_THREADS``, and private pools via ``num_threads``)
 and batch sizes (env ``i`` of any batch, and the single env seeded ``seed + i``).
 
 Runs are compared with each other, not with stored hashes: the process models call the platform's
@@ -25,8 +25,8 @@ SCRIPT = Path(__file__).parent / "_trajectory.py"
 BATCH, STEPS = 256, 1000  # 256,000 env-steps per env and run: several episodes of every env
 
 
-def hashes_in_subprocess(rayon_threads: int, num_threads: str = "none") -> dict[str, str]:
-    env = {**os.environ, "RAYON_NUM_THREADS": str(rayon_threads)}
+def hashes_in_subprocess(shared_threads: int, num_threads: str = "none", spin_us: int = 200) -> dict[str, str]:
+    env = {**os.environ, "RAYON_NUM_THREADS": str(shared_threads), "NEORL_INDUSTRIAL_SPIN_US": str(spin_us)}
     p = subprocess.run(
         [sys.executable, str(SCRIPT), str(BATCH), str(STEPS), num_threads],
         capture_output=True, text=True, timeout=300, env=env, check=False,
@@ -37,11 +37,13 @@ def hashes_in_subprocess(rayon_threads: int, num_threads: str = "none") -> dict[
 
 @pytest.fixture(scope="module")
 def runs() -> dict[str, dict[str, str]]:
-    """Four fresh processes: rayon pools of 1 and 2 threads, a private pool of 3, and a repeat."""
+    """Five fresh processes: shared pools of 1 and 2 threads (RAYON_NUM_THREADS), the same 2 with helpers
+    that sleep at once between rounds, a private pool of 3, and a repeat."""
     return {
-        "rayon 1": hashes_in_subprocess(1),
-        "rayon 2": hashes_in_subprocess(2),
-        "rayon 2, again": hashes_in_subprocess(2),
+        "shared 1": hashes_in_subprocess(1),
+        "shared 2": hashes_in_subprocess(2),
+        "shared 2, again": hashes_in_subprocess(2),
+        "shared 2, no spinning": hashes_in_subprocess(2, spin_us=0),
         "num_threads=3": hashes_in_subprocess(1, "3"),
     }
 

@@ -224,7 +224,7 @@ def _step_a_fleet(queue: Any, parents_trail: AuditTrail) -> None:
 
 
 def test_async_vector_env_with_fork_after_the_core_is_busy(tmp_path: Path) -> None:
-    """Workers forked from a parent whose rayon pool, audit writer and exporter threads run."""
+    """Workers forked from a parent whose stepping threads, audit writer and exporter threads run."""
     import gymnasium as gym
 
     trail = AuditTrail(tmp_path / "parent.jsonl")

@@ -1,6 +1,6 @@
 """Vectorized environments: one :class:`gymnasium.vector.VectorEnv` over one Rust batch.
 
-The whole batch steps in Rust (rayon across envs, the GIL released); this class turns the core's
+The whole batch steps in Rust (lanes of envs across threads, the GIL released); this class turns the core's
 arrays into Gymnasium's return values, infos batched with ``_key`` masks exactly as Gymnasium's own
 vector envs batch them.
 """
@@ -72,8 +72,10 @@ class VectorIndustrialEnv(VectorEnv):
             ``SAME_STEP`` (ended envs reset within the step; ``info["final_obs"]`` and
             ``info["final_info"]`` hold what they ended with) or ``DISABLED`` (reset ended envs with
             ``reset(options={"reset_mask": mask})``).
-        num_threads: Threads stepping this batch (default: one per core, shared). Results are
-            identical for any value.
+        num_threads: Threads stepping this batch, the calling thread included (default: one per
+            core, or ``RAYON_NUM_THREADS``, with helpers shared by every batch). Results are
+            identical for any value. Idle helpers spin 200 µs before sleeping
+            (``NEORL_INDUSTRIAL_SPIN_US``; 0 sleeps at once).
         constraints: Constraint configuration (see :mod:`neorl_industrial.safety`): ``None`` keeps
             the env's defaults; a mapping overrides, drops (``None``) or adds constraints by name; a
             list replaces them; a path loads a YAML or TOML file.
