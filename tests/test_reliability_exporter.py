@@ -126,7 +126,9 @@ def test_health_probes_hold_while_every_attack_runs_at_once(server: Server) -> N
         "ConnectionResetError",
     }
     assert tallies[2].attempts > 50 and "200" not in tallies[2].replies, tallies[2]
-    assert tallies[3].attempts > 50 and set(tallies[3].replies) - {"closed"} <= {
+    # At the connection cap the server evicts its longest-idle connection: a client between two
+    # requests sees it closed, or reset when its next request was already on the way.
+    assert tallies[3].attempts > 50 and set(tallies[3].replies) - {"closed", "ConnectionResetError"} <= {
         "200",
         "404",
         "405",
