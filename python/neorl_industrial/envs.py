@@ -166,8 +166,13 @@ class IndustrialEnv(gym.Env[np.ndarray, np.ndarray]):
         another shape, NaN or inf raise :class:`~neorl_industrial.InvalidActionError` and leave the env
         untouched.
         """
-        with self._exclusive:
+        guard = self._exclusive
+        if not guard.try_enter():
+            guard.refuse()
+        try:
             out = self._core.step_single(action)
+        finally:
+            guard.leave()
         if self._trend is not None:
             self._trend.step(out[0], out[4])
         return out
