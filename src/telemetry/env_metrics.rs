@@ -144,13 +144,23 @@ impl EnvMetrics {
         limit: f64,
     ) -> String {
         let id = logging::violation_id(&self.violation_ids);
-        let ev = SafetyEvent {
+        logging::safety_violation(&self.violation(k, env_index, current_value, limit, &id));
+        id
+    }
+
+    /// The log record of a violation of constraint `k`.
+    fn violation<'a>(
+        &'a self,
+        k: usize,
+        env_index: usize,
+        current_value: f64,
+        limit: f64,
+        violation_id: &'a str,
+    ) -> SafetyEvent<'a> {
+        SafetyEvent {
             env: &self.env_id,
             env_index: Some(env_index),
-            constraint: self
-                .constraint_names
-                .get(k)
-                .map_or("unknown", |s| s.as_str()),
+            constraint: self.name(k),
             constraint_type: self
                 .constraint_types
                 .get(k)
@@ -158,10 +168,8 @@ impl EnvMetrics {
             severity: self.severities.get(k).copied().unwrap_or("warning"),
             current_value,
             limit,
-            violation_id: &id,
-        };
-        logging::safety_violation(&ev);
-        id
+            violation_id,
+        }
     }
 
     /// How many of `count` new violations of constraint `k` the rate limiter lets be logged now
@@ -191,20 +199,8 @@ impl EnvMetrics {
         limit: f64,
         id: u64,
     ) {
-        let id = format!("sv-{id:06}");
-        logging::safety_violation_passed(&SafetyEvent {
-            env: &self.env_id,
-            env_index: Some(env_index),
-            constraint: self.name(k),
-            constraint_type: self
-                .constraint_types
-                .get(k)
-                .map_or("unknown", |s| s.as_str()),
-            severity: self.severities.get(k).copied().unwrap_or("warning"),
-            current_value,
-            limit,
-            violation_id: &id,
-        });
+        let id = logging::violation_id_text(id);
+        logging::safety_violation_passed(&self.violation(k, env_index, current_value, limit, &id));
     }
 
     /// Logs an emergency shutdown by constraint `k`, already let through by

@@ -256,7 +256,12 @@ fn passing(parts: &[&str], count: u64, what: impl FnOnce() -> String) -> u64 {
 
 /// A fresh violation id (`sv-000001`, ...), unique within `seq`'s registry.
 pub fn violation_id(seq: &AtomicU64) -> String {
-    format!("sv-{:06}", seq.fetch_add(1, Ordering::Relaxed) + 1)
+    violation_id_text(seq.fetch_add(1, Ordering::Relaxed) + 1)
+}
+
+/// Violation id number `n` as logged (`sv-000001`, ...).
+pub fn violation_id_text(n: u64) -> String {
+    format!("sv-{n:06}")
 }
 
 fn index(i: Option<usize>) -> i64 {
