@@ -181,6 +181,8 @@ struct Crew {
     helpers: usize,
     shared: Arc<Shared>,
     threads: Vec<JoinHandle<()>>,
+    /// The process that started the helpers (after a fork they exist only there).
+    pid: u32,
 }
 
 impl std::fmt::Debug for Crew {
@@ -233,6 +235,7 @@ impl Crew {
             helpers: threads.len(),
             shared,
             threads,
+            pid: std::process::id(),
         })
     }
 
@@ -325,6 +328,15 @@ impl Shared {
 
 impl Drop for Crew {
     fn drop(&mut self) {
+        if std::process::id() != self.pid {
+            // Dropped in a forked child (a batch inherited from the parent): the helpers do not
+            // exist here, so there is nothing to stop or join, and a lock one of them held at
+            // the fork would stay held.
+            for t in self.threads.drain(..) {
+                std::mem::forget(t);
+            }
+            return;
+        }
         self.shared.stop.store(true, Ordering::Relaxed);
         {
             let _r = self.shared.round.lock().unwrap_or_else(|p| p.into_inner());

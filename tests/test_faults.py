@@ -223,6 +223,39 @@ def _step_a_fleet(queue: Any, parents_trail: AuditTrail) -> None:
     queue.put((envs.safety.steps, lost, parents_trail.last_error))
 
 
+FORK_AND_DROP = """
+import gc, os, sys
+import numpy as np
+import neorl_industrial as ni
+envs = ni.make_vec("IndustrialBenchmark-v0", num_envs=64, num_threads=2)
+envs.reset(seed=0)
+envs.step(np.zeros((64, 3)))  # the private pool's helpers now run in this process
+pid = os.fork()
+if pid == 0:
+    if sys.argv[1] == "step":  # helpers of its own in the child, then dropped with the batch
+        out = envs.step(np.zeros((64, 3)))
+        assert np.isfinite(out[1]).all()
+    del envs
+    gc.collect()
+    os._exit(0)
+_, status = os.waitpid(pid, 0)
+envs.step(np.zeros((64, 3)))  # the parent's helpers are untouched
+print("child status", status)
+"""
+
+
+@pytest.mark.parametrize("child", ["drop", "step"])
+def test_a_batch_inherited_by_a_forked_child_can_be_dropped_there(child: str) -> None:
+    """The parent's helper threads do not exist in the child: dropping the batch there must neither join
+    them (a panic or a hang) nor touch their locks."""
+    p = subprocess.run(
+        [sys.executable, "-c", FORK_AND_DROP, child], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert p.returncode == 0, p.stderr
+    assert "child status 0" in p.stdout, p.stdout + p.stderr
+    assert "panicked" not in p.stderr and "Exception" not in p.stderr, p.stderr
+
+
 def test_async_vector_env_with_fork_after_the_core_is_busy(tmp_path: Path) -> None:
     """Workers forked from a parent whose stepping threads, audit writer and exporter threads run."""
     import gymnasium as gym
