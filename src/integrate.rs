@@ -234,7 +234,7 @@ fn lane_axpy<const N: usize, const L: usize>(
 ///
 /// Every lane does exactly the arithmetic a lane of `dopri5_lanes::<N, 1>` does, so a problem's
 /// result does not depend on `L`, on its neighbours or on the order of `jobs`.
-#[inline(always)] // into the callers' target features (see chemical_reactor::advance_lanes)
+#[inline(always)] // into the callers' target features (see chemical_reactor::advance_queue)
 pub fn dopri5_lanes<const N: usize, const L: usize, F>(
     f: F,
     jobs: &mut [Job<N>],
@@ -243,7 +243,7 @@ pub fn dopri5_lanes<const N: usize, const L: usize, F>(
 ) where
     F: Fn(&LaneRhs<N, L>, &[f64; L]) -> LaneRhs<N, L>,
 {
-    dopri5_queue::<N, L, F, _>(f, &mut InPlace { jobs, next: 0 }, span, tol);
+    dopri5_queue::<N, L, F, _>(f, &mut InPlace::new(jobs), span, tol);
 }
 
 /// Where [`dopri5_queue`] takes its problems from and gives them back: problems are handed out
@@ -256,9 +256,16 @@ pub trait JobQueue<const N: usize> {
 }
 
 /// The problems of a slice, solved in place.
-struct InPlace<'a, const N: usize> {
+pub struct InPlace<'a, const N: usize> {
     jobs: &'a mut [Job<N>],
     next: usize,
+}
+
+impl<'a, const N: usize> InPlace<'a, N> {
+    /// A queue over `jobs`, handed out in order.
+    pub fn new(jobs: &'a mut [Job<N>]) -> Self {
+        Self { jobs, next: 0 }
+    }
 }
 
 impl<const N: usize> JobQueue<N> for InPlace<'_, N> {
@@ -276,7 +283,7 @@ impl<const N: usize> JobQueue<N> for InPlace<'_, N> {
 /// [`dopri5_lanes`] over the problems of a queue, which may be shared with other threads each
 /// running their own lanes: a lane whose problem ends takes the next one from the queue.
 #[allow(clippy::needless_range_loop)] // lanes are indexed in step across several arrays
-#[inline(always)] // into the callers' target features (see chemical_reactor::advance_lanes)
+#[inline(always)] // into the callers' target features (see chemical_reactor::advance_queue)
 pub fn dopri5_queue<const N: usize, const L: usize, F, Q>(
     f: F,
     jobs: &mut Q,

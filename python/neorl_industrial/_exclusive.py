@@ -45,7 +45,7 @@ class Exclusive:
         )
 
     def __enter__(self) -> None:
-        if not self._lock.acquire(blocking=False):
+        if not self.try_enter():
             self.refuse()
 
     def __exit__(self, *exc: object) -> None:

@@ -18,7 +18,7 @@ use std::sync::Mutex;
 use super::{reject_unknown, take, take_number, Config, ConfigValue, ProcessModel, StepItem, Team};
 use crate::elementary;
 use crate::errors::CoreError;
-use crate::integrate::{dopri5_lanes, dopri5_queue, Job, JobQueue, LaneRhs, Tolerance};
+use crate::integrate::{dopri5_lanes, dopri5_queue, InPlace, Job, JobQueue, LaneRhs, Tolerance};
 use crate::rng::Rng;
 use crate::spec::{ConstraintKind, ConstraintSpec, EnvSpec, Severity, Variable};
 
@@ -119,7 +119,7 @@ pub fn advance_many(jobs: &mut [Job<2>]) {
         0 => {}
         1 => dopri5_lanes::<2, 1, _>(rhs_lanes::<1>, jobs, DT_MIN, TOL),
         2..LANES => dopri5_lanes::<2, 2, _>(rhs_lanes::<2>, jobs, DT_MIN, TOL),
-        _ => advance_lanes(jobs),
+        _ => advance_queue(&mut InPlace::new(jobs)),
     }
 }
 
@@ -219,8 +219,9 @@ impl JobQueue<2> for SharedQueue<'_> {
     }
 }
 
-/// [`advance_many`]'s full-width lanes over a queue.
-fn advance_queue(queue: &mut SharedQueue<'_>) {
+/// The full-width lanes over a queue, with AVX2 where the CPU has it (twice the lanes per
+/// instruction of the SSE2 baseline; the same IEEE operations, so the same results).
+fn advance_queue<Q: JobQueue<2>>(queue: &mut Q) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU supports AVX2, checked just above.
@@ -232,26 +233,8 @@ fn advance_queue(queue: &mut SharedQueue<'_>) {
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn advance_queue_avx2(queue: &mut SharedQueue<'_>) {
+unsafe fn advance_queue_avx2<Q: JobQueue<2>>(queue: &mut Q) {
     dopri5_queue::<2, AVX2_LANES, _, _>(rhs_lanes::<AVX2_LANES>, queue, DT_MIN, TOL);
-}
-
-/// The full-width lanes, with AVX2 where the CPU has it (twice the lanes per instruction of
-/// the SSE2 baseline; the same IEEE operations, so the same results).
-fn advance_lanes(jobs: &mut [Job<2>]) {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU supports AVX2, checked just above.
-        unsafe { advance_lanes_avx2(jobs) };
-        return;
-    }
-    dopri5_lanes::<2, LANES, _>(rhs_lanes::<LANES>, jobs, DT_MIN, TOL);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn advance_lanes_avx2(jobs: &mut [Job<2>]) {
-    dopri5_lanes::<2, AVX2_LANES, _>(rhs_lanes::<AVX2_LANES>, jobs, DT_MIN, TOL);
 }
 
 /// The exothermic CSTR.
