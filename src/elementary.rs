@@ -22,25 +22,34 @@ pub fn exp(x: f64) -> f64 {
     let kd = x * LOG2_E + SHIFTER;
     let n = kd - SHIFTER;
     let r = (x - n * LN2_HI) - n * LN2_LO;
-    // Taylor polynomial of degree 13: truncation below 4e-18 relative on |r| <= 0.347.
-    let mut p = 1.0 / 6_227_020_800.0;
-    for c in [
-        1.0 / 479_001_600.0,
-        1.0 / 39_916_800.0,
-        1.0 / 3_628_800.0,
-        1.0 / 362_880.0,
-        1.0 / 40_320.0,
-        1.0 / 5_040.0,
-        1.0 / 720.0,
-        1.0 / 120.0,
-        1.0 / 24.0,
-        1.0 / 6.0,
+    // Taylor polynomial of degree 13: truncation below 4e-18 relative on |r| <= 0.347. Evaluated
+    // by Estrin's scheme (pairs, then pairs of pairs with r^2, r^4, r^8): about the operations of
+    // Horner's rule but a third of its dependency chain, which is what a single problem (one
+    // reactor stepping alone) waits on; lane loops are throughput-bound and lose nothing.
+    const C: [f64; 14] = [
+        1.0,
+        1.0,
         0.5,
-        1.0,
-        1.0,
-    ] {
-        p = p * r + c;
-    }
+        1.0 / 6.0,
+        1.0 / 24.0,
+        1.0 / 120.0,
+        1.0 / 720.0,
+        1.0 / 5_040.0,
+        1.0 / 40_320.0,
+        1.0 / 362_880.0,
+        1.0 / 3_628_800.0,
+        1.0 / 39_916_800.0,
+        1.0 / 479_001_600.0,
+        1.0 / 6_227_020_800.0,
+    ];
+    let r2 = r * r;
+    let r4 = r2 * r2;
+    let r8 = r4 * r4;
+    let q = |k: usize| C[k] + C[k + 1] * r;
+    let s0 = q(0) + q(2) * r2;
+    let s1 = q(4) + q(6) * r2;
+    let s2 = q(8) + q(10) * r2;
+    let p = (s0 + s1 * r4) + (s2 + q(12) * r4) * r8;
     // 2^n from the low bits of `kd` (n in [-1022, 1023] after the clamp).
     let scale = f64::from_bits((kd.to_bits().wrapping_add(1023)) << 52);
     p * scale

@@ -41,6 +41,8 @@ pub enum CoreError {
     ResetNeeded(String),
     /// A saved state could not be restored.
     State(String),
+    /// An environment was entered from a second thread while a first was inside (names the env).
+    ConcurrentUse(String),
     /// A metric was defined or used wrongly (bad name, clashing name, wrong labels, bad value).
     Metric(String),
     /// The exporter or the push client failed at the operating-system or network level.
@@ -95,6 +97,11 @@ impl fmt::Display for CoreError {
                 f.write_str(m)
             }
             CoreError::Exporter { message, .. } => f.write_str(message),
+            CoreError::ConcurrentUse(env) => write!(
+                f,
+                "{env}: already in step or reset on another thread; an environment belongs to one \
+                 thread at a time (give each thread its own, or guard a shared one with a lock)"
+            ),
         }
     }
 }
@@ -108,6 +115,7 @@ static RESET_NEEDED: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static STATE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static METRIC: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static EXPORTER: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+static CONCURRENT_USE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 
 fn raise(py: Python<'_>, cell: &'static PyOnceLock<Py<PyType>>, name: &str, msg: String) -> PyErr {
     match cell.import(py, "neorl_industrial.exceptions", name) {
@@ -129,6 +137,7 @@ impl From<CoreError> for PyErr {
             CoreError::ResetNeeded(_) => raise(py, &RESET_NEEDED, "ResetNeededError", msg),
             CoreError::State(_) => raise(py, &STATE, "StateError", msg),
             CoreError::Metric(_) => raise(py, &METRIC, "MetricError", msg),
+            CoreError::ConcurrentUse(_) => raise(py, &CONCURRENT_USE, "ConcurrentUseError", msg),
             CoreError::Exporter { errno, .. } => match (
                 errno,
                 EXPORTER.import(py, "neorl_industrial.exceptions", "ExporterError"),

@@ -653,7 +653,12 @@ impl VecCore {
         }
         let mut pairs: Vec<(Lane<'_>, StepLane<'_>)> = lanes.into_iter().zip(extra).collect();
         let pool = self.pool.as_ref().unwrap_or_else(|| Pool::shared());
-        let events = if ctx.model.steps_whole_batch() {
+        let events = if pairs.len() == 1 && (n == 1 || !ctx.model.steps_whole_batch()) {
+            // One lane with nothing to share out (a single env, or a small batch of a model that
+            // steps env by env): on this thread, without the rounds' bookkeeping.
+            let (l, e) = &mut pairs[0];
+            vec![ctx.step_lane(l, e, (od, ad, k))]
+        } else if ctx.model.steps_whole_batch() {
             // Three rounds, the middle one over the whole batch (see `steps_whole_batch`).
             let refs: Vec<&mut (Lane<'_>, StepLane<'_>)> = pairs.iter_mut().collect();
             let preps = pool.map(refs, |(l, e)| ctx.prepare_lane(l, e, (ad, k)));
@@ -1225,6 +1230,34 @@ mod tests {
         }
         for (label, _, _, best) in &setups {
             println!("{label}: {:.0} k env-steps/s", best / 1e3);
+        }
+    }
+
+    /// Nanoseconds per step of a batch of one, as a single env steps it (random actions, reset
+    /// when an episode ends): the batch machinery's cost around the model's own
+    /// (`cargo test --release --lib single_timing -- --ignored --nocapture`).
+    #[test]
+    #[ignore = "timing, not a check"]
+    fn single_timing() {
+        for id in ["ChemicalReactor-v0", "IndustrialBenchmark-v0"] {
+            let model = envs::make(id, Vec::new()).expect("model");
+            let ad = model.spec().act_dim();
+            let mut b = VecCore::new(model, 1, Autoreset::Disabled, None).expect("batch");
+            let mut rng = Rng::from_seed(3);
+            let acts: Vec<f64> = (0..4096 * ad).map(|_| rng.uniform_in(-1.0, 1.0)).collect();
+            let mut best = f64::INFINITY;
+            for _ in 0..9 {
+                b.reset(Some(&[Some(0)]), None).expect("reset");
+                let t = std::time::Instant::now();
+                for a in acts.chunks_exact(ad) {
+                    let out = b.step(a).expect("step");
+                    if out.rows[0].terminated || out.rows[0].truncated {
+                        b.reset(None, None).expect("reset");
+                    }
+                }
+                best = best.min(t.elapsed().as_secs_f64() / 4096.0 * 1e9);
+            }
+            println!("{id}: {best:.0} ns per single step");
         }
     }
 

@@ -8,12 +8,15 @@ that is in use gets :class:`~neorl_industrial.ConcurrentUseError`, never a wrong
 
 from __future__ import annotations
 
+import logging
 import threading
 
+import gymnasium as gym
 import numpy as np
 import pytest
 
 import neorl_industrial as ni
+import neorl_industrial.logging as nlog
 
 N = 2048
 
@@ -135,9 +138,8 @@ def test_the_native_batch_refuses_a_second_thread_without_the_python_guard() -> 
     assert seen and all("borrow" in s.lower() for s in seen), seen[:3]
 
 
-@pytest.mark.parametrize("kind", ["single", "vector"])
-def test_single_envs_are_guarded_too(kind: str) -> None:
-    env = ni.make("ChemicalReactor-v0") if kind == "single" else ni.make_vec("ChemicalReactor-v0", 4)
+def test_a_vector_env_is_guarded_in_python_too() -> None:
+    env = ni.make_vec("ChemicalReactor-v0", 4)
     guard = env._exclusive
     env.reset(seed=0)
     with guard:  # as if another thread were inside
@@ -146,3 +148,52 @@ def test_single_envs_are_guarded_too(kind: str) -> None:
         with pytest.raises(ni.ConcurrentUseError):
             env.reset(seed=1)
     env.step(env.action_space.sample())
+
+
+@pytest.mark.parametrize("wrapped", [False, True])
+def test_a_single_env_refuses_a_thread_while_another_is_inside_its_step(wrapped: bool) -> None:
+    # A real second thread inside the native step: a logging handler on the safety logger blocks
+    # there (Python handlers run inside the step and can hand the GIL to another thread).
+    env = gym.make("neorl_industrial/ChemicalReactor-v0") if wrapped else ni.make("ChemicalReactor-v0")
+    inside, release = threading.Event(), threading.Event()
+
+    class Block(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if threading.current_thread() is not threading.main_thread():
+                inside.set()
+                release.wait(10)
+
+    logger = logging.getLogger("neorl_industrial.safety")
+    handler = Block()
+    logger.addHandler(handler)
+    nlog.set_rate_limit()  # a fresh window: earlier tests' violations do not hold this one back
+    errors: list[BaseException] = []
+    try:
+        env.reset(seed=0)
+
+        def violate() -> None:
+            try:
+                # Full cooling then full heating: a 20 K coolant jump breaks the 5 K ramp limit.
+                env.step(np.array([-1.0], np.float32))
+                env.step(np.array([1.0], np.float32))
+            except BaseException as e:  # noqa: BLE001 - reported below
+                errors.append(e)
+
+        t = threading.Thread(target=violate)
+        t.start()
+        assert inside.wait(10), "the violation was not logged"
+        with pytest.raises(ni.ConcurrentUseError, match="ChemicalReactor-v0: already in step") as step_err:
+            env.step(np.zeros(1, np.float32))
+        with pytest.raises(ni.ConcurrentUseError, match="one thread at a time"):
+            env.reset(seed=1)
+        release.set()
+        t.join(10)
+    finally:
+        release.set()
+        logger.removeHandler(handler)
+    assert not errors, errors
+    assert "another thread" in str(step_err.value)
+    # The refused calls changed nothing: the env steps on from where the other thread left it.
+    obs, *_ = env.step(np.zeros(1, np.float32))
+    assert env.unwrapped._core.snapshot()[2][0] == 3
+    assert np.all(np.isfinite(obs))

@@ -18,6 +18,7 @@ __all__ = [
     "GaugeChild",
     "HistogramChild",
     "MetricsRegistry",
+    "SingleEnv",
     "env_ids",
     "flush_suppressed_logs",
     "pump_exporter_logs",
@@ -103,10 +104,7 @@ class CoreVecEnv:
         _Events,
     ]: ...
     def step(self, actions: Any, info: bool = False) -> dict[str, Any]: ...
-    def reset_single(self, seed: int | None = None) -> tuple[npt.NDArray[np.float32], dict[str, Any]]: ...
-    def step_single(
-        self, action: Any
-    ) -> tuple[npt.NDArray[np.float32], float, bool, bool, dict[str, Any]]: ...
+    def single(self) -> SingleEnv: ...
     def snapshot(
         self,
     ) -> tuple[
@@ -124,6 +122,11 @@ class CoreVecEnv:
         done: npt.NDArray[np.bool_],
         started: npt.NDArray[np.bool_],
     ) -> None: ...
+
+@final
+class SingleEnv:
+    def reset(self, seed: int | None = None) -> tuple[npt.NDArray[np.float32], dict[str, Any]]: ...
+    def step(self, action: Any) -> tuple[npt.NDArray[np.float32], float, bool, bool, dict[str, Any]]: ...
 
 @final
 class MetricsRegistry:

@@ -13,7 +13,6 @@ import gymnasium as gym
 import numpy as np
 
 from . import _core
-from ._exclusive import Exclusive
 from ._render import TrendRecorder
 from ._spaces import action_space, observation_space
 from .safety import load_constraints, open_audit_trail
@@ -137,8 +136,13 @@ class IndustrialEnv(gym.Env[np.ndarray, np.ndarray]):
         self.action_space = action_space(self.core_spec)
         self.horizon: int = int(self.core_spec["horizon"])
         self.constraint_names: list[str] = list(self._core.constraint_names)
-        self._exclusive = Exclusive(self.core_spec["id"])
+        # The native single-env face: it refuses a second thread itself (ConcurrentUseError).
+        self._single = self._core.single()
         self._trend = TrendRecorder(self.core_spec) if render_mode == "rgb_array" else None
+        if self._trend is None:
+            # Nothing to do in Python around a step: bind it straight to the native call (no Python
+            # frame per step; the class method below documents it and is what render mode uses).
+            self.step = self._single.step  # type: ignore[method-assign]
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -152,8 +156,7 @@ class IndustrialEnv(gym.Env[np.ndarray, np.ndarray]):
         s = _seed_value(seed)
         # Gymnasium's np_random takes Python ints only (a numpy integer seed is valid here).
         super().reset(seed=None if seed is None else int(seed))
-        with self._exclusive:
-            obs, info = self._core.reset_single(s)
+        obs, info = self._single.reset(s)
         if self._trend is not None:
             self._trend.reset(obs, info)
         return obs, info
@@ -166,13 +169,7 @@ class IndustrialEnv(gym.Env[np.ndarray, np.ndarray]):
         another shape, NaN or inf raise :class:`~neorl_industrial.InvalidActionError` and leave the env
         untouched.
         """
-        guard = self._exclusive
-        if not guard.try_enter():
-            guard.refuse()
-        try:
-            out = self._core.step_single(action)
-        finally:
-            guard.leave()
+        out = self._single.step(action)
         if self._trend is not None:
             self._trend.step(out[0], out[4])
         return out

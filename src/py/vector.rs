@@ -2,8 +2,7 @@
 
 use std::sync::Arc;
 
-use ndarray::Array2;
-use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray1};
+use numpy::{IntoPyArray, PyArray1, PyReadonlyArray1};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 
@@ -78,16 +77,6 @@ impl Keys {
     }
 }
 
-fn to2<T: numpy::Element>(
-    py: Python<'_>,
-    v: Vec<T>,
-    rows: usize,
-    cols: usize,
-) -> PyResult<Bound<'_, PyArray2<T>>> {
-    let a = Array2::from_shape_vec((rows, cols), v).map_err(|e| CoreError::State(e.to_string()))?;
-    Ok(a.into_pyarray(py))
-}
-
 fn variables<'py>(py: Python<'py>, vars: &[Variable]) -> PyResult<Bound<'py, PyList>> {
     let list = PyList::empty(py);
     for v in vars {
@@ -140,10 +129,7 @@ pub fn events_columns<'py>(
     let d = PyDict::new(py);
     macro_rules! col {
         ($key:literal, $f:expr) => {
-            d.set_item(
-                $key,
-                events.iter().map($f).collect::<Vec<_>>().into_pyarray(py),
-            )?;
+            d.set_item($key, convert::array1(py, events.iter().map($f).collect()))?;
         };
     }
     col!("kind", |e| kind_code(e.kind));
@@ -361,7 +347,7 @@ impl CoreVecEnv {
         PyTuple::new(
             py,
             [
-                to2(py, out.obs, n, od)?.into_any(),
+                convert::array2(py, out.obs, n, od)?.into_any(),
                 v,
                 m,
                 a,
@@ -395,10 +381,7 @@ impl CoreVecEnv {
         let d = PyDict::new(py);
         macro_rules! col {
             ($key:literal, $f:expr) => {
-                d.set_item(
-                    $key,
-                    rows.iter().map($f).collect::<Vec<_>>().into_pyarray(py),
-                )?;
+                d.set_item($key, convert::array1(py, rows.iter().map($f).collect()))?;
             };
         }
         col!("reward", |r| r.reward);
@@ -410,8 +393,8 @@ impl CoreVecEnv {
         col!("shield", |r| r.shielded);
         col!("shutdown", |r| r.shutdown.map_or(-1, i64::from));
         col!("episode_return", |r| r.episode_return);
-        d.set_item("obs", to2(py, out.obs, n, od)?)?;
-        d.set_item("action", to2(py, out.action, n, ad)?)?;
+        d.set_item("obs", convert::array2(py, out.obs, n, od)?)?;
+        d.set_item("action", convert::array2(py, out.action, n, ad)?)?;
         if info {
             d.set_item("info", self.vector_info(py, &d, rows, &out.readings)?)?;
         }
@@ -421,7 +404,7 @@ impl CoreVecEnv {
         d.set_item("active", a)?;
         if self.core.autoreset() == Autoreset::SameStep {
             col!("final_mask", |r| r.reset_in_step);
-            d.set_item("final_obs", to2(py, out.final_obs, n, od)?)?;
+            d.set_item("final_obs", convert::array2(py, out.final_obs, n, od)?)?;
             let [v, m, a] = self.readings(py, out.final_readings)?;
             d.set_item("final_values", v)?;
             d.set_item("final_margins", m)?;
@@ -430,9 +413,9 @@ impl CoreVecEnv {
         let tally = (
             t.steps,
             t.cost,
-            t.in_violation.into_pyarray(py),
-            t.opened.into_pyarray(py),
-            t.shutdowns.into_pyarray(py),
+            convert::array1(py, t.in_violation),
+            convert::array1(py, t.opened),
+            convert::array1(py, t.shutdowns),
             t.shield,
             t.events,
             t.closed,
@@ -442,54 +425,26 @@ impl CoreVecEnv {
         Ok(d)
     }
 
-    /// Single-env fast path: resets env 0 and returns ``(obs[obs_dim], info)``.
-    #[pyo3(signature = (seed=None))]
-    fn reset_single<'py>(
-        &mut self,
-        py: Python<'py>,
-        seed: Option<u64>,
-    ) -> PyResult<Bound<'py, PyTuple>> {
-        let seeds = seed.map(|s| vec![Some(s); self.core.num_envs()]);
-        let core = &mut self.core;
-        let out = py.detach(|| core.reset(seeds.as_deref(), None))?;
-        let info = PyDict::new(py);
-        self.put_readings(py, &info, &out.readings)?;
-        PyTuple::new(
-            py,
-            [PyArray1::from_vec(py, out.obs).into_any(), info.into_any()],
-        )
-    }
-
-    /// Single-env fast path: steps env 0 and returns Gymnasium's 5-tuple.
-    fn step_single<'py>(
-        &mut self,
-        py: Python<'py>,
-        action: &Bound<'py, PyAny>,
-    ) -> PyResult<Bound<'py, PyTuple>> {
-        let ad = self.act_dim();
-        let acts = convert::actions(action, &[ad], None)?;
-        // One env runs inline on this thread (no worker threads), so recording may log through
-        // Python's logging without releasing the GIL: no other Rust thread waits for it.
-        let out = self.core.step(&acts)?;
-        let r = out.rows[0];
-        let k = &self.keys;
-        let info = PyDict::new(py);
-        info.set_item(k.action.bind(py), PyArray1::from_vec(py, out.action))?;
-        info.set_item(k.clipped.bind(py), r.clipped)?;
-        info.set_item(k.cost.bind(py), r.cost)?;
-        info.set_item(k.shield.bind(py), r.shielded)?;
-        self.put_readings(py, &info, &out.readings)?;
-        if let Some(i) = r.shutdown {
-            info.set_item(k.shutdown.bind(py), self.names[usize::from(i)].bind(py))?;
-        }
-        (
-            PyArray1::from_vec(py, out.obs),
-            r.reward,
-            r.terminated,
-            r.truncated,
-            info,
-        )
-            .into_pyobject(py)
+    /// The single-env face of this batch (of one env): see :class:`SingleEnv`.
+    fn single(slf: &Bound<'_, Self>) -> PyResult<SingleEnv> {
+        let label = {
+            let this = slf.try_borrow()?;
+            if this.core.num_envs() != 1 {
+                return Err(CoreError::config(
+                    "num_envs",
+                    format!(
+                        "a single env is a batch of 1, this one has {}",
+                        this.core.num_envs()
+                    ),
+                )
+                .into());
+            }
+            this.core.model().spec().id.to_string()
+        };
+        Ok(SingleEnv {
+            env: slf.clone().unbind(),
+            label,
+        })
     }
 
     /// The full state: ``(rows float64, rng uint64[n*4], elapsed uint32, done bool, started bool)``.
@@ -528,12 +483,61 @@ impl CoreVecEnv {
 }
 
 impl CoreVecEnv {
+    /// Resets env 0; returns ``(obs[obs_dim], info)``.
+    fn reset_single<'py>(
+        &mut self,
+        py: Python<'py>,
+        seed: Option<u64>,
+    ) -> PyResult<Bound<'py, PyTuple>> {
+        let seeds = seed.map(|s| vec![Some(s); self.core.num_envs()]);
+        let core = &mut self.core;
+        let out = py.detach(|| core.reset(seeds.as_deref(), None))?;
+        let info = PyDict::new(py);
+        self.put_readings(py, &info, &out.readings)?;
+        PyTuple::new(
+            py,
+            [convert::array1(py, out.obs).into_any(), info.into_any()],
+        )
+    }
+
+    /// Steps env 0; returns Gymnasium's 5-tuple.
+    fn step_single<'py>(
+        &mut self,
+        py: Python<'py>,
+        action: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyTuple>> {
+        let ad = self.act_dim();
+        let acts = convert::actions(action, &[ad], None)?;
+        // One env runs inline on this thread (no worker threads), so recording may log through
+        // Python's logging without releasing the GIL: no other Rust thread waits for it.
+        let out = self.core.step(&acts)?;
+        let r = out.rows[0];
+        let k = &self.keys;
+        let info = PyDict::new(py);
+        info.set_item(k.action.bind(py), convert::array1(py, out.action))?;
+        info.set_item(k.clipped.bind(py), r.clipped)?;
+        info.set_item(k.cost.bind(py), r.cost)?;
+        info.set_item(k.shield.bind(py), r.shielded)?;
+        self.put_readings(py, &info, &out.readings)?;
+        if let Some(i) = r.shutdown {
+            info.set_item(k.shutdown.bind(py), self.names[usize::from(i)].bind(py))?;
+        }
+        (
+            convert::array1(py, out.obs),
+            r.reward,
+            r.terminated,
+            r.truncated,
+            info,
+        )
+            .into_pyobject(py)
+    }
+
     fn readings<'py>(&self, py: Python<'py>, r: Readings) -> PyResult<[Bound<'py, PyAny>; 3]> {
         let (n, k) = (self.core.num_envs(), self.core.checker().len());
         Ok([
-            to2(py, r.values, n, k)?.into_any(),
-            to2(py, r.margins, n, k)?.into_any(),
-            to2(py, r.active, n, k)?.into_any(),
+            convert::array2(py, r.values, n, k)?.into_any(),
+            convert::array2(py, r.margins, n, k)?.into_any(),
+            convert::array2(py, r.active, n, k)?.into_any(),
         ])
     }
 
@@ -575,7 +579,7 @@ impl CoreVecEnv {
                     })
                     .collect();
                 info.set_item(keys.shutdown.bind(py), PyArray1::from_vec(py, reasons))?;
-                info.set_item(m_shutdown.bind(py), PyArray1::from_vec(py, down))?;
+                info.set_item(m_shutdown.bind(py), convert::array1(py, down))?;
             }
         }
         let everyone = vec![true; n];
@@ -585,7 +589,7 @@ impl CoreVecEnv {
                 let sub = PyDict::new(py);
                 for j in 0..k {
                     let col: Vec<_> = (0..n).map(|i| $table[i * k + j]).collect();
-                    sub.set_item(self.names[j].bind(py), PyArray1::from_vec(py, col))?;
+                    sub.set_item(self.names[j].bind(py), convert::array1(py, col))?;
                     sub.set_item(
                         self.mask_names[j].bind(py),
                         PyArray1::from_slice(py, &everyone),
@@ -615,6 +619,47 @@ impl CoreVecEnv {
         info.set_item(k.margins.bind(py), margins)?;
         info.set_item(k.violations.bind(py), active)?;
         Ok(())
+    }
+}
+
+/// The single-env face of a batch of one: Gymnasium's ``reset`` and ``step`` return values, built
+/// in one native call each (no Python frame on the way: a single env's ``step`` is bound straight
+/// to :meth:`step`).
+///
+/// A second thread entering while a first is inside (the first may be running Python logging
+/// handlers, which can hand the GIL over) is refused with ``ConcurrentUseError`` naming the
+/// environment, not a borrow error.
+#[pyclass(module = "neorl_industrial._core", frozen)]
+pub struct SingleEnv {
+    env: Py<CoreVecEnv>,
+    label: String,
+}
+
+impl SingleEnv {
+    fn enter<'py>(&self, py: Python<'py>) -> PyResult<PyRefMut<'py, CoreVecEnv>> {
+        self.env
+            .bind(py)
+            .try_borrow_mut()
+            .map_err(|_| CoreError::ConcurrentUse(self.label.clone()).into())
+    }
+}
+
+#[pymethods]
+impl SingleEnv {
+    /// Resets the env (``seed``: its stream; ``None`` continues it); returns ``(obs, info)``.
+    #[pyo3(signature = (seed=None))]
+    fn reset<'py>(&self, py: Python<'py>, seed: Option<u64>) -> PyResult<Bound<'py, PyTuple>> {
+        self.enter(py)?.reset_single(py, seed)
+    }
+
+    /// Steps the env with ``action`` (see ``ChemicalReactorEnv.step`` for what is accepted);
+    /// returns ``(obs, reward, terminated, truncated, info)``.
+    fn step<'py>(
+        &self,
+        py: Python<'py>,
+        action: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyTuple>> {
+        self.enter(py)?.step_single(py, action)
     }
 }
 
