@@ -28,7 +28,7 @@ const MAX_VALUES: usize = 100_000;
 
 /// Arrays up to this many elements are copied into a NumPy-owned buffer; longer ones hand over
 /// their Rust buffer. A copy of a few KB costs less than the owner object a handed-over buffer
-/// needs (one Python object instead of two per array, measured ~0.3 us saved per small array).
+/// needs (one Python object per array instead of two, and a single env returns two each step).
 const COPY_UP_TO: usize = 1024;
 
 /// `v` as a 1-D NumPy array (see [`COPY_UP_TO`]).
@@ -152,7 +152,7 @@ fn elements<T: numpy::Element + Copy>(
     // SAFETY: the views live only inside this function, which holds the GIL and runs no Python
     // code, so no Python code can write the array meanwhile, and this crate never keeps a
     // writable view of an array it was handed. (This skips the numpy crate's borrow tracking, a
-    // shared table lookup that cost a sixth of a single env's step conversion.)
+    // shared-table lookup and update: ~480 instructions per call, ~3% of a single env's step.)
     unsafe {
         if a.is_c_contiguous() {
             if let Ok(s) = a.as_slice() {
