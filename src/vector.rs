@@ -622,6 +622,28 @@ impl VecCore {
             events: Vec::new(),
         };
         let ctx = ctx!(self, wall_now());
+        if n == 1 {
+            // A single env: its one-env lane stepped directly (the model's own `step`, the same
+            // arithmetic as a batch's), without splitting into lanes or any round's bookkeeping.
+            let mut l = Lane {
+                first: 0,
+                od,
+                rows: &mut self.rows,
+                slots: &mut self.slots,
+                alarms: &mut self.alarms,
+                obs: &mut out.obs,
+                readings: ReadingsMut::of(&mut out.readings),
+            };
+            let mut e = StepLane {
+                actions,
+                rows: &mut out.rows,
+                phys: &mut out.action,
+                final_obs: &mut out.final_obs,
+                final_readings: ReadingsMut::of(&mut out.final_readings),
+            };
+            let mut events = ctx.step_one(&mut l, &mut e, (od, ad, k));
+            return Ok(self.conclude(out, &mut events, started));
+        }
         let lane = self.lane_len();
         let lanes = Lanes::split(
             lane,
@@ -653,12 +675,7 @@ impl VecCore {
         }
         let mut pairs: Vec<(Lane<'_>, StepLane<'_>)> = lanes.into_iter().zip(extra).collect();
         let pool = self.pool.as_ref().unwrap_or_else(|| Pool::shared());
-        let events = if pairs.len() == 1 && (n == 1 || !ctx.model.steps_whole_batch()) {
-            // One lane with nothing to share out (a single env, or a small batch of a model that
-            // steps env by env): on this thread, without the rounds' bookkeeping.
-            let (l, e) = &mut pairs[0];
-            vec![ctx.step_lane(l, e, (od, ad, k))]
-        } else if ctx.model.steps_whole_batch() {
+        let events = if ctx.model.steps_whole_batch() {
             // Three rounds, the middle one over the whole batch (see `steps_whole_batch`).
             let refs: Vec<&mut (Lane<'_>, StepLane<'_>)> = pairs.iter_mut().collect();
             let preps = pool.map(refs, |(l, e)| ctx.prepare_lane(l, e, (ad, k)));
@@ -680,12 +697,21 @@ impl VecCore {
                 ctx.step_lane(&mut l, &mut e, (od, ad, k))
             })
         };
-        out.events = events.into_iter().flatten().collect();
-        let mut events = std::mem::take(&mut out.events);
-        self.publish(&mut events);
-        self.record(&out.rows, &events, started.elapsed().as_secs_f64());
-        out.events = events;
-        Ok(out)
+        let mut events: Vec<SafetyEvent> = events.into_iter().flatten().collect();
+        Ok(self.conclude(out, &mut events, started))
+    }
+
+    /// Publishes and records a step's events; `out` with them.
+    fn conclude(
+        &mut self,
+        mut out: StepOut,
+        events: &mut Vec<SafetyEvent>,
+        started: std::time::Instant,
+    ) -> StepOut {
+        self.publish(events);
+        self.record(&out.rows, events, started.elapsed().as_secs_f64());
+        out.events = std::mem::take(events);
+        out
     }
 
     fn validate(&self, actions: &[f64]) -> Result<(), CoreError> {
@@ -981,6 +1007,28 @@ impl Ctx<'_> {
             spread(&p.pre, &mut items.iter().map(|it| it.reward))
         };
         self.finish_lane(l, e, (od, k), p, &rewards)
+    }
+
+    /// [`Ctx::step_lane`] for a lane of one env, with the model's single-env `step` and no
+    /// per-lane vectors (a single env's step is a few microseconds; each allocation counts).
+    fn step_one(
+        &self,
+        l: &mut Lane<'_>,
+        e: &mut StepLane<'_>,
+        (od, ad, k): (usize, usize, usize),
+    ) -> Vec<SafetyEvent> {
+        let mut events = Vec::new();
+        if let Some((clipped, shielded)) = self.prepare_one(l, e, 0, (ad, k), &mut events) {
+            let slot = &mut l.slots[0];
+            let reward = self.model.step(
+                &mut l.rows[..self.state_len],
+                &e.phys[..ad],
+                slot.elapsed,
+                &mut slot.rng,
+            );
+            self.finish_one(l, e, 0, (od, k), (reward, clipped, shielded), &mut events);
+        }
+        events
     }
 
     /// 1-2. Autoreset, actions and shield of every env of a lane.
