@@ -14,7 +14,7 @@ use crate::py::telemetry::MetricsRegistry;
 use crate::safety::config;
 use crate::safety::{Kind, SafetyEvent, Shield};
 use crate::spec::Variable;
-use crate::vector::{Autoreset, Readings, Row, Snapshot, VecCore};
+use crate::vector::{Autoreset, Readings, Row, Snapshot, Tally, VecCore};
 
 /// A batch of environments in Rust.
 ///
@@ -361,8 +361,13 @@ impl CoreVecEnv {
     /// Returns a dict of arrays: ``obs``, ``reward``, ``terminated``, ``truncated``, ``stepped``,
     /// ``clipped``, ``cost``, ``shield``, ``action``, ``values``, ``margins``, ``active``,
     /// ``shutdown`` (index of the critical constraint, -1: none), ``episode_return``, ``events``
-    /// (a dict of columns), and with same_step autoreset ``final_mask``, ``final_obs``, ``final_values``,
-    /// ``final_margins``, ``final_active``.
+    /// (a dict of columns), ``tally``, and with same_step autoreset ``final_mask``, ``final_obs``,
+    /// ``final_values``, ``final_margins``, ``final_active``.
+    ///
+    /// With ``info=True`` (the Gymnasium vector env's own call, next-step or disabled autoreset)
+    /// the dict holds Gymnasium's ``info`` instead of what it is built from: ``obs``, ``reward``,
+    /// ``terminated``, ``truncated``, ``info``, ``tally``, and ``events`` only in a step in which
+    /// some incident closed (the only events the Python side keeps).
     #[pyo3(signature = (actions, info=false))]
     fn step<'py>(
         &mut self,
@@ -387,17 +392,39 @@ impl CoreVecEnv {
         col!("reward", |r| r.reward);
         col!("terminated", |r| r.terminated);
         col!("truncated", |r| r.truncated);
+        d.set_item("obs", convert::array2(py, out.obs, n, od)?)?;
+        if info {
+            // The info's step entries, handed over as they are (`vector_info` reads them from
+            // `parts`); nothing else is built that the vector env would drop.
+            let parts = PyDict::new(py);
+            parts.set_item("action", convert::array2(py, out.action, n, ad)?)?;
+            parts.set_item(
+                "clipped",
+                convert::array1(py, rows.iter().map(|r| i64::from(r.clipped)).collect()),
+            )?;
+            parts.set_item(
+                "cost",
+                convert::array1(py, rows.iter().map(|r| r.cost).collect()),
+            )?;
+            parts.set_item(
+                "shield",
+                convert::array1(py, rows.iter().map(|r| r.shielded).collect()),
+            )?;
+            d.set_item("info", self.vector_info(py, &parts, rows, &out.readings)?)?;
+            let closed = t.closed;
+            d.set_item("tally", self.tally(py, t)?)?;
+            if closed > 0 {
+                d.set_item("events", events_columns(py, &out.events)?)?;
+            }
+            return Ok(d);
+        }
         col!("stepped", |r| r.stepped);
         col!("clipped", |r| i64::from(r.clipped));
         col!("cost", |r| r.cost);
         col!("shield", |r| r.shielded);
         col!("shutdown", |r| r.shutdown.map_or(-1, i64::from));
         col!("episode_return", |r| r.episode_return);
-        d.set_item("obs", convert::array2(py, out.obs, n, od)?)?;
         d.set_item("action", convert::array2(py, out.action, n, ad)?)?;
-        if info {
-            d.set_item("info", self.vector_info(py, &d, rows, &out.readings)?)?;
-        }
         let [v, m, a] = self.readings(py, out.readings)?;
         d.set_item("values", v)?;
         d.set_item("margins", m)?;
@@ -410,17 +437,7 @@ impl CoreVecEnv {
             d.set_item("final_margins", m)?;
             d.set_item("final_active", a)?;
         }
-        let tally = (
-            t.steps,
-            t.cost,
-            convert::array1(py, t.in_violation),
-            convert::array1(py, t.opened),
-            convert::array1(py, t.shutdowns),
-            t.shield,
-            t.events,
-            t.closed,
-        );
-        d.set_item("tally", tally)?;
+        d.set_item("tally", self.tally(py, t)?)?;
         d.set_item("events", events_columns(py, &out.events)?)?;
         Ok(d)
     }
@@ -483,6 +500,22 @@ impl CoreVecEnv {
 }
 
 impl CoreVecEnv {
+    /// A step's safety tally as the Python ``SafetyLayer`` adds it up: ``(steps, cost,
+    /// in_violation, opened, shutdowns, shield, events, closed)``.
+    fn tally<'py>(&self, py: Python<'py>, t: Tally) -> PyResult<Bound<'py, PyTuple>> {
+        (
+            t.steps,
+            t.cost,
+            convert::array1(py, t.in_violation),
+            convert::array1(py, t.opened),
+            convert::array1(py, t.shutdowns),
+            t.shield,
+            t.events,
+            t.closed,
+        )
+            .into_pyobject(py)
+    }
+
     /// Resets env 0; returns ``(obs[obs_dim], info)``.
     fn reset_single<'py>(
         &mut self,
