@@ -259,7 +259,7 @@ class ChemicalReactorEnv(IndustrialEnv):
     - ``noise``: relative standard deviation of Gaussian measurement noise on Ca and T, in [0, 0.5].
 
     ## Integration
-    Dormand–Prince 5(4) with per-env adaptive steps at 1e-9 tolerance: every step matches the
+    Dormand–Prince 5(4) with per-env adaptive steps at 3e-9 tolerance: every step matches the
     1e-12 reference solution within 1e-6 relative, runaway included.
 
     ## Version History

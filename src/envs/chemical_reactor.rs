@@ -54,13 +54,14 @@ pub const TC_NOMINAL: f64 = 300.0;
 /// Reward scale of pc-gym's CSTR benchmark.
 pub const R_SCALE: f64 = 1000.0;
 
-/// Integration tolerances. At 1e-9 (relative and absolute, per step) every reference case, runaway
-/// included, stays within 9e-8 relative of the 1e-12 ground truth over its 60 steps (a 10x margin
-/// on the 1e-6 promise) for ~35 right-hand-side evaluations per step; 1e-10 costs ~51 for no
-/// promise gained, 1e-8 misses it (1.1e-6).
+/// Integration tolerances. At 3e-9 (relative and absolute, per step) every reference case, runaway
+/// included, stays within 2.7e-7 relative of the 1e-12 ground truth over its 60 steps (a 3.7x
+/// margin on the 1e-6 promise; `every_reference_case_matches_to_1e6_relative` prints the worst).
+/// Against 1e-9 (8.3e-8): 13% less time per reactor step under random coolant (`single_env_timing`);
+/// 1e-8 misses the promise (1.1e-6).
 const TOL: Tolerance = Tolerance {
-    rtol: 1e-9,
-    atol: 1e-9,
+    rtol: 3e-9,
+    atol: 3e-9,
     max_steps: 20_000,
 };
 
@@ -497,6 +498,7 @@ mod tests {
             }
         }
         assert!(worst > 0.0);
+        println!("worst relative error {worst:e}");
     }
 
     #[test]
