@@ -384,32 +384,24 @@ impl CoreVecEnv {
         let t = out.tally(self.core.checker().len());
         let rows = &out.rows;
         let d = PyDict::new(py);
+        // A column of the rows into dict `$d` under `$key`.
         macro_rules! col {
-            ($key:literal, $f:expr) => {
-                d.set_item($key, convert::array1(py, rows.iter().map($f).collect()))?;
+            ($d:expr, $key:literal, $f:expr) => {
+                $d.set_item($key, convert::array1(py, rows.iter().map($f).collect()))?;
             };
         }
-        col!("reward", |r| r.reward);
-        col!("terminated", |r| r.terminated);
-        col!("truncated", |r| r.truncated);
+        col!(d, "reward", |r| r.reward);
+        col!(d, "terminated", |r| r.terminated);
+        col!(d, "truncated", |r| r.truncated);
         d.set_item("obs", convert::array2(py, out.obs, n, od)?)?;
         if info {
             // The info's step entries, handed over as they are (`vector_info` reads them from
             // `parts`); nothing else is built that the vector env would drop.
             let parts = PyDict::new(py);
             parts.set_item("action", convert::array2(py, out.action, n, ad)?)?;
-            parts.set_item(
-                "clipped",
-                convert::array1(py, rows.iter().map(|r| i64::from(r.clipped)).collect()),
-            )?;
-            parts.set_item(
-                "cost",
-                convert::array1(py, rows.iter().map(|r| r.cost).collect()),
-            )?;
-            parts.set_item(
-                "shield",
-                convert::array1(py, rows.iter().map(|r| r.shielded).collect()),
-            )?;
+            col!(parts, "clipped", |r| i64::from(r.clipped));
+            col!(parts, "cost", |r| r.cost);
+            col!(parts, "shield", |r| r.shielded);
             d.set_item("info", self.vector_info(py, &parts, rows, &out.readings)?)?;
             let closed = t.closed;
             d.set_item("tally", self.tally(py, t)?)?;
@@ -418,19 +410,19 @@ impl CoreVecEnv {
             }
             return Ok(d);
         }
-        col!("stepped", |r| r.stepped);
-        col!("clipped", |r| i64::from(r.clipped));
-        col!("cost", |r| r.cost);
-        col!("shield", |r| r.shielded);
-        col!("shutdown", |r| r.shutdown.map_or(-1, i64::from));
-        col!("episode_return", |r| r.episode_return);
+        col!(d, "stepped", |r| r.stepped);
+        col!(d, "clipped", |r| i64::from(r.clipped));
+        col!(d, "cost", |r| r.cost);
+        col!(d, "shield", |r| r.shielded);
+        col!(d, "shutdown", |r| r.shutdown.map_or(-1, i64::from));
+        col!(d, "episode_return", |r| r.episode_return);
         d.set_item("action", convert::array2(py, out.action, n, ad)?)?;
         let [v, m, a] = self.readings(py, out.readings)?;
         d.set_item("values", v)?;
         d.set_item("margins", m)?;
         d.set_item("active", a)?;
         if self.core.autoreset() == Autoreset::SameStep {
-            col!("final_mask", |r| r.reset_in_step);
+            col!(d, "final_mask", |r| r.reset_in_step);
             d.set_item("final_obs", convert::array2(py, out.final_obs, n, od)?)?;
             let [v, m, a] = self.readings(py, out.final_readings)?;
             d.set_item("final_values", v)?;
