@@ -10,7 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::pool::Pool;
 
-use crate::envs::{ProcessModel, StepItem};
+use crate::envs::{Batching, ProcessModel, StepItem};
 use crate::errors::CoreError;
 use crate::rng::{entropy_seed, Rng};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -242,9 +242,60 @@ macro_rules! ctx {
             state_len: $s.state_len,
             row_len: $s.row_len,
             autoreset: $s.autoreset,
+            frame: &$s.frame,
             wall: $wall,
         }
     };
+}
+
+/// What every step reads from the spec, laid out for the per-env loops: the action map and the
+/// observation bounds as flat arrays, and the horizon.
+struct Frame {
+    /// Physical value at normalised action -1, per action element.
+    act_low: Vec<f64>,
+    /// Physical span of the normalised range [-1, 1], per action element.
+    act_span: Vec<f64>,
+    /// Observation bounds (a sensor's range), per observation element.
+    obs_low: Vec<f32>,
+    obs_high: Vec<f32>,
+    horizon: u32,
+}
+
+impl Frame {
+    fn of(spec: &crate::spec::EnvSpec) -> Self {
+        Self {
+            act_low: spec.actions.iter().map(|v| v.low).collect(),
+            act_span: spec.actions.iter().map(|v| v.high - v.low).collect(),
+            obs_low: spec.observations.iter().map(|v| v.low as f32).collect(),
+            obs_high: spec.observations.iter().map(|v| v.high as f32).collect(),
+            horizon: spec.horizon,
+        }
+    }
+
+    /// Clips a normalised action into [-1, 1] and maps it to physical units in `phys` (as
+    /// [`EnvSpec::to_physical`](crate::spec::EnvSpec::to_physical)); returns how many elements
+    /// were clipped.
+    #[inline]
+    fn to_physical(&self, normalised: &[f64], phys: &mut [f64]) -> u32 {
+        let mut clipped = 0u32;
+        let map = self.act_low.iter().zip(&self.act_span);
+        for ((p, &a), (&low, &span)) in phys.iter_mut().zip(normalised).zip(map) {
+            let x = a.clamp(-1.0, 1.0);
+            clipped += u32::from(x != a);
+            *p = low + (x + 1.0) * 0.5 * span;
+        }
+        clipped
+    }
+
+    /// Keeps observations inside the observation space (a sensor's range), so noise or an
+    /// extreme excursion never yields an observation outside the declared bounds.
+    #[inline]
+    fn clamp_obs(&self, obs: &mut [f32]) {
+        let bounds = self.obs_low.iter().zip(&self.obs_high);
+        for (o, (&low, &high)) in obs.iter_mut().zip(bounds) {
+            *o = o.clamp(low, high);
+        }
+    }
 }
 
 /// A batch of one environment kind.
@@ -259,6 +310,7 @@ pub struct VecCore {
     slots: Vec<Slot>,
     alarms: Vec<AlarmState>,
     autoreset: Autoreset,
+    frame: Frame,
     /// A private pool (`num_threads`), or `None` for the shared one.
     pool: Option<Pool>,
     audit: Option<(Arc<AuditTrail>, Arc<Source>)>,
@@ -317,6 +369,7 @@ impl VecCore {
             })
             .collect();
         let k = checker.len();
+        let frame = Frame::of(spec);
         Ok(Self {
             model,
             checker,
@@ -328,6 +381,7 @@ impl VecCore {
             slots,
             alarms: vec![AlarmState::default(); n * k],
             autoreset,
+            frame,
             pool,
             audit: None,
             metrics: None,
@@ -641,7 +695,8 @@ impl VecCore {
                 final_obs: &mut out.final_obs,
                 final_readings: ReadingsMut::of(&mut out.final_readings),
             };
-            let mut events = ctx.step_one(&mut l, &mut e, (od, ad, k));
+            let mut events = Vec::new();
+            ctx.step_env(&mut l, &mut e, 0, (od, ad, k), &mut events);
             return Ok(self.conclude(out, &mut events, started));
         }
         let lane = self.lane_len();
@@ -675,8 +730,8 @@ impl VecCore {
         }
         let mut pairs: Vec<(Lane<'_>, StepLane<'_>)> = lanes.into_iter().zip(extra).collect();
         let pool = self.pool.as_ref().unwrap_or_else(|| Pool::shared());
-        let events = if ctx.model.steps_whole_batch() {
-            // Three rounds, the middle one over the whole batch (see `steps_whole_batch`).
+        let events = if ctx.model.batching() == Batching::WholeBatch {
+            // Three rounds, the middle one over the whole batch (see `Batching::WholeBatch`).
             let refs: Vec<&mut (Lane<'_>, StepLane<'_>)> = pairs.iter_mut().collect();
             let preps = pool.map(refs, |(l, e)| ctx.prepare_lane(l, e, (ad, k)));
             let rewards: Vec<Vec<f64>> = {
@@ -694,7 +749,11 @@ impl VecCore {
             })
         } else {
             pool.map(pairs, |(mut l, mut e)| {
-                ctx.step_lane(&mut l, &mut e, (od, ad, k))
+                let mut events = Vec::new();
+                for j in 0..l.len() {
+                    ctx.step_env(&mut l, &mut e, j, (od, ad, k), &mut events);
+                }
+                events
             })
         };
         let mut events: Vec<SafetyEvent> = events.into_iter().flatten().collect();
@@ -900,15 +959,6 @@ impl Lanes {
     }
 }
 
-/// Keeps observations inside the observation space (a sensor's range), so noise or an extreme
-/// excursion never yields an observation outside the declared bounds.
-#[inline]
-fn clamp_obs(model: &dyn ProcessModel, obs: &mut [f32]) {
-    for (o, v) in obs.iter_mut().zip(&model.spec().observations) {
-        *o = o.clamp(v.low as f32, v.high as f32);
-    }
-}
-
 /// What the first pass over a lane leaves for the last: per env, `None` (reset by NEXT_STEP
 /// autoreset) or its clipped-element count and whether the shield acted, and the events raised,
 /// `counts[j]` of them by env `j`.
@@ -934,6 +984,7 @@ struct Ctx<'a> {
     state_len: usize,
     row_len: usize,
     autoreset: Autoreset,
+    frame: &'a Frame,
     wall: f64,
 }
 
@@ -984,51 +1035,35 @@ impl Ctx<'_> {
         let (state, last) = row.split_at(self.state_len);
         let obs = &mut l.obs[j * od..(j + 1) * od];
         self.model.observe(state, elapsed, obs);
-        clamp_obs(self.model, obs);
+        self.frame.clamp_obs(obs);
         // Signals equal `last` right after a reset or step, so rates read zero here.
         let alarms = &l.alarms[j * k..(j + 1) * k];
         self.checker
             .measure(alarms, last, last, l.readings.outputs(j, k));
     }
 
-    /// Steps the envs of a lane in three passes, so the model can step them side by side:
-    /// actions and shield env by env, then the process for all stepping envs at once, then
-    /// observations and safety env by env. Events come out in env order, as one pass would give.
-    fn step_lane(
+    /// Steps env `j` of a lane start to finish: autoreset or action and shield, the model's own
+    /// `step`, then observation and safety; its events in order ([`Batching::EnvByEnv`], and a
+    /// single env of any model).
+    fn step_env(
         &self,
         l: &mut Lane<'_>,
         e: &mut StepLane<'_>,
+        j: usize,
         (od, ad, k): (usize, usize, usize),
-    ) -> Vec<SafetyEvent> {
-        let p = self.prepare_lane(l, e, (ad, k));
-        let rewards = {
-            let mut items: Vec<StepItem<'_>> = self.lane_items(l, e, ad, &p.pre).collect();
-            self.model.step_many(&mut items);
-            spread(&p.pre, &mut items.iter().map(|it| it.reward))
-        };
-        self.finish_lane(l, e, (od, k), p, &rewards)
-    }
-
-    /// [`Ctx::step_lane`] for a lane of one env, with the model's single-env `step` and no
-    /// per-lane vectors (a single env's step is a few microseconds; each allocation counts).
-    fn step_one(
-        &self,
-        l: &mut Lane<'_>,
-        e: &mut StepLane<'_>,
-        (od, ad, k): (usize, usize, usize),
-    ) -> Vec<SafetyEvent> {
-        let mut events = Vec::new();
-        if let Some((clipped, shielded)) = self.prepare_one(l, e, 0, (ad, k), &mut events) {
-            let slot = &mut l.slots[0];
+        events: &mut Vec<SafetyEvent>,
+    ) {
+        if let Some((clipped, shielded)) = self.prepare_one(l, e, j, (ad, k), events) {
+            let slot = &mut l.slots[j];
+            let start = j * self.row_len;
             let reward = self.model.step(
-                &mut l.rows[..self.state_len],
-                &e.phys[..ad],
+                &mut l.rows[start..start + self.state_len],
+                &e.phys[j * ad..(j + 1) * ad],
                 slot.elapsed,
                 &mut slot.rng,
             );
-            self.finish_one(l, e, 0, (od, k), (reward, clipped, shielded), &mut events);
+            self.finish_one(l, e, j, (od, k), (reward, clipped, shielded), events);
         }
-        events
     }
 
     /// 1-2. Autoreset, actions and shield of every env of a lane.
@@ -1114,20 +1149,14 @@ impl Ctx<'_> {
             e.rows[j] = Row::default();
             return None;
         }
-        let spec = self.model.spec();
         let row = &mut l.rows[j * self.row_len..(j + 1) * self.row_len];
         let slot = &mut l.slots[j];
         let alarms = &mut l.alarms[j * k..(j + 1) * k];
         let phys = &mut e.phys[j * ad..(j + 1) * ad];
         // 1. Clip into the action box and map to physical units.
-        let mut clipped = 0u32;
-        let mut norm = [0.0; MAX_ACTIONS];
-        let norm = &mut norm[..ad];
-        for (x, &a) in norm.iter_mut().zip(&e.actions[j * ad..(j + 1) * ad]) {
-            *x = a.clamp(-1.0, 1.0);
-            clipped += u32::from(*x != a);
-        }
-        spec.to_physical(norm, phys);
+        let clipped = self
+            .frame
+            .to_physical(&e.actions[j * ad..(j + 1) * ad], phys);
         // 2. The shield.
         let (state, last) = row.split_at_mut(self.state_len);
         let view = shield::View {
@@ -1156,7 +1185,6 @@ impl Ctx<'_> {
         events: &mut Vec<SafetyEvent>,
     ) {
         let env = l.first + j;
-        let spec = self.model.spec();
         let row = &mut l.rows[j * self.row_len..(j + 1) * self.row_len];
         let slot = &mut l.slots[j];
         let alarms = &mut l.alarms[j * k..(j + 1) * k];
@@ -1164,7 +1192,7 @@ impl Ctx<'_> {
         slot.elapsed += 1;
         let obs = &mut l.obs[j * od..(j + 1) * od];
         self.model.observe(state, slot.elapsed, obs);
-        clamp_obs(self.model, obs);
+        self.frame.clamp_obs(obs);
         let mut sig = [0.0; MAX_SIGNALS];
         let sig = &mut sig[..last.len()];
         self.model.signals(state, sig);
@@ -1176,7 +1204,7 @@ impl Ctx<'_> {
         reward -= o.penalty;
         slot.ret += reward;
         let terminated = o.shutdown.is_some();
-        let truncated = !terminated && slot.elapsed >= spec.horizon;
+        let truncated = !terminated && slot.elapsed >= self.frame.horizon;
         let done = terminated || truncated;
         e.rows[j] = Row {
             reward,

@@ -15,7 +15,9 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use super::{reject_unknown, take, take_number, Config, ConfigValue, ProcessModel, StepItem, Team};
+use super::{
+    reject_unknown, take, take_number, Batching, Config, ConfigValue, ProcessModel, StepItem, Team,
+};
 use crate::elementary;
 use crate::errors::CoreError;
 use crate::integrate::{dopri5_lanes, dopri5_queue, InPlace, Job, JobQueue, LaneRhs, Tolerance};
@@ -125,19 +127,6 @@ pub fn advance_many(jobs: &mut [Job<2>]) {
         1 => dopri5_lanes::<2, 1, _>(rhs_lanes::<1>, jobs, DT_MIN, TOL),
         2..LANES => dopri5_lanes::<2, 2, _>(rhs_lanes::<2>, jobs, DT_MIN, TOL),
         _ => advance_queue(&mut InPlace::new(jobs)),
-    }
-}
-
-/// The calling thread alone.
-struct Solo;
-
-impl Team for Solo {
-    fn size(&self) -> usize {
-        1
-    }
-
-    fn run(&self, work: &(dyn Fn() + Sync)) {
-        work();
     }
 }
 
@@ -415,12 +404,8 @@ impl ProcessModel for ChemicalReactor {
         self.finish_step(state, action[0], x, h, t, rng)
     }
 
-    fn step_many(&self, items: &mut [StepItem<'_>]) {
-        self.step_batch(items, &Solo);
-    }
-
-    fn steps_whole_batch(&self) -> bool {
-        true
+    fn batching(&self) -> Batching {
+        Batching::WholeBatch
     }
 
     fn step_batch(&self, items: &mut [StepItem<'_>], team: &dyn Team) {

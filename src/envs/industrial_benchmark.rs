@@ -130,16 +130,56 @@ const OPTIONS: &[&str] = &["setpoint", "stationary_setpoint", "horizon"];
 
 /// Effective velocity and gain `(ve, ge)` in `[0, 1]` (`EffectiveAction.py`).
 pub fn effective_action(v: f64, g: f64, p: f64) -> (f64, f64) {
-    let eff_a = |a: f64| a + 101.0 - p;
-    let eff_b = |b: f64| b + 1.0 + p;
-    let alpha = |a: f64, b: f64| (eff_b(b) + 1.0) / eff_a(a);
-    let beta = |b: f64| 1.0 / eff_b(b);
-    let (alpha_min, alpha_max) = (alpha(100.0, 0.0), alpha(0.0, 100.0));
-    let (beta_min, beta_max) = (beta(100.0), beta(0.0));
-    (
-        (alpha(v, g) - alpha_min) / (alpha_max - alpha_min),
-        (beta(g) - beta_min) / (beta_max - beta_min),
-    )
+    EffectiveRange::new(p).apply(v, g)
+}
+
+/// `EffectiveAction.py` at one setpoint `p`: the ranges that normalise the effective velocity
+/// and gain depend on `p` alone, so a stationary setpoint computes them once.
+#[derive(Debug, Clone, Copy)]
+struct EffectiveRange {
+    p: f64,
+    alpha_min: f64,
+    alpha_span: f64,
+    beta_min: f64,
+    beta_span: f64,
+}
+
+impl EffectiveRange {
+    fn eff_a(a: f64, p: f64) -> f64 {
+        a + 101.0 - p
+    }
+
+    fn eff_b(b: f64, p: f64) -> f64 {
+        b + 1.0 + p
+    }
+
+    fn alpha(a: f64, b: f64, p: f64) -> f64 {
+        (Self::eff_b(b, p) + 1.0) / Self::eff_a(a, p)
+    }
+
+    fn beta(b: f64, p: f64) -> f64 {
+        1.0 / Self::eff_b(b, p)
+    }
+
+    fn new(p: f64) -> Self {
+        let (alpha_min, alpha_max) = (Self::alpha(100.0, 0.0, p), Self::alpha(0.0, 100.0, p));
+        let (beta_min, beta_max) = (Self::beta(100.0, p), Self::beta(0.0, p));
+        Self {
+            p,
+            alpha_min,
+            alpha_span: alpha_max - alpha_min,
+            beta_min,
+            beta_span: beta_max - beta_min,
+        }
+    }
+
+    /// `(ve, ge)` for velocity `v` and gain `g`.
+    fn apply(&self, v: f64, g: f64) -> (f64, f64) {
+        (
+            (Self::alpha(v, g, self.p) - self.alpha_min) / self.alpha_span,
+            (Self::beta(g, self.p) - self.beta_min) / self.beta_span,
+        )
+    }
 }
 
 /// numpy's `np.mod` for floats: the remainder takes the sign of the divisor.
@@ -351,6 +391,8 @@ pub struct IndustrialBenchmark {
     setpoint: f64,
     stationary_setpoint: bool,
     shapes: [PenaltyShape; (2 * GS_K + 1) as usize],
+    /// [`EffectiveRange`] at the configured setpoint.
+    effective: EffectiveRange,
 }
 
 impl IndustrialBenchmark {
@@ -373,6 +415,7 @@ impl IndustrialBenchmark {
             setpoint,
             stationary_setpoint,
             shapes: std::array::from_fn(|i| PenaltyShape::for_index(i as i64 - GS_K)),
+            effective: EffectiveRange::new(setpoint),
         })
     }
 
@@ -415,9 +458,13 @@ impl IndustrialBenchmark {
     }
 
     /// `updateFatigue`: effective action, hidden fatigue states and fatigue.
-    fn update_fatigue(state: &mut [f64], rng: &mut Rng) {
+    fn update_fatigue(&self, state: &mut [f64], rng: &mut Rng) {
         let (v, g) = (state[V], state[G]);
-        let (ve, ge) = effective_action(v, g, state[P]);
+        let (ve, ge) = if state[P] == self.effective.p {
+            self.effective.apply(v, g)
+        } else {
+            effective_action(v, g, state[P])
+        };
         state[GE] = ge;
         state[VE] = ve;
         let e_g = rng.exponential(EXP_LAMBDA);
@@ -449,19 +496,24 @@ impl IndustrialBenchmark {
         state[COC] = coc;
         let init = state[INIT] != 0.0;
         let buffer = &mut state[O..O + O_LEN];
-        if init {
-            // The first step fills the whole (zero) buffer: `self.state['o'] += o`.
-            buffer.iter_mut().for_each(|o| *o += coc);
-        } else {
-            buffer.copy_within(1.., 0);
-            buffer[O_LEN - 1] = coc;
+        // The buffer after this step, element by element: the first step fills the whole (zero)
+        // buffer (`self.state['o'] += o`), later ones shift it by one and append. Read from the
+        // old buffer and written back one element at a time (a block move followed by wide
+        // reads of what it just wrote stalls store forwarding), summed in the original's order.
+        let mut oc = 0.0;
+        for i in 0..O_LEN {
+            let o = if init {
+                buffer[i] + coc
+            } else if i + 1 < O_LEN {
+                buffer[i + 1]
+            } else {
+                coc
+            };
+            buffer[i] = o;
+            oc += o * CONV[i];
         }
         state[INIT] = 0.0;
-        state[OC] = state[O..O + O_LEN]
-            .iter()
-            .zip(CONV)
-            .map(|(o, k)| o * k)
-            .sum();
+        state[OC] = oc;
     }
 
     /// `updateGS`: the Goldstone miscalibration dynamics and penalty.
@@ -572,7 +624,7 @@ impl ProcessModel for IndustrialBenchmark {
     fn step(&self, state: &mut [f64], action: &[f64], _t: u32, rng: &mut Rng) -> f64 {
         self.update_setpoint(state, rng);
         Self::add_action(state, action);
-        Self::update_fatigue(state, rng);
+        self.update_fatigue(state, rng);
         Self::update_operational_cost(state);
         self.update_goldstone(state);
         Self::update_cost(state, rng);

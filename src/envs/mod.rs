@@ -40,7 +40,7 @@ impl std::fmt::Display for ConfigValue {
 /// Constructor options as `(name, value)` pairs.
 pub type Config = Vec<(String, ConfigValue)>;
 
-/// One env's share of a batch step (see [`ProcessModel::step_many`]).
+/// One env's share of a batch step (see [`ProcessModel::step_batch`]).
 pub struct StepItem<'a> {
     /// The env's model state.
     pub state: &'a mut [f64],
@@ -65,6 +65,19 @@ pub trait Team: Sync {
     fn run(&self, work: &(dyn Fn() + Sync));
 }
 
+/// How a batch steps a model's envs; every way gives the same results, bit for bit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Batching {
+    /// Each env start to finish (action, [`ProcessModel::step`], observation, safety) before the
+    /// next, a lane of envs per thread: one pass over each env's memory and no per-lane
+    /// bookkeeping, for models whose step gains nothing from company.
+    EnvByEnv,
+    /// All the batch's stepping envs handed to [`ProcessModel::step_batch`] at once. Worth it
+    /// when the cost of a step varies widely between envs (adaptive integration), so that
+    /// threads pulling envs one by one from a shared queue balance better than fixed lanes.
+    WholeBatch,
+}
+
 /// A process model: the physics of one environment.
 pub trait ProcessModel: Send + Sync {
     /// The spec (variables, actions, constraints).
@@ -80,28 +93,18 @@ pub trait ProcessModel: Send + Sync {
     /// `t` is the index of this step within the episode (0 for the first step after reset).
     fn step(&self, state: &mut [f64], action: &[f64], t: u32, rng: &mut Rng) -> f64;
 
-    /// Steps several envs; the same results as [`ProcessModel::step`] on each in turn. Models
-    /// whose step gains from working on independent envs side by side override it.
-    fn step_many(&self, items: &mut [StepItem<'_>]) {
-        for it in items {
-            it.reward = self.step(it.state, it.action, it.t, it.rng);
-        }
-    }
-
-    /// Whether a batch hands this model all its stepping envs at once
-    /// ([`ProcessModel::step_batch`]) rather than a lane of envs per thread
-    /// ([`ProcessModel::step_many`]). Worth it when the cost of a step varies widely between
-    /// envs (adaptive integration), so that threads pulling envs one by one from a shared queue
-    /// balance better than fixed lanes.
-    fn steps_whole_batch(&self) -> bool {
-        false
+    /// How a batch hands this model its stepping envs (see [`Batching`]).
+    fn batching(&self) -> Batching {
+        Batching::EnvByEnv
     }
 
     /// Steps every stepping env of a batch, sharing the work among `team`; the same results as
-    /// [`ProcessModel::step`] on each in turn.
+    /// [`ProcessModel::step`] on each in turn. Called for [`Batching::WholeBatch`] models only.
     fn step_batch(&self, items: &mut [StepItem<'_>], team: &dyn Team) {
         let _ = team;
-        self.step_many(items);
+        for it in items {
+            it.reward = self.step(it.state, it.action, it.t, it.rng);
+        }
     }
 
     /// Writes the observation of `state` at episode step `t` (the number of steps taken so far).
