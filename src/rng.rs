@@ -72,19 +72,71 @@ impl Rng {
         lo + (hi - lo) * self.uniform()
     }
 
-    /// Standard normal draw (Box–Muller; one draw per call keeps the stream position simple).
+    /// Standard normal draw: the ziggurat method (Marsaglia & Tsang, "The ziggurat method for
+    /// generating random variables", 2000, with Doornik's 128 layers, "An improved ziggurat
+    /// method to generate normal random samples", 2005). One 64-bit word gives the layer and a
+    /// uniform; 98.8% of draws end there, with no logarithm or cosine (Box–Muller needs both).
     #[inline]
     pub fn normal(&mut self) -> f64 {
-        // 1 - u lies in (0, 1], so the logarithm is finite.
-        let u1 = 1.0 - self.uniform();
-        let u2 = self.uniform();
-        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+        let z = Ziggurat::normal();
+        loop {
+            let bits = self.next_u64();
+            let i = (bits & 0x7f) as usize;
+            // Uniform in [-1, 1) from the top 53 bits (independent of the layer's low 7 bits).
+            let u = 2.0 * ((bits >> 11) as f64 * (1.0 / (1u64 << 53) as f64)) - 1.0;
+            if u.abs() < z.ratio[i] {
+                return u * z.x[i];
+            }
+            if i == 0 {
+                return self.normal_tail(u < 0.0);
+            }
+            // The wedge between layer i's rectangle and the curve.
+            let x = u * z.x[i];
+            let f0 = (-0.5 * (z.x[i] * z.x[i] - x * x)).exp();
+            let f1 = (-0.5 * (z.x[i + 1] * z.x[i + 1] - x * x)).exp();
+            if f1 + self.uniform() * (f0 - f1) < 1.0 {
+                return x;
+            }
+        }
     }
 
-    /// Exponential draw with the given scale (mean), as numpy's `exponential(scale)`.
+    /// A draw from the normal tail beyond the base layer's edge (Marsaglia, 1964).
+    #[cold]
+    fn normal_tail(&mut self, negative: bool) -> f64 {
+        let r = NORMAL_R;
+        loop {
+            // 1 - u lies in (0, 1], so the logarithms are finite.
+            let x = (1.0 - self.uniform()).ln() / r;
+            let y = (1.0 - self.uniform()).ln();
+            if -2.0 * y >= x * x {
+                return if negative { x - r } else { r - x };
+            }
+        }
+    }
+
+    /// Exponential draw with the given scale (mean), as numpy's `exponential(scale)`: the
+    /// ziggurat method with 256 layers (Marsaglia & Tsang, 2000); 98.9% of draws take one
+    /// 64-bit word and no logarithm.
     #[inline]
     pub fn exponential(&mut self, scale: f64) -> f64 {
-        -scale * (1.0 - self.uniform()).ln()
+        let z = Ziggurat::exponential();
+        loop {
+            let bits = self.next_u64();
+            let i = (bits & 0xff) as usize;
+            let u = (bits >> 11) as f64 * (1.0 / (1u64 << 53) as f64);
+            let x = u * z.x[i];
+            if u < z.ratio[i] {
+                return scale * x;
+            }
+            if i == 0 {
+                // Beyond the base layer's edge the exponential starts afresh (no memory).
+                return scale * (EXP_R - (1.0 - self.uniform()).ln());
+            }
+            let f1 = (-z.x[i + 1]).exp();
+            if f1 + self.uniform() * ((-z.x[i]).exp() - f1) < (-x).exp() {
+                return scale * x;
+            }
+        }
     }
 
     /// Bernoulli draw with success probability `p`.
@@ -114,6 +166,57 @@ pub fn entropy_seed() -> u64 {
     h.finish()
 }
 
+/// Edge of the normal ziggurat's base layer (128 layers; Doornik 2005).
+const NORMAL_R: f64 = 3.442_619_855_899;
+/// Area of each layer of the normal ziggurat, under `exp(-x^2 / 2)`.
+const NORMAL_V: f64 = 9.912_563_035_262_17e-3;
+/// Edge of the exponential ziggurat's base layer (256 layers; Marsaglia & Tsang 2000).
+const EXP_R: f64 = 7.697_117_470_131_05;
+/// Area of each layer of the exponential ziggurat, under `exp(-x)`.
+const EXP_V: f64 = 3.949_659_822_581_557e-3;
+
+/// The layers of a ziggurat over a decreasing density `f` on `[0, inf)`: `x[i]` is the right
+/// edge of layer `i` (`x[0]` the base layer's width as if it were a rectangle of the common
+/// area, `x[1] = r`, `x[n] = 0`), `ratio[i] = x[i + 1] / x[i]` the share of layer `i` inside
+/// the layer above (accepted at once).
+struct Ziggurat {
+    x: Vec<f64>,
+    ratio: Vec<f64>,
+}
+
+impl Ziggurat {
+    /// Layers of area `v` under `f` with base edge `r`, `f_inv` the inverse of `f`.
+    fn build(n: usize, r: f64, v: f64, f: fn(f64) -> f64, f_inv: fn(f64) -> f64) -> Self {
+        let mut x = vec![0.0; n + 1];
+        x[0] = v / f(r);
+        x[1] = r;
+        for i in 2..n {
+            x[i] = f_inv(v / x[i - 1] + f(x[i - 1]));
+        }
+        x[n] = 0.0;
+        let ratio = (0..n).map(|i| x[i + 1] / x[i]).collect();
+        Self { x, ratio }
+    }
+
+    fn normal() -> &'static Self {
+        static Z: std::sync::OnceLock<Ziggurat> = std::sync::OnceLock::new();
+        Z.get_or_init(|| {
+            let f = |x: f64| (-0.5 * x * x).exp();
+            let f_inv = |y: f64| (-2.0 * y.ln()).sqrt();
+            Self::build(128, NORMAL_R, NORMAL_V, f, f_inv)
+        })
+    }
+
+    fn exponential() -> &'static Self {
+        static Z: std::sync::OnceLock<Ziggurat> = std::sync::OnceLock::new();
+        Z.get_or_init(|| {
+            let f = |x: f64| (-x).exp();
+            let f_inv = |y: f64| -y.ln();
+            Self::build(256, EXP_R, EXP_V, f, f_inv)
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,6 +231,83 @@ mod tests {
         let mut c = Rng::from_state(a.state());
         assert_eq!(a.next_u64(), c.next_u64());
         assert_ne!(Rng::from_seed(1).next_u64(), Rng::from_seed(2).next_u64());
+    }
+
+    #[test]
+    fn ziggurat_layers_close_at_the_top() {
+        // The constants (r, v) must make the n layers stack exactly to f(0) = 1: the top layer,
+        // [0, x[n-1]] x [f(x[n-1]), 1], then has the common area v.
+        for (z, v, f) in [
+            (
+                Ziggurat::normal(),
+                NORMAL_V,
+                (|x: f64| (-0.5 * x * x).exp()) as fn(f64) -> f64,
+            ),
+            (
+                Ziggurat::exponential(),
+                EXP_V,
+                (|x: f64| (-x).exp()) as fn(f64) -> f64,
+            ),
+        ] {
+            let n = z.x.len() - 1;
+            let top = z.x[n - 1] * (1.0 - f(z.x[n - 1]));
+            // Doornik's r and v carry 13 digits: the top layer is off by 1.2e-9 of v, a
+            // density error of that order.
+            assert!((top - v).abs() < 1e-8 * v, "top layer area {top} vs {v}");
+            assert!(z.x.windows(2).all(|w| w[0] > w[1]), "edges decrease");
+        }
+    }
+
+    /// Kolmogorov–Smirnov distance between `n` draws and the distribution function `cdf`.
+    fn ks_distance(mut draws: Vec<f64>, cdf: impl Fn(f64) -> f64) -> f64 {
+        draws.sort_by(f64::total_cmp);
+        let n = draws.len() as f64;
+        draws
+            .iter()
+            .enumerate()
+            .map(|(i, &x)| {
+                let c = cdf(x);
+                (c - i as f64 / n).abs().max(((i + 1) as f64 / n - c).abs())
+            })
+            .fold(0.0, f64::max)
+    }
+
+    /// The normal distribution function (Abramowitz & Stegun 7.1.26 erf, error below 1.5e-7).
+    fn phi(x: f64) -> f64 {
+        let z = x.abs() / std::f64::consts::SQRT_2;
+        let t = 1.0 / (1.0 + 0.327_591_1 * z);
+        let poly = t
+            * (0.254_829_592
+                + t * (-0.284_496_736
+                    + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
+        let erf = 1.0 - poly * (-z * z).exp();
+        0.5 * (1.0 + erf.copysign(x))
+    }
+
+    #[test]
+    fn normal_and_exponential_draws_follow_their_distributions() {
+        let n = 400_000;
+        let mut r = Rng::from_seed(11);
+        let normal: Vec<f64> = (0..n).map(|_| r.normal()).collect();
+        let exponential: Vec<f64> = (0..n).map(|_| r.exponential(2.0)).collect();
+        // 1.95 / sqrt(n): the 0.1% critical value of the KS distance.
+        let critical = 1.95 / (n as f64).sqrt();
+        let d = ks_distance(normal.clone(), phi);
+        assert!(d < critical, "normal KS distance {d} >= {critical}");
+        let d = ks_distance(exponential, |x| 1.0 - (-x / 2.0).exp());
+        assert!(d < critical, "exponential KS distance {d} >= {critical}");
+        // The tails (beyond the base layer's edge, drawn separately): P(|z| > 3.44) = 5.76e-4.
+        let tail = normal.iter().filter(|z| z.abs() > NORMAL_R).count() as f64 / n as f64;
+        assert!((tail - 5.76e-4).abs() < 1.5e-4, "normal tail share {tail}");
+        // Symmetry: as many draws below -1 as above 1 (15.87% each).
+        let (lo, hi) = (
+            normal.iter().filter(|&&z| z < -1.0).count() as f64 / n as f64,
+            normal.iter().filter(|&&z| z > 1.0).count() as f64 / n as f64,
+        );
+        assert!(
+            (lo - 0.1587).abs() < 0.003 && (hi - 0.1587).abs() < 0.003,
+            "{lo} {hi}"
+        );
     }
 
     #[test]
