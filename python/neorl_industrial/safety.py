@@ -184,6 +184,12 @@ _OPENED, _CLOSED, _CLOSED_BY_END, _SHUTDOWN, _SHIELD = range(5)
 _RESPONSES = ("none", "shield", "shutdown")
 
 
+def _closed_mask(ev: dict[str, np.ndarray]) -> np.ndarray:
+    """Which of a step's events close an incident."""
+    kind = ev["kind"]
+    return (kind == _CLOSED) | (kind == _CLOSED_BY_END)
+
+
 class SafetyStats:
     """Running safety counts of a vector env (``env.safety``), updated from each step's event columns.
 
@@ -209,7 +215,9 @@ class SafetyStats:
         self._opened = np.zeros(k, dtype=np.int64)
         self._shutdowns = np.zeros(k, dtype=np.int64)
         self._in_violation = np.zeros(k, dtype=np.int64)
-        self._closed: deque[tuple[dict[str, np.ndarray], np.ndarray, int]] = deque()
+        # Each step's event columns with closed incidents among them, and how many: filtered
+        # only when ``incidents`` is read (most runs never read it).
+        self._closed: deque[tuple[dict[str, np.ndarray], int]] = deque()
         self._closed_count = 0
         self._keep = keep_incidents
 
@@ -234,12 +242,14 @@ class SafetyStats:
         self.steps += steps
         self.cost += cost
         self._in_violation += in_violation
-        self._opened += opened
-        self._shutdowns += shutdowns
+        # Incidents open and shutdowns happen in few steps: skip the array additions otherwise.
+        if events:
+            self._opened += opened
+            self._shutdowns += shutdowns
         self.shield_interventions += shield
         self.events += events
         if closed:
-            self._keep_closed(out["events"])
+            self._keep_closed(out["events"], closed)
 
     def record_events(self, ev: dict[str, np.ndarray]) -> None:
         kind = ev["kind"]
@@ -253,22 +263,23 @@ class SafetyStats:
         self.shield_interventions += int((kind == _SHIELD).sum())
         self._keep_closed(ev)
 
-    def _keep_closed(self, ev: dict[str, np.ndarray]) -> None:
-        kind = ev["kind"]
-        closed = (kind == _CLOSED) | (kind == _CLOSED_BY_END)
-        n_closed = int(np.count_nonzero(closed))
+    def _keep_closed(self, ev: dict[str, np.ndarray], n_closed: int | None = None) -> None:
+        """Keeps a step's event columns if they close incidents (``n_closed`` of them, counted here
+        when not given)."""
+        if n_closed is None:
+            n_closed = int(np.count_nonzero(_closed_mask(ev)))
         if n_closed:
-            # Keep the step's columns and filter lazily: most runs never read the incidents.
-            self._closed.append((ev, closed, n_closed))
+            self._closed.append((ev, n_closed))
             self._closed_count += n_closed
-            while self._closed and self._closed_count - self._closed[0][2] >= self._keep:
-                self._closed_count -= self._closed.popleft()[2]
+            while self._closed and self._closed_count - self._closed[0][1] >= self._keep:
+                self._closed_count -= self._closed.popleft()[1]
 
     @property
     def incidents(self) -> list[Incident]:
         """The most recent closed incidents (up to ``keep_incidents``), oldest first."""
         out: list[Incident] = []
-        for ev, closed, _ in self._closed:
+        for ev, _ in self._closed:
+            closed = _closed_mask(ev)
             chunk = {key: col[closed] for key, col in ev.items()}
             for i in range(len(chunk["kind"])):
                 name = self.names[int(chunk["constraint"][i])]
