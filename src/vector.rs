@@ -1338,6 +1338,35 @@ mod tests {
     }
 
     #[test]
+    fn frame_maps_and_clips_actions_as_the_spec_does() {
+        let mut rng = Rng::from_seed(9);
+        for id in envs::IDS {
+            let model = envs::make(id, Vec::new()).expect("model");
+            let spec = model.spec();
+            let frame = Frame::of(spec);
+            let ad = spec.act_dim();
+            for _ in 0..200 {
+                let a: Vec<f64> = (0..ad).map(|_| rng.uniform_in(-1.3, 1.3)).collect();
+                let clamped: Vec<f64> = a.iter().map(|x| x.clamp(-1.0, 1.0)).collect();
+                let (mut want, mut got) = (vec![0.0; ad], vec![0.0; ad]);
+                spec.to_physical(&clamped, &mut want);
+                let clipped = frame.to_physical(&a, &mut got);
+                assert_eq!(got, want, "{id}");
+                let n_out = a.iter().filter(|x| x.abs() > 1.0).count() as u32;
+                assert_eq!(clipped, n_out, "{id}");
+            }
+            let mut obs: Vec<f32> = spec
+                .observations
+                .iter()
+                .map(|v| v.high as f32 + 1.0)
+                .collect();
+            frame.clamp_obs(&mut obs);
+            let high: Vec<f32> = spec.observations.iter().map(|v| v.high as f32).collect();
+            assert_eq!(obs, high, "{id}");
+        }
+    }
+
+    #[test]
     fn results_do_not_depend_on_thread_count() {
         let one = run(64, Some(1), 130);
         assert_eq!(one, run(64, Some(2), 130));
