@@ -192,10 +192,17 @@ impl EnvSpec {
 
     /// Maps a normalised action in `[-1, 1]` to its physical value, element by element.
     pub fn to_physical(&self, normalised: &[f64], out: &mut [f64]) {
-        for ((o, a), var) in out.iter_mut().zip(normalised).zip(&self.actions) {
-            *o = var.low + (a + 1.0) * 0.5 * (var.high - var.low);
+        for ((o, &a), var) in out.iter_mut().zip(normalised).zip(&self.actions) {
+            *o = denormalise(a, var.low, var.high - var.low);
         }
     }
+}
+
+/// The physical value of normalised action `a` in `[-1, 1]` for a range from `low` spanning
+/// `span`: the one formula behind [`EnvSpec::to_physical`] and the batch's precomputed map.
+#[inline]
+pub fn denormalise(a: f64, low: f64, span: f64) -> f64 {
+    low + (a + 1.0) * 0.5 * span
 }
 
 #[cfg(test)]

@@ -282,7 +282,7 @@ impl Frame {
         for ((p, &a), (&low, &span)) in phys.iter_mut().zip(normalised).zip(map) {
             let x = a.clamp(-1.0, 1.0);
             clipped += u32::from(x != a);
-            *p = low + (x + 1.0) * 0.5 * span;
+            *p = crate::spec::denormalise(x, low, span);
         }
         clipped
     }
