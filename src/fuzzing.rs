@@ -417,7 +417,7 @@ fn run_batch(
                     "non-finite observation"
                 );
                 assert!(out.action.iter().all(|x| x.is_finite()));
-                for r in &out.rows {
+                for r in &out.rows() {
                     assert!(r.reward.is_finite() && r.cost.is_finite() && r.cost >= 0.0);
                     assert!(r.episode_return.is_finite());
                 }

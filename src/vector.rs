@@ -93,7 +93,9 @@ pub struct Row {
     pub episode_return: f64,
 }
 
-/// Constraint readings of a batch: values, margins and active alarms, `num_envs x k` each.
+/// Constraint readings of a batch: values, margins and active alarms, `k x num_envs` each
+/// (constraint-major: constraint `c` of env `i` at `c * num_envs + i`, so each constraint's readings
+/// are one contiguous column, handed to Python as they are).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Readings {
     /// Constraint values.
@@ -114,13 +116,95 @@ impl Readings {
     }
 }
 
+/// Declares [`Columns`] (one vector per [`Row`] field) and its lane views.
+macro_rules! columns {
+    ($($(#[$doc:meta])* $field:ident: $t:ty = $zero:expr, from $r:ident => $conv:expr;)*) => {
+        /// Per-env step results as columns, `num_envs` entries each: what a [`Row`] holds, laid
+        /// out as the arrays Python receives (`clipped` and `shutdown` as int64, -1: no shutdown).
+        #[derive(Debug, Clone, Default, PartialEq)]
+        pub struct Columns {
+            $($(#[$doc])* pub $field: Vec<$t>,)*
+        }
+
+        impl Columns {
+            fn new(n: usize) -> Self {
+                Self { $($field: vec![$zero; n],)* }
+            }
+
+            fn view(&mut self) -> ColumnsMut<'_> {
+                ColumnsMut { $($field: &mut self.$field,)* }
+            }
+        }
+
+        /// A lane's part of [`Columns`].
+        struct ColumnsMut<'a> {
+            $($field: &'a mut [$t],)*
+        }
+
+        impl<'a> ColumnsMut<'a> {
+            /// Splits off the next `len` envs.
+            fn take(&mut self, len: usize) -> ColumnsMut<'a> {
+                ColumnsMut { $($field: take(&mut self.$field, len),)* }
+            }
+
+            /// Writes the lane's rows, one column at a time.
+            fn fill(&mut self, rows: &[Row]) {
+                $(for (x, $r) in self.$field.iter_mut().zip(rows) {
+                    *x = $conv;
+                })*
+            }
+        }
+    };
+}
+
+columns! {
+    /// Reward, penalties included (0 for an autoreset step).
+    reward: f64 = 0.0, from r => r.reward;
+    /// Safety cost.
+    cost: f64 = 0.0, from r => r.cost;
+    /// Ended in a terminal state.
+    terminated: bool = false, from r => r.terminated;
+    /// Cut at the horizon.
+    truncated: bool = false, from r => r.truncated;
+    /// Stepped (false: reset by NEXT_STEP autoreset).
+    stepped: bool = false, from r => r.stepped;
+    /// Action elements clipped into `[-1, 1]`.
+    clipped: i64 = 0, from r => i64::from(r.clipped);
+    /// The shield changed the action.
+    shielded: bool = false, from r => r.shielded;
+    /// Index of the critical constraint that shut the env down, -1: none.
+    shutdown: i64 = -1, from r => r.shutdown.map_or(-1, i64::from);
+    /// SAME_STEP: ended and reset within the step.
+    reset_in_step: bool = false, from r => r.reset_in_step;
+    /// Return of the episode that ended in the step.
+    episode_return: f64 = 0.0, from r => r.episode_return;
+}
+
+impl Columns {
+    /// Env `i`'s results as a [`Row`].
+    pub fn row(&self, i: usize) -> Row {
+        Row {
+            reward: self.reward[i],
+            cost: self.cost[i],
+            terminated: self.terminated[i],
+            truncated: self.truncated[i],
+            stepped: self.stepped[i],
+            clipped: u32::try_from(self.clipped[i]).unwrap_or(u32::MAX),
+            shielded: self.shielded[i],
+            shutdown: u16::try_from(self.shutdown[i]).ok(),
+            reset_in_step: self.reset_in_step[i],
+            episode_return: self.episode_return[i],
+        }
+    }
+}
+
 /// Everything one batch step produces, in fresh buffers.
 #[derive(Debug, Clone, Default)]
 pub struct StepOut {
     /// Observations, `num_envs x obs_dim`, after any autoreset.
     pub obs: Vec<f32>,
     /// Per-env scalars.
-    pub rows: Vec<Row>,
+    pub cols: Columns,
     /// Physical actions applied (after the shield), `num_envs x act_dim`.
     pub action: Vec<f64>,
     /// Constraint readings (after any autoreset: the reset state's).
@@ -155,26 +239,54 @@ pub struct Tally {
 }
 
 impl StepOut {
+    /// Env `i`'s results as a [`Row`].
+    pub fn row(&self, i: usize) -> Row {
+        self.cols.row(i)
+    }
+
+    /// Every env's results as [`Row`]s.
+    pub fn rows(&self) -> Vec<Row> {
+        (0..self.cols.reward.len()).map(|i| self.row(i)).collect()
+    }
+
     /// The step's safety counts, for `k` constraints.
     pub fn tally(&self, k: usize) -> Tally {
+        let c = &self.cols;
+        let n = c.stepped.len();
         let mut t = Tally {
+            steps: c.stepped.iter().map(|&s| u64::from(s)).sum(),
+            // In env order, whatever the lanes: the same total for any thread count.
+            cost: c
+                .cost
+                .iter()
+                .zip(&c.stepped)
+                .filter(|(_, &s)| s)
+                .map(|(x, _)| x)
+                .sum(),
             in_violation: vec![0; k],
             opened: vec![0; k],
             shutdowns: vec![0; k],
             ..Tally::default()
         };
-        for (j, r) in self.rows.iter().enumerate().filter(|(_, r)| r.stepped) {
-            t.steps += 1;
-            t.cost += r.cost;
-            // Envs reset within the step report their reset readings; count their last step.
-            let active = if r.reset_in_step {
-                &self.final_readings.active
+        let same_step = !self.final_readings.active.is_empty();
+        for (j, count) in t.in_violation.iter_mut().enumerate() {
+            let now = &self.readings.active[j * n..(j + 1) * n];
+            *count = if same_step {
+                // Envs reset within the step report their reset readings; count their last step.
+                let before = &self.final_readings.active[j * n..(j + 1) * n];
+                (0..n)
+                    .filter(|&i| {
+                        c.stepped[i]
+                            && if c.reset_in_step[i] {
+                                before[i]
+                            } else {
+                                now[i]
+                            }
+                    })
+                    .count() as i64
             } else {
-                &self.readings.active
+                now.iter().zip(&c.stepped).filter(|(&a, &s)| a && s).count() as i64
             };
-            for (c, &a) in t.in_violation.iter_mut().zip(&active[j * k..(j + 1) * k]) {
-                *c += i64::from(a);
-            }
         }
         for e in &self.events {
             let c = e.constraint.map(usize::from).filter(|&c| c < k);
@@ -315,6 +427,7 @@ pub struct VecCore {
     pool: Option<Pool>,
     audit: Option<(Arc<AuditTrail>, Arc<Source>)>,
     metrics: Option<Arc<EnvMetrics>>,
+    scratch: Scratch,
 }
 
 /// Unix time now, read once per batch.
@@ -385,6 +498,7 @@ impl VecCore {
             pool,
             audit: None,
             metrics: None,
+            scratch: Scratch::default(),
         })
     }
 
@@ -415,7 +529,7 @@ impl VecCore {
     }
 
     /// One metrics update for a batch step: counts from the rows and events, logs for new incidents.
-    fn record(&self, rows: &[Row], events: &[SafetyEvent], seconds: f64) {
+    fn record(&self, cols: &Columns, events: &[SafetyEvent], seconds: f64) {
         let Some(m) = &self.metrics else { return };
         let k = self.checker.len();
         // Stack buffers for the usual handful of constraints: nothing allocated per batch.
@@ -445,18 +559,20 @@ impl VecCore {
             }
         }
         self.log_events(m, events, violations, shutdowns);
-        let returns: Vec<f64> = rows
-            .iter()
-            .filter(|r| r.terminated || r.truncated)
-            .map(|r| r.episode_return)
+        let ended = cols.terminated.iter().zip(&cols.truncated);
+        let returns: Vec<f64> = ended
+            .zip(&cols.episode_return)
+            .filter(|((&a, &b), _)| a || b)
+            .map(|(_, &r)| r)
             .collect();
+        let count = |flags: &[bool]| flags.iter().map(|&f| u64::from(f)).sum::<u64>();
         m.record_batch(&BatchRecord {
-            env_steps: rows.iter().filter(|r| r.stepped).count() as u64,
+            env_steps: count(&cols.stepped),
             episode_returns: &returns,
             step_seconds: seconds,
             violations,
             shutdowns,
-            shield_interventions: rows.iter().filter(|r| r.shielded).count() as u64,
+            shield_interventions: count(&cols.shielded),
             response_seconds: &responses,
         });
         if self.autoreset == Autoreset::Disabled && shutdowns.iter().any(|&s| s > 0) {
@@ -623,15 +739,16 @@ impl VecCore {
         let (n, od, k) = (self.n, self.model.spec().obs_dim(), self.checker.len());
         let mut obs = vec![0.0f32; n * od];
         let mut readings = Readings::zeros(n * k);
-        let ctx = ctx!(self, wall_now());
         let lane = self.lane_len();
+        let ctx = ctx!(self, wall_now());
+        let work = self.scratch.fit(n, k);
         let lanes = Lanes::split(
             lane,
             &mut self.rows,
             &mut self.slots,
             &mut self.alarms,
             &mut obs,
-            &mut readings,
+            (&mut work.readings, &mut readings),
             (ctx.row_len, od, k),
         );
         let pool = self.pool.as_ref().unwrap_or_else(|| Pool::shared());
@@ -647,6 +764,7 @@ impl VecCore {
                 }
                 ctx.observe_one(&mut l, j, k);
             }
+            l.commit();
             events
         });
         let mut events: Vec<SafetyEvent> = events.into_iter().flatten().collect();
@@ -668,14 +786,16 @@ impl VecCore {
         let fin = if same_step { n } else { 0 };
         let mut out = StepOut {
             obs: vec![0.0; n * od],
-            rows: vec![Row::default(); n],
+            cols: Columns::new(n),
             action: vec![0.0; n * ad],
             readings: Readings::zeros(n * k),
             final_obs: vec![0.0; fin * od],
             final_readings: Readings::zeros(fin * k),
             events: Vec::new(),
         };
+        let lane = self.lane_len();
         let ctx = ctx!(self, wall_now());
+        let work = self.scratch.fit(n, k);
         if n == 1 {
             // A single env: its one-env lane stepped directly (the model's own `step`, the same
             // arithmetic as a batch's), without splitting into lanes or any round's bookkeeping.
@@ -686,45 +806,50 @@ impl VecCore {
                 slots: &mut self.slots,
                 alarms: &mut self.alarms,
                 obs: &mut out.obs,
-                readings: ReadingsMut::of(&mut out.readings),
+                readings: ReadingsMut::of(&mut work.readings),
+                out: ReadingColumns::of(&mut out.readings, 1, k),
             };
             let mut e = StepLane {
                 actions,
-                rows: &mut out.rows,
+                rows: &mut work.rows,
+                cols: out.cols.view(),
                 phys: &mut out.action,
                 final_obs: &mut out.final_obs,
-                final_readings: ReadingsMut::of(&mut out.final_readings),
+                final_readings: ReadingColumns::of(&mut out.final_readings, fin, k),
             };
             let mut events = Vec::new();
             ctx.step_env(&mut l, &mut e, 0, (od, ad, k), &mut events);
+            l.commit();
+            e.commit();
             return Ok(self.conclude(out, &mut events, started));
         }
-        let lane = self.lane_len();
         let lanes = Lanes::split(
             lane,
             &mut self.rows,
             &mut self.slots,
             &mut self.alarms,
             &mut out.obs,
-            &mut out.readings,
+            (&mut work.readings, &mut out.readings),
             (ctx.row_len, od, k),
         );
         let mut extra: Vec<StepLane<'_>> = Vec::with_capacity(lanes.len());
         {
             let mut acts = actions;
-            let mut rows = out.rows.as_mut_slice();
+            let mut rows = work.rows.as_mut_slice();
+            let mut cols = out.cols.view();
             let mut phys = out.action.as_mut_slice();
             let mut fobs = out.final_obs.as_mut_slice();
-            let mut fr = ReadingsMut::of(&mut out.final_readings);
+            let mut fr = ReadingColumns::of(&mut out.final_readings, fin, k);
             for l in &lanes {
                 let m = l.len();
                 let fm = if same_step { m } else { 0 };
                 extra.push(StepLane {
                     actions: take_ref(&mut acts, m * ad),
                     rows: take(&mut rows, m),
+                    cols: cols.take(m),
                     phys: take(&mut phys, m * ad),
                     final_obs: take(&mut fobs, fm * od),
-                    final_readings: fr.take(fm * k),
+                    final_readings: fr.take(fm),
                 });
             }
         }
@@ -753,6 +878,8 @@ impl VecCore {
                 for j in 0..l.len() {
                     ctx.step_env(&mut l, &mut e, j, (od, ad, k), &mut events);
                 }
+                l.commit();
+                e.commit();
                 events
             })
         };
@@ -768,7 +895,7 @@ impl VecCore {
         started: std::time::Instant,
     ) -> StepOut {
         self.publish(events);
-        self.record(&out.rows, events, started.elapsed().as_secs_f64());
+        self.record(&out.cols, events, started.elapsed().as_secs_f64());
         out.events = std::mem::take(events);
         out
     }
@@ -866,7 +993,72 @@ fn take_ref<'a, T>(s: &mut &'a [T], len: usize) -> &'a [T] {
     head
 }
 
-/// Mutable views of a [`Readings`].
+/// A lane's part of a [`Readings`] (constraint-major): per constraint, the lane's envs.
+struct ReadingColumns<'a> {
+    values: Vec<&'a mut [f64]>,
+    margins: Vec<&'a mut [f64]>,
+    active: Vec<&'a mut [bool]>,
+}
+
+impl<'a> ReadingColumns<'a> {
+    /// The columns of `r`: `k` constraints of `n` envs each.
+    fn of(r: &'a mut Readings, n: usize, k: usize) -> Self {
+        fn columns<T>(mut all: &mut [T], n: usize, k: usize) -> Vec<&mut [T]> {
+            (0..k).map(|_| take(&mut all, n)).collect()
+        }
+        Self {
+            values: columns(&mut r.values, n, k),
+            margins: columns(&mut r.margins, n, k),
+            active: columns(&mut r.active, n, k),
+        }
+    }
+
+    /// Splits off the next `len` envs.
+    fn take(&mut self, len: usize) -> ReadingColumns<'a> {
+        fn part<'a, T>(cols: &mut [&'a mut [T]], len: usize) -> Vec<&'a mut [T]> {
+            cols.iter_mut().map(|c| take(c, len)).collect()
+        }
+        ReadingColumns {
+            values: part(&mut self.values, len),
+            margins: part(&mut self.margins, len),
+            active: part(&mut self.active, len),
+        }
+    }
+
+    /// Copies a lane's readings, env-major (`k` per env), into the columns.
+    fn fill(&mut self, rows: &ReadingsMut<'_>) {
+        fn transpose<T: Copy>(cols: &mut [&mut [T]], rows: &[T]) {
+            let k = cols.len();
+            if k == 0 {
+                return;
+            }
+            for (c, col) in cols.iter_mut().enumerate() {
+                for (x, row) in col.iter_mut().zip(rows.chunks_exact(k)) {
+                    *x = row[c];
+                }
+            }
+        }
+        transpose(&mut self.values, rows.values);
+        transpose(&mut self.margins, rows.margins);
+        transpose(&mut self.active, rows.active);
+    }
+
+    /// Writes env `j`'s readings (one env's [`Outputs`]).
+    fn store(&mut self, j: usize, row: Outputs<'_>) {
+        for (col, &x) in self.values.iter_mut().zip(row.values.iter()) {
+            col[j] = x;
+        }
+        for (col, &x) in self.margins.iter_mut().zip(row.margins.iter()) {
+            col[j] = x;
+        }
+        for (col, &x) in self.active.iter_mut().zip(row.active.iter()) {
+            col[j] = x;
+        }
+    }
+}
+
+/// Env-major readings (`k` per env) of a lane, as the checker writes them: a lane's working
+/// copy, turned into [`ReadingColumns`] when the lane is done.
 struct ReadingsMut<'a> {
     values: &'a mut [f64],
     margins: &'a mut [f64],
@@ -899,6 +1091,24 @@ impl<'a> ReadingsMut<'a> {
     }
 }
 
+/// What a batch reuses from step to step: the lanes' working rows and readings.
+#[derive(Debug, Default)]
+struct Scratch {
+    rows: Vec<Row>,
+    readings: Readings,
+}
+
+impl Scratch {
+    /// Sized for `n` envs and `k` constraints (every entry is written before it is read).
+    fn fit(&mut self, n: usize, k: usize) -> &mut Self {
+        self.rows.resize(n, Row::default());
+        self.readings.values.resize(n * k, 0.0);
+        self.readings.margins.resize(n * k, 0.0);
+        self.readings.active.resize(n * k, false);
+        self
+    }
+}
+
 /// The envs `first..first + slots.len()` and their state and common outputs.
 struct Lane<'a> {
     first: usize,
@@ -907,22 +1117,40 @@ struct Lane<'a> {
     slots: &'a mut [Slot],
     alarms: &'a mut [AlarmState],
     obs: &'a mut [f32],
+    /// Working readings, env-major.
     readings: ReadingsMut<'a>,
+    /// Where the readings go when the lane is done.
+    out: ReadingColumns<'a>,
 }
 
 impl Lane<'_> {
     fn len(&self) -> usize {
         self.slots.len()
     }
+
+    /// Hands the lane's readings over to the output columns.
+    fn commit(&mut self) {
+        self.out.fill(&self.readings);
+    }
 }
 
 /// Step-only inputs and outputs of a lane.
 struct StepLane<'a> {
     actions: &'a [f64],
+    /// Working rows.
     rows: &'a mut [Row],
+    /// Where the rows go when the lane is done.
+    cols: ColumnsMut<'a>,
     phys: &'a mut [f64],
     final_obs: &'a mut [f32],
-    final_readings: ReadingsMut<'a>,
+    final_readings: ReadingColumns<'a>,
+}
+
+impl StepLane<'_> {
+    /// Hands the lane's rows over to the output columns.
+    fn commit(&mut self) {
+        self.cols.fill(self.rows);
+    }
 }
 
 struct Lanes;
@@ -935,11 +1163,12 @@ impl Lanes {
         mut slots: &'a mut [Slot],
         mut alarms: &'a mut [AlarmState],
         mut obs: &'a mut [f32],
-        readings: &'a mut Readings,
+        (work, out): (&'a mut Readings, &'a mut Readings),
         (row_len, od, k): (usize, usize, usize),
     ) -> Vec<Lane<'a>> {
         let n = slots.len();
-        let mut r = ReadingsMut::of(readings);
+        let mut w = ReadingsMut::of(work);
+        let mut r = ReadingColumns::of(out, n, k);
         let mut lanes = Vec::with_capacity(n.div_ceil(lane));
         let mut first = 0;
         while first < n {
@@ -951,7 +1180,8 @@ impl Lanes {
                 slots: take(&mut slots, m),
                 alarms: take(&mut alarms, m * k),
                 obs: take(&mut obs, m * od),
-                readings: r.take(m * k),
+                readings: w.take(m * k),
+                out: r.take(m),
             });
             first += m;
         }
@@ -1130,6 +1360,8 @@ impl Ctx<'_> {
                 self.finish_one(l, e, j, (od, k), act, &mut events);
             }
         }
+        l.commit();
+        e.commit();
         events
     }
 
@@ -1224,11 +1456,7 @@ impl Ctx<'_> {
         }
         if self.autoreset == Autoreset::SameStep && done {
             e.final_obs[j * od..(j + 1) * od].copy_from_slice(obs);
-            let f = e.final_readings.outputs(j, k);
-            let cur = l.readings.outputs(j, k);
-            f.values.copy_from_slice(cur.values);
-            f.margins.copy_from_slice(cur.margins);
-            f.active.copy_from_slice(cur.active);
+            e.final_readings.store(j, l.readings.outputs(j, k));
             self.reset_lane_env(l, j, k, events);
             self.observe_one(l, j, k);
             e.rows[j].reset_in_step = true;
@@ -1261,7 +1489,7 @@ mod tests {
         for t in 0..steps {
             let out = b.step(&actions(n, t)).expect("step");
             trace.extend(out.obs.iter().map(|&o| f64::from(o)));
-            trace.extend(out.rows.iter().map(|r| r.reward));
+            trace.extend(out.rows().iter().map(|r| r.reward));
         }
         trace
     }
@@ -1327,7 +1555,7 @@ mod tests {
                 let t = std::time::Instant::now();
                 for a in acts.chunks_exact(ad) {
                     let out = b.step(a).expect("step");
-                    if out.rows[0].terminated || out.rows[0].truncated {
+                    if out.row(0).terminated || out.row(0).truncated {
                         b.reset(None, None).expect("reset");
                     }
                 }
@@ -1392,7 +1620,7 @@ mod tests {
             for (t, out) in outs.iter().enumerate() {
                 let o = s.step(&actions(n, t)[i..i + 1]).expect("step");
                 assert_eq!(o.obs[..], out.obs[3 * i..3 * i + 3], "env {i} step {t}");
-                assert_eq!(o.rows[0], out.rows[i]);
+                assert_eq!(o.row(0), out.row(i));
             }
         }
     }
@@ -1404,10 +1632,10 @@ mod tests {
         let horizon = b.model().spec().horizon as usize;
         for t in 0..horizon {
             let out = b.step(&[0.0, 0.0]).expect("step");
-            assert_eq!(out.rows[0].truncated, t == horizon - 1);
+            assert_eq!(out.row(0).truncated, t == horizon - 1);
         }
         let out = b.step(&[0.0, 0.0]).expect("step");
-        assert!(!out.rows[0].stepped && out.rows[0].reward == 0.0);
+        assert!(!out.row(0).stepped && out.row(0).reward == 0.0);
         assert_eq!(&out.obs[..2], &[0.8f32, 330.0]);
     }
 
@@ -1421,7 +1649,7 @@ mod tests {
             last = Some(b.step(&[-0.2]).expect("step"));
         }
         let out = last.expect("stepped");
-        assert!(out.rows[0].truncated && out.rows[0].reset_in_step);
+        assert!(out.row(0).truncated && out.row(0).reset_in_step);
         assert_eq!(&out.obs[..2], &[0.8f32, 330.0]);
         assert_ne!(out.final_obs[1], 330.0);
     }
@@ -1433,8 +1661,8 @@ mod tests {
         let mut ended = None;
         for t in 0..60 {
             let out = b.step(&[1.0]).expect("step");
-            if out.rows[0].terminated {
-                ended = Some((t, out.rows[0].shutdown));
+            if out.row(0).terminated {
+                ended = Some((t, out.row(0).shutdown));
                 break;
             }
         }
@@ -1467,7 +1695,7 @@ mod tests {
         // Out-of-range finite values are clipped and counted.
         let out = b.step(&[5.0, -0.5, -7.0]).expect("step");
         assert_eq!(
-            out.rows.iter().map(|r| r.clipped).collect::<Vec<_>>(),
+            out.rows().iter().map(|r| r.clipped).collect::<Vec<_>>(),
             vec![1, 0, 1]
         );
         assert_eq!(out.action[0], 310.0);
@@ -1513,9 +1741,10 @@ mod safety_tests {
         let (mut events, mut rows) = (Vec::new(), Vec::new());
         for _ in 0..steps {
             let out = b.step(&[1.0]).expect("step");
+            let row = out.row(0);
             events.extend(out.events);
-            rows.push(out.rows[0]);
-            if out.rows[0].terminated || out.rows[0].truncated {
+            rows.push(row);
+            if row.terminated || row.truncated {
                 break;
             }
         }
@@ -1581,7 +1810,7 @@ mod safety_tests {
         let out = b.step(&[1.0]).expect("step");
         // From the nominal 300 K the coolant may move at most 5 K per step.
         assert_eq!(out.action[0], 305.0);
-        assert!(out.rows[0].shielded);
+        assert!(out.row(0).shielded);
         let out = b.step(&[1.0]).expect("step");
         assert_eq!(out.action[0], 310.0);
         let ramp = b
@@ -1609,7 +1838,7 @@ mod safety_tests {
         pen.reset(Some(&[Some(0)]), None).expect("reset");
         let a = plain.step(&[0.0]).expect("step");
         let b = pen.step(&[0.0]).expect("step");
-        assert_eq!(a.rows[0].reward - 2.5, b.rows[0].reward);
-        assert!(b.rows[0].cost > 0.0 && a.rows[0].cost == 0.0);
+        assert_eq!(a.row(0).reward - 2.5, b.row(0).reward);
+        assert!(b.row(0).cost > 0.0 && a.row(0).cost == 0.0);
     }
 }

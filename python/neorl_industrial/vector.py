@@ -237,7 +237,8 @@ class VectorIndustrialEnv(VectorEnv):
         active: np.ndarray,
         mask: np.ndarray,
     ) -> None:
-        """``constraints``, ``margins`` and ``violations``: one array per constraint name."""
+        """``constraints``, ``margins`` and ``violations``: one array per constraint name (the
+        tables are ``(k, num_envs)``: row ``j`` is constraint ``j``)."""
         every = bool(mask.all())
         if not every and not mask.any():
             return
@@ -249,7 +250,7 @@ class VectorIndustrialEnv(VectorEnv):
             sub: dict[str, Any] = {}
             for j, name in enumerate(self.constraint_names):
                 # The table is fresh every step, so its columns can be handed out as they are.
-                sub[name] = table[:, j] if every else np.where(mask, table[:, j], zero)
+                sub[name] = table[j] if every else np.where(mask, table[j], zero)
                 sub[f"_{name}"] = mask.copy()
             info[key] = sub
             info[f"_{key}"] = mask.copy()

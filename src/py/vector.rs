@@ -14,7 +14,7 @@ use crate::py::telemetry::MetricsRegistry;
 use crate::safety::config;
 use crate::safety::{Kind, SafetyEvent, Shield};
 use crate::spec::Variable;
-use crate::vector::{Autoreset, Readings, Row, Snapshot, Tally, VecCore};
+use crate::vector::{Autoreset, Columns, Readings, Snapshot, StepOut, Tally, VecCore};
 
 /// A batch of environments in Rust.
 ///
@@ -330,7 +330,7 @@ impl CoreVecEnv {
     /// Resets the envs in ``mask`` (all if None), reseeding env i with ``seeds[i]`` when given.
     ///
     /// Returns:
-    ///     ``(obs[n, obs_dim] float32, values[n, k], margins[n, k], active[n, k], events)`` with the
+    ///     ``(obs[n, obs_dim] float32, values[k, n], margins[k, n], active[k, n], events)`` with the
     ///     events as columns (see ``events_columns``).
     #[pyo3(signature = (seeds=None, mask=None))]
     fn reset<'py>(
@@ -359,8 +359,9 @@ impl CoreVecEnv {
     /// Steps every env with normalised actions of shape ``(num_envs, act_dim)``.
     ///
     /// Returns a dict of arrays: ``obs``, ``reward``, ``terminated``, ``truncated``, ``stepped``,
-    /// ``clipped``, ``cost``, ``shield``, ``action``, ``values``, ``margins``, ``active``,
-    /// ``shutdown`` (index of the critical constraint, -1: none), ``episode_return``, ``events``
+    /// ``clipped``, ``cost``, ``shield``, ``action``, ``values``, ``margins``, ``active`` (each
+    /// ``(k, num_envs)``: row ``c`` is constraint ``c``), ``shutdown`` (index of the critical
+    /// constraint, -1: none), ``episode_return``, ``events``
     /// (a dict of columns), ``tally``, and with same_step autoreset ``final_mask``, ``final_obs``,
     /// ``final_values``, ``final_margins``, ``final_active``.
     ///
@@ -382,55 +383,75 @@ impl CoreVecEnv {
         let out = py.detach(|| core.step(&acts))?;
         let od = self.obs_dim();
         let t = out.tally(self.core.checker().len());
-        let rows = &out.rows;
+        let StepOut {
+            obs,
+            cols,
+            action,
+            readings,
+            final_obs,
+            final_readings,
+            events,
+        } = out;
+        let Columns {
+            reward,
+            cost,
+            terminated,
+            truncated,
+            stepped,
+            clipped,
+            shielded,
+            shutdown,
+            reset_in_step,
+            episode_return,
+        } = cols;
         let d = PyDict::new(py);
-        // A column of the rows into dict `$d` under `$key`.
-        macro_rules! col {
-            ($d:expr, $key:literal, $f:expr) => {
-                $d.set_item($key, convert::array1(py, rows.iter().map($f).collect()))?;
-            };
-        }
-        col!(d, "reward", |r| r.reward);
-        col!(d, "terminated", |r| r.terminated);
-        col!(d, "truncated", |r| r.truncated);
-        d.set_item("obs", convert::array2(py, out.obs, n, od)?)?;
+        d.set_item("obs", convert::array2(py, obs, n, od)?)?;
         if info {
-            // The info's step entries, handed over as they are (`vector_info` reads them from
-            // `parts`); nothing else is built that the vector env would drop.
-            let parts = PyDict::new(py);
-            parts.set_item("action", convert::array2(py, out.action, n, ad)?)?;
-            col!(parts, "clipped", |r| i64::from(r.clipped));
-            col!(parts, "cost", |r| r.cost);
-            col!(parts, "shield", |r| r.shielded);
-            d.set_item("info", self.vector_info(py, &parts, rows, &out.readings)?)?;
+            // Gymnasium's info, built from the columns as they are; nothing else is built that
+            // the vector env would drop.
+            let step = StepInfo {
+                stepped: &stepped,
+                shutdown: &shutdown,
+                action: convert::array2(py, action, n, ad)?.into_any(),
+                clipped: convert::array1(py, clipped).into_any(),
+                cost: convert::array1(py, cost).into_any(),
+                shield: convert::array1(py, shielded).into_any(),
+            };
+            d.set_item("info", self.vector_info(py, step, &readings)?)?;
+            d.set_item("reward", convert::array1(py, reward))?;
+            d.set_item("terminated", convert::array1(py, terminated))?;
+            d.set_item("truncated", convert::array1(py, truncated))?;
             let closed = t.closed;
             d.set_item("tally", self.tally(py, t)?)?;
             if closed > 0 {
-                d.set_item("events", events_columns(py, &out.events)?)?;
+                d.set_item("events", events_columns(py, &events)?)?;
             }
             return Ok(d);
         }
-        col!(d, "stepped", |r| r.stepped);
-        col!(d, "clipped", |r| i64::from(r.clipped));
-        col!(d, "cost", |r| r.cost);
-        col!(d, "shield", |r| r.shielded);
-        col!(d, "shutdown", |r| r.shutdown.map_or(-1, i64::from));
-        col!(d, "episode_return", |r| r.episode_return);
-        d.set_item("action", convert::array2(py, out.action, n, ad)?)?;
-        let [v, m, a] = self.readings(py, out.readings)?;
+        d.set_item("reward", convert::array1(py, reward))?;
+        d.set_item("terminated", convert::array1(py, terminated))?;
+        d.set_item("truncated", convert::array1(py, truncated))?;
+        d.set_item("stepped", convert::array1(py, stepped))?;
+        d.set_item("clipped", convert::array1(py, clipped))?;
+        d.set_item("cost", convert::array1(py, cost))?;
+        d.set_item("shield", convert::array1(py, shielded))?;
+        d.set_item("shutdown", convert::array1(py, shutdown))?;
+        d.set_item("episode_return", convert::array1(py, episode_return))?;
+        d.set_item("action", convert::array2(py, action, n, ad)?)?;
+        let [v, m, a] = self.readings(py, readings)?;
         d.set_item("values", v)?;
         d.set_item("margins", m)?;
         d.set_item("active", a)?;
         if self.core.autoreset() == Autoreset::SameStep {
-            col!(d, "final_mask", |r| r.reset_in_step);
-            d.set_item("final_obs", convert::array2(py, out.final_obs, n, od)?)?;
-            let [v, m, a] = self.readings(py, out.final_readings)?;
+            d.set_item("final_mask", convert::array1(py, reset_in_step))?;
+            d.set_item("final_obs", convert::array2(py, final_obs, n, od)?)?;
+            let [v, m, a] = self.readings(py, final_readings)?;
             d.set_item("final_values", v)?;
             d.set_item("final_margins", m)?;
             d.set_item("final_active", a)?;
         }
         d.set_item("tally", self.tally(py, t)?)?;
-        d.set_item("events", events_columns(py, &out.events)?)?;
+        d.set_item("events", events_columns(py, &events)?)?;
         Ok(d)
     }
 
@@ -536,7 +557,7 @@ impl CoreVecEnv {
         // One env runs inline on this thread (no worker threads), so recording may log through
         // Python's logging without releasing the GIL: no other Rust thread waits for it.
         let out = self.core.step(&acts)?;
-        let r = out.rows[0];
+        let r = out.row(0);
         let k = &self.keys;
         let info = PyDict::new(py);
         info.set_item(k.action.bind(py), convert::array1(py, out.action))?;
@@ -557,54 +578,49 @@ impl CoreVecEnv {
             .into_pyobject(py)
     }
 
+    /// A batch's readings as three ``(k, num_envs)`` arrays: row ``c`` is constraint ``c``.
     fn readings<'py>(&self, py: Python<'py>, r: Readings) -> PyResult<[Bound<'py, PyAny>; 3]> {
         let (n, k) = (self.core.num_envs(), self.core.checker().len());
         Ok([
-            convert::array2(py, r.values, n, k)?.into_any(),
-            convert::array2(py, r.margins, n, k)?.into_any(),
-            convert::array2(py, r.active, n, k)?.into_any(),
+            convert::array2(py, r.values, k, n)?.into_any(),
+            convert::array2(py, r.margins, k, n)?.into_any(),
+            convert::array2(py, r.active, k, n)?.into_any(),
         ])
     }
 
     /// The vector env's info for a step in which no env ended and reset (Gymnasium's layout: a
     /// value array and a `_key` mask per key). Step entries are masked by the envs that stepped
-    /// (zeros elsewhere), readings cover every env; the step arrays are the ones in `d`.
+    /// (their columns hold zeros elsewhere), readings cover every env.
     fn vector_info<'py>(
         &self,
         py: Python<'py>,
-        d: &Bound<'py, PyDict>,
-        rows: &[Row],
+        step: StepInfo<'_, 'py>,
         r: &Readings,
     ) -> PyResult<Bound<'py, PyDict>> {
         let (n, k) = (self.core.num_envs(), self.names.len());
         let (keys, info) = (&self.keys, PyDict::new(py));
-        let stepped: Vec<bool> = rows.iter().map(|r| r.stepped).collect();
-        if stepped.iter().any(|&s| s) {
+        if step.stepped.iter().any(|&s| s) {
             let [m_action, _, _, _, m_clipped, m_cost, m_shield, m_shutdown] = &keys.masks;
-            for (key, mask, col) in [
-                (&keys.action, m_action, "action"),
-                (&keys.clipped, m_clipped, "clipped"),
-                (&keys.cost, m_cost, "cost"),
-                (&keys.shield, m_shield, "shield"),
+            for (key, mask, value) in [
+                (&keys.action, m_action, step.action),
+                (&keys.clipped, m_clipped, step.clipped),
+                (&keys.cost, m_cost, step.cost),
+                (&keys.shield, m_shield, step.shield),
             ] {
-                info.set_item(key.bind(py), d.get_item(col)?)?;
-                info.set_item(mask.bind(py), PyArray1::from_slice(py, &stepped))?;
+                info.set_item(key.bind(py), value)?;
+                info.set_item(mask.bind(py), PyArray1::from_slice(py, step.stepped))?;
             }
-            let down: Vec<bool> = rows
-                .iter()
-                .map(|r| r.stepped && r.shutdown.is_some())
-                .collect();
-            if down.iter().any(|&b| b) {
-                let reasons: Vec<Py<PyAny>> = rows
-                    .iter()
-                    .zip(&down)
-                    .map(|(r, &dn)| match r.shutdown.map(usize::from) {
-                        Some(c) if dn && c < k => self.names[c].clone_ref(py).into_any(),
+            let down = |i: usize| step.stepped[i] && step.shutdown[i] >= 0;
+            if (0..n).any(down) {
+                let reasons: Vec<Py<PyAny>> = (0..n)
+                    .map(|i| match usize::try_from(step.shutdown[i]) {
+                        Ok(c) if down(i) && c < k => self.names[c].clone_ref(py).into_any(),
                         _ => py.None(),
                     })
                     .collect();
+                let mask: Vec<bool> = (0..n).map(down).collect();
                 info.set_item(keys.shutdown.bind(py), PyArray1::from_vec(py, reasons))?;
-                info.set_item(m_shutdown.bind(py), convert::array1(py, down))?;
+                info.set_item(m_shutdown.bind(py), convert::array1(py, mask))?;
             }
         }
         let everyone = vec![true; n];
@@ -612,9 +628,8 @@ impl CoreVecEnv {
         macro_rules! table {
             ($key:expr, $mask:expr, $table:expr) => {{
                 let sub = PyDict::new(py);
-                for j in 0..k {
-                    let col: Vec<_> = (0..n).map(|i| $table[i * k + j]).collect();
-                    sub.set_item(self.names[j].bind(py), convert::array1(py, col))?;
+                for (j, col) in $table.chunks_exact(n).enumerate() {
+                    sub.set_item(self.names[j].bind(py), PyArray1::from_slice(py, col))?;
                     sub.set_item(
                         self.mask_names[j].bind(py),
                         PyArray1::from_slice(py, &everyone),
@@ -645,6 +660,16 @@ impl CoreVecEnv {
         info.set_item(k.violations.bind(py), active)?;
         Ok(())
     }
+}
+
+/// A step's entries of the vector info, the arrays already built.
+struct StepInfo<'a, 'py> {
+    stepped: &'a [bool],
+    shutdown: &'a [i64],
+    action: Bound<'py, PyAny>,
+    clipped: Bound<'py, PyAny>,
+    cost: Bound<'py, PyAny>,
+    shield: Bound<'py, PyAny>,
 }
 
 /// The single-env face of a batch of one: Gymnasium's ``reset`` and ``step`` return values, built
