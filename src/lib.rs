@@ -23,6 +23,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<py::vector::CoreVecEnv>()?;
     m.add_class::<py::vector::SingleEnv>()?;
+    m.add_class::<py::vector::SafetyTotals>()?;
     m.add_class::<py::safety::PyAuditTrail>()?;
     m.add_class::<py::safety::PyMonitor>()?;
     m.add_function(wrap_pyfunction!(py::vector::env_ids, m)?)?;

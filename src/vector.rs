@@ -13,8 +13,9 @@ use crate::pool::Pool;
 use crate::envs::{Batching, ProcessModel, StepItem};
 use crate::errors::CoreError;
 use crate::rng::{entropy_seed, Rng};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crate::safety::audit::{AuditTrail, Source};
 use crate::safety::{
@@ -217,25 +218,108 @@ pub struct StepOut {
     pub events: Vec<SafetyEvent>,
 }
 
-/// What a step adds to a batch's running safety counts (see `SafetyStats` in Python).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Tally {
-    /// Envs stepped (not reset by NEXT_STEP autoreset).
+/// A batch's running safety counts since it was made, and its most recent closed incidents: what
+/// Python's `SafetyStats` shows. The batch adds to them as it steps (behind a lock, so they can be
+/// read from another thread meanwhile).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Totals {
+    /// Env steps taken (not counting NEXT_STEP autoreset steps).
     pub steps: u64,
-    /// Sum of the cost signal.
+    /// Sum of the cost signal, added in env order (the same for any thread count).
     pub cost: f64,
-    /// Stepped envs whose alarm is active after the step, per constraint (before any reset).
-    pub in_violation: Vec<i64>,
-    /// Incidents opened, per constraint.
-    pub opened: Vec<i64>,
-    /// Emergency shutdowns, per constraint.
-    pub shutdowns: Vec<i64>,
+    /// Safety events (what the audit trail receives).
+    pub events: u64,
     /// Shield interventions.
     pub shield: u64,
-    /// Safety events of the step.
-    pub events: u64,
-    /// Incidents closed (by recovery or by the episode's end).
-    pub closed: u64,
+    /// Incidents opened, per constraint.
+    pub opened: Vec<u64>,
+    /// Emergency shutdowns, per constraint.
+    pub shutdowns: Vec<u64>,
+    /// Env steps ending with the constraint's alarm active, per constraint.
+    pub in_violation: Vec<u64>,
+    /// Closing events of the most recent incidents (up to `keep`), oldest first.
+    pub closed: VecDeque<SafetyEvent>,
+    /// How many closed incidents are kept.
+    pub keep: usize,
+}
+
+/// Closed incidents a batch keeps by default.
+pub const KEEP_INCIDENTS: usize = 1000;
+
+impl Totals {
+    /// Zero counts for `k` constraints.
+    pub fn new(k: usize) -> Self {
+        Self {
+            steps: 0,
+            cost: 0.0,
+            events: 0,
+            shield: 0,
+            opened: vec![0; k],
+            shutdowns: vec![0; k],
+            in_violation: vec![0; k],
+            closed: VecDeque::new(),
+            keep: KEEP_INCIDENTS,
+        }
+    }
+
+    /// Keeps the `keep` most recent closed incidents from now on.
+    pub fn set_keep(&mut self, keep: usize) {
+        self.keep = keep;
+        self.trim();
+    }
+
+    fn trim(&mut self) {
+        while self.closed.len() > self.keep {
+            self.closed.pop_front();
+        }
+    }
+
+    /// Adds a step: its transitions, cost, alarms and events.
+    fn add_step(&mut self, out: &StepOut) {
+        let c = &out.cols;
+        let n = c.stepped.len();
+        self.steps += c.stepped.iter().map(|&s| u64::from(s)).sum::<u64>();
+        let stepped_cost = c.cost.iter().zip(&c.stepped).filter(|(_, &s)| s);
+        self.cost += stepped_cost.map(|(x, _)| x).sum::<f64>();
+        let same_step = !out.final_readings.active.is_empty();
+        for (j, count) in self.in_violation.iter_mut().enumerate() {
+            let now = &out.readings.active[j * n..(j + 1) * n];
+            *count += if same_step {
+                // Envs reset within the step report their reset readings; count their last step.
+                let before = &out.final_readings.active[j * n..(j + 1) * n];
+                let active = |i: usize| {
+                    if c.reset_in_step[i] {
+                        before[i]
+                    } else {
+                        now[i]
+                    }
+                };
+                (0..n).filter(|&i| c.stepped[i] && active(i)).count() as u64
+            } else {
+                now.iter().zip(&c.stepped).filter(|(&a, &s)| a && s).count() as u64
+            };
+        }
+        self.add_events(&out.events);
+    }
+
+    /// Adds safety events (a step's, or those a reset raises).
+    fn add_events(&mut self, events: &[SafetyEvent]) {
+        self.events += events.len() as u64;
+        let k = self.opened.len();
+        for e in events {
+            let c = e.constraint.map(usize::from).filter(|&c| c < k);
+            match (e.kind, c) {
+                (EventKind::IncidentOpened, Some(c)) => self.opened[c] += 1,
+                (EventKind::EmergencyShutdown, Some(c)) => self.shutdowns[c] += 1,
+                (EventKind::ShieldIntervention, _) => self.shield += 1,
+                (EventKind::IncidentClosed | EventKind::IncidentClosedByEpisodeEnd, _) => {
+                    self.closed.push_back(*e);
+                }
+                _ => {}
+            }
+        }
+        self.trim();
+    }
 }
 
 impl StepOut {
@@ -247,61 +331,6 @@ impl StepOut {
     /// Every env's results as [`Row`]s.
     pub fn rows(&self) -> Vec<Row> {
         (0..self.cols.reward.len()).map(|i| self.row(i)).collect()
-    }
-
-    /// The step's safety counts, for `k` constraints.
-    pub fn tally(&self, k: usize) -> Tally {
-        let c = &self.cols;
-        let n = c.stepped.len();
-        let mut t = Tally {
-            steps: c.stepped.iter().map(|&s| u64::from(s)).sum(),
-            // In env order, whatever the lanes: the same total for any thread count.
-            cost: c
-                .cost
-                .iter()
-                .zip(&c.stepped)
-                .filter(|(_, &s)| s)
-                .map(|(x, _)| x)
-                .sum(),
-            in_violation: vec![0; k],
-            opened: vec![0; k],
-            shutdowns: vec![0; k],
-            ..Tally::default()
-        };
-        let same_step = !self.final_readings.active.is_empty();
-        for (j, count) in t.in_violation.iter_mut().enumerate() {
-            let now = &self.readings.active[j * n..(j + 1) * n];
-            *count = if same_step {
-                // Envs reset within the step report their reset readings; count their last step.
-                let before = &self.final_readings.active[j * n..(j + 1) * n];
-                (0..n)
-                    .filter(|&i| {
-                        c.stepped[i]
-                            && if c.reset_in_step[i] {
-                                before[i]
-                            } else {
-                                now[i]
-                            }
-                    })
-                    .count() as i64
-            } else {
-                now.iter().zip(&c.stepped).filter(|(&a, &s)| a && s).count() as i64
-            };
-        }
-        for e in &self.events {
-            let c = e.constraint.map(usize::from).filter(|&c| c < k);
-            match (e.kind, c) {
-                (EventKind::IncidentOpened, Some(c)) => t.opened[c] += 1,
-                (EventKind::EmergencyShutdown, Some(c)) => t.shutdowns[c] += 1,
-                (EventKind::ShieldIntervention, _) => t.shield += 1,
-                (EventKind::IncidentClosed | EventKind::IncidentClosedByEpisodeEnd, _) => {
-                    t.closed += 1
-                }
-                _ => {}
-            }
-        }
-        t.events = self.events.len() as u64;
-        t
     }
 }
 
@@ -428,6 +457,7 @@ pub struct VecCore {
     audit: Option<(Arc<AuditTrail>, Arc<Source>)>,
     metrics: Option<Arc<EnvMetrics>>,
     scratch: Scratch,
+    totals: Arc<Mutex<Totals>>,
 }
 
 /// Unix time now, read once per batch.
@@ -499,6 +529,7 @@ impl VecCore {
             audit: None,
             metrics: None,
             scratch: Scratch::default(),
+            totals: Arc::new(Mutex::new(Totals::new(k))),
         })
     }
 
@@ -674,8 +705,19 @@ impl VecCore {
     /// Replaces the constraint set and the shield (before the first reset).
     pub fn set_safety(&mut self, set: ConstraintSet, shield: Shield) {
         self.alarms = vec![AlarmState::default(); self.n * set.len()];
+        self.lock_totals().clone_from(&Totals::new(set.len()));
         self.checker = Checker::new(set, self.model.spec());
         self.shield = shield;
+    }
+
+    /// The running safety counts (shared: they stay readable while the batch steps).
+    pub fn totals(&self) -> Arc<Mutex<Totals>> {
+        self.totals.clone()
+    }
+
+    fn lock_totals(&self) -> std::sync::MutexGuard<'_, Totals> {
+        // Nothing panics while holding the lock; a poisoned one still holds whole counts.
+        self.totals.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The model (spec, dimensions).
@@ -769,6 +811,7 @@ impl VecCore {
         });
         let mut events: Vec<SafetyEvent> = events.into_iter().flatten().collect();
         self.publish(&mut events);
+        self.lock_totals().add_events(&events);
         Ok(ResetOut {
             obs,
             readings,
@@ -897,6 +940,7 @@ impl VecCore {
         self.publish(events);
         self.record(&out.cols, events, started.elapsed().as_secs_f64());
         out.events = std::mem::take(events);
+        self.lock_totals().add_step(&out);
         out
     }
 
@@ -1666,13 +1710,24 @@ mod tests {
                 break;
             }
         }
-        let (_, reason) = ended.expect("full heating must run the reactor away");
-        let name = &b.checker().set.constraints[usize::from(reason.expect("a reason"))].name;
-        assert_eq!(name, "thermal_runaway");
+        let (t, reason) = ended.expect("full heating must run the reactor away");
+        let c = usize::from(reason.expect("a reason"));
+        assert_eq!(b.checker().set.constraints[c].name, "thermal_runaway");
         let err = b.step(&[0.0]).unwrap_err();
         assert!(matches!(err, CoreError::ResetNeeded(_)));
         b.reset(None, Some(&[true])).expect("reset");
         assert!(b.step(&[0.0]).is_ok());
+        // The running counts: every step taken, one shutdown, its incident closed by the reset.
+        let totals = b.totals();
+        let totals = totals.lock().expect("totals");
+        assert_eq!(totals.steps, t as u64 + 2);
+        assert_eq!(totals.shutdowns[c], 1);
+        assert!(totals.opened[c] >= 1 && totals.events >= 3);
+        let closing = totals
+            .closed
+            .iter()
+            .filter(|e| e.constraint == Some(c as u16));
+        assert_eq!(closing.count() as u64, totals.opened[c]);
     }
 
     #[test]

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -16,10 +17,12 @@ import numpy as np
 import pytest
 
 import neorl_industrial as ni
+from neorl_industrial.exceptions import ConfigError
 from neorl_industrial.safety import (
     AuditTrail,
     SafetyChecker,
     SafetyCostWrapper,
+    SafetyStats,
     evaluate_with_safety,
 )
 
@@ -410,3 +413,74 @@ def test_safety_checker_on_delay_deadband_and_batches() -> None:
         checker.check_batch(np.zeros((3, 1)))
     with pytest.raises(ni.ConfigError, match="at least one constraint"):
         SafetyChecker({"defaults": False}, signals=["T"])
+
+
+@pytest.mark.parametrize("mode", ["next_step", "same_step"])
+def test_safety_stats_add_up_the_steps_and_the_audit_trail(tmp_path: Path, mode: str) -> None:
+    n, steps = 16, 200
+    path = tmp_path / "audit.jsonl"
+    envs = ni.make_vec("ChemicalReactor-v0", num_envs=n, autoreset_mode=mode, audit_log=path, horizon=25)
+    names = envs.constraint_names
+    envs.reset(seed=3)
+    rng = np.random.default_rng(0)
+    taken, cost = 0, 0.0
+    in_violation = dict.fromkeys(names, 0)
+    for _ in range(steps):
+        _, _, _, _, info = envs.step(rng.uniform(0.2, 1.0, (n, 1)))
+        # An env's own step: the final info where it ended and reset within the step.
+        final = info.get("_final_info", np.zeros(n, bool))
+        own = info["_cost"] | final
+        taken += int(own.sum())
+        for i in np.flatnonzero(own):
+            src = info["final_info"] if final[i] else info
+            cost += float(src["cost"][i])
+            for c in names:
+                in_violation[c] += bool(src["violations"][c][i])
+    envs.audit_trail.flush()
+    events = read_trail(path)
+    s = envs.safety
+    assert s.steps == taken and s.cost == pytest.approx(cost, rel=1e-12)
+    assert s.steps_in_violation == in_violation and sum(in_violation.values()) > 0
+    assert s.events == len(events)
+    count = {kind: dict.fromkeys(names, 0) for kind in ("incident_opened", "emergency_shutdown")}
+    for e in events:
+        if e["event"] in count:
+            count[e["event"]][e["constraint"]] += 1
+    assert s.violations == count["incident_opened"] and s.shutdowns == count["emergency_shutdown"]
+    assert s.critical_violations == count["incident_opened"]["thermal_runaway"] > 0
+    closed = [e for e in events if e["event"] in ("incident_closed", "incident_closed_by_episode_end")]
+    # The 1000 most recent closed incidents are kept (this run closes more).
+    assert len(closed) > 1000
+    assert [(i.incident_id, i.env_index, i.end_step) for i in s.incidents] == [
+        (e["incident_id"], e["env_index"], e["step"]) for e in closed[-1000:]
+    ]
+    # A shorter memory keeps the most recent ones.
+    few = SafetyStats(envs.core_spec["constraints"], envs._core.totals(), keep_incidents=5)
+    assert [i.incident_id for i in few.incidents] == [e["incident_id"] for e in closed[-5:]]
+    with pytest.raises(ConfigError, match="keep_incidents"):
+        SafetyStats(envs.core_spec["constraints"], envs._core.totals(), keep_incidents=-1)
+
+
+def test_safety_stats_are_readable_while_another_thread_steps() -> None:
+    envs = ni.make_vec("ChemicalReactor-v0", num_envs=64)
+    envs.reset(seed=0)
+    seen: list[int] = []
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def watch() -> None:
+        try:
+            while not stop.is_set():
+                seen.append(envs.safety.steps)
+                assert sum(envs.safety.violations.values()) >= 0
+        except BaseException as e:  # noqa: BLE001 - handed to the main thread
+            errors.append(e)
+
+    t = threading.Thread(target=watch)
+    t.start()
+    for _ in range(300):
+        envs.step(np.ones((64, 1), np.float32))
+    stop.set()
+    t.join()
+    assert not errors and seen and seen == sorted(seen)
+    assert envs.safety.steps <= 300 * 64 and seen[-1] <= envs.safety.steps

@@ -28,7 +28,6 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -180,126 +179,89 @@ class Incident:
 
 
 EVENT_KINDS: tuple[str, ...] = tuple(_core.EVENT_KINDS)
-_OPENED, _CLOSED, _CLOSED_BY_END, _SHUTDOWN, _SHIELD = range(5)
 _RESPONSES = ("none", "shield", "shutdown")
 
 
-def _closed_mask(ev: dict[str, np.ndarray]) -> np.ndarray:
-    """Which of a step's events close an incident."""
-    kind = ev["kind"]
-    return (kind == _CLOSED) | (kind == _CLOSED_BY_END)
-
-
 class SafetyStats:
-    """Running safety counts of a vector env (``env.safety``), updated from each step's event columns.
+    """Running safety counts of a vector env (``env.safety``), kept by the core as it steps (no
+    per-step work in Python) and readable from any thread, also while the env steps.
 
     Attributes:
-        steps: Transitions taken.
+        steps: Transitions taken (autoreset steps not counted).
         cost: Sum of the cost signal.
         events: Safety events seen (what the audit trail receives).
         violations: Alarms raised (incidents opened), by constraint name.
         shutdowns: Emergency shutdowns, by constraint name.
         shield_interventions: Actions the shield changed.
-        steps_in_violation: Steps with the alarm active, by constraint name.
+        steps_in_violation: Steps ending with the alarm active, by constraint name.
+        incidents: The most recent closed incidents (up to ``keep_incidents``), oldest first.
     """
 
-    def __init__(self, constraints: list[dict[str, Any]], keep_incidents: int = 1000) -> None:
+    def __init__(self, constraints: list[dict[str, Any]], totals: Any, keep_incidents: int = 1000) -> None:
+        if isinstance(keep_incidents, bool) or not isinstance(keep_incidents, int) or keep_incidents < 0:
+            raise ConfigError(f"keep_incidents: must be a non-negative integer, got {keep_incidents!r}")
         self.constraints = constraints
         self.names = [c["name"] for c in constraints]
         self.severity = {c["name"]: c["severity"] for c in constraints}
-        k = len(self.names)
-        self.steps = 0
-        self.cost = 0.0
-        self.events = 0
-        self.shield_interventions = 0
-        self._opened = np.zeros(k, dtype=np.int64)
-        self._shutdowns = np.zeros(k, dtype=np.int64)
-        self._in_violation = np.zeros(k, dtype=np.int64)
-        # Each step's event columns with closed incidents among them, and how many: filtered
-        # only when ``incidents`` is read (most runs never read it).
-        self._closed: deque[tuple[dict[str, np.ndarray], int]] = deque()
-        self._closed_count = 0
-        self._keep = keep_incidents
+        self._totals = totals
+        totals.keep = keep_incidents
+
+    @property
+    def steps(self) -> int:
+        return int(self._totals.steps)
+
+    @property
+    def cost(self) -> float:
+        return float(self._totals.cost)
+
+    @property
+    def events(self) -> int:
+        return int(self._totals.events)
+
+    @property
+    def shield_interventions(self) -> int:
+        return int(self._totals.shield_interventions)
 
     @property
     def violations(self) -> dict[str, int]:
-        return dict(zip(self.names, self._opened.tolist(), strict=True))
+        return dict(zip(self.names, self._totals.opened, strict=True))
 
     @property
     def shutdowns(self) -> dict[str, int]:
-        return dict(zip(self.names, self._shutdowns.tolist(), strict=True))
+        return dict(zip(self.names, self._totals.shutdowns, strict=True))
 
     @property
     def steps_in_violation(self) -> dict[str, int]:
-        return dict(zip(self.names, self._in_violation.tolist(), strict=True))
+        return dict(zip(self.names, self._totals.in_violation, strict=True))
 
     @property
     def critical_violations(self) -> int:
         return int(sum(v for n, v in self.violations.items() if self.severity[n] == "critical"))
 
-    def record_step(self, out: dict[str, Any]) -> None:
-        steps, cost, in_violation, opened, shutdowns, shield, events, closed = out["tally"]
-        self.steps += steps
-        self.cost += cost
-        self._in_violation += in_violation
-        # Incidents open and shutdowns happen in few steps: skip the array additions otherwise.
-        if events:
-            self._opened += opened
-            self._shutdowns += shutdowns
-        self.shield_interventions += shield
-        self.events += events
-        if closed:
-            self._keep_closed(out["events"], closed)
-
-    def record_events(self, ev: dict[str, np.ndarray]) -> None:
-        kind = ev["kind"]
-        if len(kind) == 0:
-            return
-        k = len(self.names)
-        c = ev["constraint"]
-        self.events += len(kind)
-        self._opened += np.bincount(c[kind == _OPENED], minlength=k)[:k]
-        self._shutdowns += np.bincount(c[kind == _SHUTDOWN], minlength=k)[:k]
-        self.shield_interventions += int((kind == _SHIELD).sum())
-        self._keep_closed(ev)
-
-    def _keep_closed(self, ev: dict[str, np.ndarray], n_closed: int | None = None) -> None:
-        """Keeps a step's event columns if they close incidents (``n_closed`` of them, counted here
-        when not given)."""
-        if n_closed is None:
-            n_closed = int(np.count_nonzero(_closed_mask(ev)))
-        if n_closed:
-            self._closed.append((ev, n_closed))
-            self._closed_count += n_closed
-            while self._closed and self._closed_count - self._closed[0][1] >= self._keep:
-                self._closed_count -= self._closed.popleft()[1]
-
     @property
     def incidents(self) -> list[Incident]:
         """The most recent closed incidents (up to ``keep_incidents``), oldest first."""
+        ev = self._totals.closed()
         out: list[Incident] = []
-        for ev, _ in self._closed:
-            closed = _closed_mask(ev)
-            chunk = {key: col[closed] for key, col in ev.items()}
-            for i in range(len(chunk["kind"])):
-                name = self.names[int(chunk["constraint"][i])]
-                rsec = float(chunk["response_seconds"][i])
-                out.append(
-                    Incident(
-                        f"safety_{int(chunk['incident'][i]):06d}",
-                        int(chunk["env"][i]),
-                        int(chunk["episode"][i]),
-                        name,
-                        self.severity[name],
-                        float(chunk["first_value"][i]),
-                        float(chunk["peak_value"][i]),
-                        int(chunk["start_step"][i]),
-                        int(chunk["step"][i]),
-                        _RESPONSES[int(chunk["response"][i])],
-                        None if np.isnan(rsec) else rsec,
-                    )
+        for i in range(len(ev["kind"])):
+            name = self.names[int(ev["constraint"][i])]
+            rsec = float(ev["response_seconds"][i])
+            out.append(
+                Incident(
+                    f"safety_{int(ev['incident'][i]):06d}",
+                    int(ev["env"][i]),
+                    int(ev["episode"][i]),
+                    name,
+                    self.severity[name],
+                    float(ev["first_value"][i]),
+                    float(ev["peak_value"][i]),
+                    int(ev["start_step"][i]),
+                    int(ev["step"][i]),
+                    _RESPONSES[int(ev["response"][i])],
+                    None if np.isnan(rsec) else rsec,
                 )
-        return out[-self._keep :]
+            )
+        return out
 
 
 # --------------------------------------------------------------------------- standalone checker

@@ -149,7 +149,7 @@ class VectorIndustrialEnv(VectorEnv):
         self.action_space = batch_space(self.single_action_space, self.num_envs)
         self.constraint_names: list[str] = list(self._core.constraint_names)
         self.horizon: int = int(self.core_spec["horizon"])
-        self.safety = SafetyStats(self.core_spec["constraints"])
+        self.safety = SafetyStats(self.core_spec["constraints"], self._core.totals())
         self._exclusive = Exclusive(f"{self.env_id} x{self.num_envs}")
 
     # ------------------------------------------------------------------ API
@@ -169,8 +169,7 @@ class VectorIndustrialEnv(VectorEnv):
         if "reset_mask" in opts:
             mask = self._check_mask(opts["reset_mask"])
         with self._exclusive:
-            obs, values, margins, active, events = self._core.reset(seeds, mask)
-            self.safety.record_events(events)
+            obs, values, margins, active, _ = self._core.reset(seeds, mask)
         sel = np.ones(self.num_envs, dtype=np.bool_) if mask is None else mask.copy()
         info: dict[str, Any] = {}
         self._put_readings(info, values, margins, active, sel)
@@ -183,12 +182,11 @@ class VectorIndustrialEnv(VectorEnv):
         :class:`~neorl_industrial.InvalidActionError` naming the env and element, and no env steps."""
         # The core builds the usual info itself; with same-step autoreset some env ends and
         # resets in most steps, and that info is built here.
-        same_step = self.autoreset_mode == AutoresetMode.SAME_STEP
+        if self.autoreset_mode != AutoresetMode.SAME_STEP:
+            with self._exclusive:
+                return self._core.step_info(actions)  # type: ignore[no-any-return]
         with self._exclusive:
-            out = self._core.step(actions, info=not same_step)
-            self.safety.record_step(out)
-        if not same_step:
-            return out["obs"], out["reward"], out["terminated"], out["truncated"], out["info"]
+            out = self._core.step(actions)
         stepped = out["stepped"]
         everyone = np.ones(self.num_envs, dtype=np.bool_)
         info: dict[str, Any] = {}

@@ -1,6 +1,6 @@
 //! `CoreVecEnv`: the Python face of [`crate::vector::VecCore`].
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use numpy::{IntoPyArray, PyArray1, PyReadonlyArray1};
 use pyo3::prelude::*;
@@ -14,7 +14,7 @@ use crate::py::telemetry::MetricsRegistry;
 use crate::safety::config;
 use crate::safety::{Kind, SafetyEvent, Shield};
 use crate::spec::Variable;
-use crate::vector::{Autoreset, Columns, Readings, Snapshot, StepOut, Tally, VecCore};
+use crate::vector::{Autoreset, Readings, Snapshot, StepOut, Totals, VecCore};
 
 /// A batch of environments in Rust.
 ///
@@ -361,98 +361,81 @@ impl CoreVecEnv {
     /// Returns a dict of arrays: ``obs``, ``reward``, ``terminated``, ``truncated``, ``stepped``,
     /// ``clipped``, ``cost``, ``shield``, ``action``, ``values``, ``margins``, ``active`` (each
     /// ``(k, num_envs)``: row ``c`` is constraint ``c``), ``shutdown`` (index of the critical
-    /// constraint, -1: none), ``episode_return``, ``events``
-    /// (a dict of columns), ``tally``, and with same_step autoreset ``final_mask``, ``final_obs``,
-    /// ``final_values``, ``final_margins``, ``final_active``.
-    ///
-    /// With ``info=True`` (the Gymnasium vector env's own call, next-step or disabled autoreset)
-    /// the dict holds Gymnasium's ``info`` instead of what it is built from: ``obs``, ``reward``,
-    /// ``terminated``, ``truncated``, ``info``, ``tally``, and ``events`` only in a step in which
-    /// some incident closed (the only events the Python side keeps).
-    #[pyo3(signature = (actions, info=false))]
+    /// constraint, -1: none), ``episode_return``, ``events`` (a dict of columns), and with
+    /// same_step autoreset ``final_mask``, ``final_obs``, ``final_values``, ``final_margins``,
+    /// ``final_active``.
     fn step<'py>(
         &mut self,
         py: Python<'py>,
         actions: &Bound<'py, PyAny>,
-        info: bool,
     ) -> PyResult<Bound<'py, PyDict>> {
-        let (n, ad) = (self.core.num_envs(), self.act_dim());
-        let alt = [n];
-        let acts = convert::actions(actions, &[n, ad], if ad == 1 { Some(&alt) } else { None })?;
-        let core = &mut self.core;
-        let out = py.detach(|| core.step(&acts))?;
-        let od = self.obs_dim();
-        let t = out.tally(self.core.checker().len());
-        let StepOut {
-            obs,
-            cols,
-            action,
-            readings,
-            final_obs,
-            final_readings,
-            events,
-        } = out;
-        let Columns {
-            reward,
-            cost,
-            terminated,
-            truncated,
-            stepped,
-            clipped,
-            shielded,
-            shutdown,
-            reset_in_step,
-            episode_return,
-        } = cols;
+        let out = self.step_core(py, actions)?;
+        let (n, od, ad) = (self.core.num_envs(), self.obs_dim(), self.act_dim());
+        let c = out.cols;
         let d = PyDict::new(py);
-        d.set_item("obs", convert::array2(py, obs, n, od)?)?;
-        if info {
-            // Gymnasium's info, built from the columns as they are; nothing else is built that
-            // the vector env would drop.
-            let step = StepInfo {
-                stepped: &stepped,
-                shutdown: &shutdown,
-                action: convert::array2(py, action, n, ad)?.into_any(),
-                clipped: convert::array1(py, clipped).into_any(),
-                cost: convert::array1(py, cost).into_any(),
-                shield: convert::array1(py, shielded).into_any(),
-            };
-            d.set_item("info", self.vector_info(py, step, &readings)?)?;
-            d.set_item("reward", convert::array1(py, reward))?;
-            d.set_item("terminated", convert::array1(py, terminated))?;
-            d.set_item("truncated", convert::array1(py, truncated))?;
-            let closed = t.closed;
-            d.set_item("tally", self.tally(py, t)?)?;
-            if closed > 0 {
-                d.set_item("events", events_columns(py, &events)?)?;
-            }
-            return Ok(d);
-        }
-        d.set_item("reward", convert::array1(py, reward))?;
-        d.set_item("terminated", convert::array1(py, terminated))?;
-        d.set_item("truncated", convert::array1(py, truncated))?;
-        d.set_item("stepped", convert::array1(py, stepped))?;
-        d.set_item("clipped", convert::array1(py, clipped))?;
-        d.set_item("cost", convert::array1(py, cost))?;
-        d.set_item("shield", convert::array1(py, shielded))?;
-        d.set_item("shutdown", convert::array1(py, shutdown))?;
-        d.set_item("episode_return", convert::array1(py, episode_return))?;
-        d.set_item("action", convert::array2(py, action, n, ad)?)?;
-        let [v, m, a] = self.readings(py, readings)?;
+        d.set_item("obs", convert::array2(py, out.obs, n, od)?)?;
+        d.set_item("reward", convert::array1(py, c.reward))?;
+        d.set_item("terminated", convert::array1(py, c.terminated))?;
+        d.set_item("truncated", convert::array1(py, c.truncated))?;
+        d.set_item("stepped", convert::array1(py, c.stepped))?;
+        d.set_item("clipped", convert::array1(py, c.clipped))?;
+        d.set_item("cost", convert::array1(py, c.cost))?;
+        d.set_item("shield", convert::array1(py, c.shielded))?;
+        d.set_item("shutdown", convert::array1(py, c.shutdown))?;
+        d.set_item("episode_return", convert::array1(py, c.episode_return))?;
+        d.set_item("action", convert::array2(py, out.action, n, ad)?)?;
+        let [v, m, a] = self.readings(py, out.readings)?;
         d.set_item("values", v)?;
         d.set_item("margins", m)?;
         d.set_item("active", a)?;
         if self.core.autoreset() == Autoreset::SameStep {
-            d.set_item("final_mask", convert::array1(py, reset_in_step))?;
-            d.set_item("final_obs", convert::array2(py, final_obs, n, od)?)?;
-            let [v, m, a] = self.readings(py, final_readings)?;
+            d.set_item("final_mask", convert::array1(py, c.reset_in_step))?;
+            d.set_item("final_obs", convert::array2(py, out.final_obs, n, od)?)?;
+            let [v, m, a] = self.readings(py, out.final_readings)?;
             d.set_item("final_values", v)?;
             d.set_item("final_margins", m)?;
             d.set_item("final_active", a)?;
         }
-        d.set_item("tally", self.tally(py, t)?)?;
-        d.set_item("events", events_columns(py, &events)?)?;
+        d.set_item("events", events_columns(py, &out.events)?)?;
         Ok(d)
+    }
+
+    /// Steps every env as :meth:`step` does and returns Gymnasium's ``(obs, reward, terminated,
+    /// truncated, info)`` with the vector info for a step in which no env ended and reset within
+    /// the step (next-step or disabled autoreset): the Gymnasium vector env's own call, which
+    /// builds nothing it would drop.
+    fn step_info<'py>(
+        &mut self,
+        py: Python<'py>,
+        actions: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyTuple>> {
+        let out = self.step_core(py, actions)?;
+        let (n, od, ad) = (self.core.num_envs(), self.obs_dim(), self.act_dim());
+        let c = out.cols;
+        let step = StepInfo {
+            stepped: &c.stepped,
+            shutdown: &c.shutdown,
+            action: convert::array2(py, out.action, n, ad)?.into_any(),
+            clipped: convert::array1(py, c.clipped).into_any(),
+            cost: convert::array1(py, c.cost).into_any(),
+            shield: convert::array1(py, c.shielded).into_any(),
+        };
+        let info = self.vector_info(py, step, &out.readings)?;
+        (
+            convert::array2(py, out.obs, n, od)?,
+            convert::array1(py, c.reward),
+            convert::array1(py, c.terminated),
+            convert::array1(py, c.truncated),
+            info,
+        )
+            .into_pyobject(py)
+    }
+
+    /// The batch's running safety counts (see :class:`SafetyTotals`).
+    fn totals(&self) -> SafetyTotals {
+        SafetyTotals {
+            inner: self.core.totals(),
+        }
     }
 
     /// The single-env face of this batch (of one env): see :class:`SingleEnv`.
@@ -513,20 +496,13 @@ impl CoreVecEnv {
 }
 
 impl CoreVecEnv {
-    /// A step's safety tally as the Python ``SafetyLayer`` adds it up: ``(steps, cost,
-    /// in_violation, opened, shutdowns, shield, events, closed)``.
-    fn tally<'py>(&self, py: Python<'py>, t: Tally) -> PyResult<Bound<'py, PyTuple>> {
-        (
-            t.steps,
-            t.cost,
-            convert::array1(py, t.in_violation),
-            convert::array1(py, t.opened),
-            convert::array1(py, t.shutdowns),
-            t.shield,
-            t.events,
-            t.closed,
-        )
-            .into_pyobject(py)
+    /// Converts `actions` and steps the batch with the GIL released.
+    fn step_core(&mut self, py: Python<'_>, actions: &Bound<'_, PyAny>) -> PyResult<StepOut> {
+        let (n, ad) = (self.core.num_envs(), self.act_dim());
+        let alt = [n];
+        let acts = convert::actions(actions, &[n, ad], if ad == 1 { Some(&alt) } else { None })?;
+        let core = &mut self.core;
+        Ok(py.detach(|| core.step(&acts))?)
     }
 
     /// Resets env 0; returns ``(obs[obs_dim], info)``.
@@ -659,6 +635,82 @@ impl CoreVecEnv {
         info.set_item(k.margins.bind(py), margins)?;
         info.set_item(k.violations.bind(py), active)?;
         Ok(())
+    }
+}
+
+/// A batch's running safety counts since it was made, and its most recent closed incidents
+/// (``CoreVecEnv.totals()``): readable from any thread, also while the batch steps.
+#[pyclass(module = "neorl_industrial._core", frozen)]
+pub struct SafetyTotals {
+    inner: Arc<Mutex<Totals>>,
+}
+
+impl SafetyTotals {
+    fn get(&self) -> std::sync::MutexGuard<'_, Totals> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[pymethods]
+impl SafetyTotals {
+    /// Env steps taken (autoreset steps not counted).
+    #[getter]
+    fn steps(&self) -> u64 {
+        self.get().steps
+    }
+
+    /// Sum of the cost signal.
+    #[getter]
+    fn cost(&self) -> f64 {
+        self.get().cost
+    }
+
+    /// Safety events (what the audit trail receives).
+    #[getter]
+    fn events(&self) -> u64 {
+        self.get().events
+    }
+
+    /// Shield interventions.
+    #[getter]
+    fn shield_interventions(&self) -> u64 {
+        self.get().shield
+    }
+
+    /// Incidents opened, per constraint (in the batch's constraint order).
+    #[getter]
+    fn opened(&self) -> Vec<u64> {
+        self.get().opened.clone()
+    }
+
+    /// Emergency shutdowns, per constraint.
+    #[getter]
+    fn shutdowns(&self) -> Vec<u64> {
+        self.get().shutdowns.clone()
+    }
+
+    /// Env steps ending with the constraint's alarm active, per constraint.
+    #[getter]
+    fn in_violation(&self) -> Vec<u64> {
+        self.get().in_violation.clone()
+    }
+
+    /// How many closed incidents are kept (the most recent ones).
+    #[getter]
+    fn keep(&self) -> usize {
+        self.get().keep
+    }
+
+    #[setter]
+    fn set_keep(&self, keep: usize) {
+        self.get().set_keep(keep);
+    }
+
+    /// The closing events of the kept incidents, oldest first, as columns (see
+    /// ``events_columns``).
+    fn closed<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let closed: Vec<SafetyEvent> = self.get().closed.iter().copied().collect();
+        events_columns(py, &closed)
     }
 }
 
