@@ -1,9 +1,12 @@
 //! The threads that step a batch: the calling thread plus a crew of helpers.
 //!
 //! A batch of `k` threads is the thread that calls `step` plus `k - 1` helpers. The caller works
-//! too (it would otherwise sit blocked), and work is cut into pieces that every participant
-//! pulls from one queue, so a slow piece or a helper the operating system delays leaves no one
-//! waiting.
+//! too (it would otherwise sit blocked), and work is cut into pieces that the participants take
+//! from the two ends of one list (the caller from the front, the helpers from the back), so a
+//! slow piece or a helper the operating system delays leaves no one waiting, and each thread
+//! steps mostly the same envs from one step to the next (their state stays in its core's cache:
+//! 1-2% more env-steps/s on IndustrialBenchmark at N=1024 than one shared queue, measured
+//! interleaved on a 2-vCPU VM).
 //!
 //! Why not a rayon pool: a batch step is a few hundred microseconds of work handed out in up to
 //! three rounds, and waking a sleeping pool thread costs tens of microseconds on a virtual
@@ -12,8 +15,8 @@
 //! round, against ~2 us here; `map_overhead` below). Here helpers spin for a short while
 //! ([`spin`], 200 us by default) after each round before they sleep, as OpenMP runtimes do, so
 //! back-to-back rounds and steps find them awake,
-//! and a helper joins a round only while it is open: the caller closes the round when the queue
-//! is empty and waits only for helpers that joined, which are already finishing their last
+//! and a helper joins a round only while it is open: the caller closes the round when no piece
+//! is left and waits only for helpers that joined, which are already finishing their last
 //! piece.
 //!
 //! A child process starts with only the thread that called `fork`: helpers started before the
@@ -116,29 +119,77 @@ impl Pool {
         Ok(Some(crew))
     }
 
-    /// Runs `f` on every item and returns the results in item order. The caller and the helpers
-    /// pull items from one queue; with one item or one thread (or no helpers: none could be
-    /// started) everything runs in the calling thread.
+    /// Runs `f` on every item and returns the results in item order. The caller takes items from
+    /// the front of the list and the helpers from the back, until they meet: each thread finds
+    /// mostly the same envs as in the previous step, whose state is still in its core's cache,
+    /// and a slow piece or a late helper leaves no one idle. With one item or one thread (or no
+    /// helpers: none could be started) everything runs in the calling thread.
     pub fn map<T: Send, R: Send>(&self, items: Vec<T>, f: impl Fn(T) -> R + Sync) -> Vec<R> {
-        if items.len() <= 1 || self.num_threads() <= 1 {
+        let n = items.len();
+        if n <= 1 || self.num_threads() <= 1 || u32::try_from(n).is_err() {
             return items.into_iter().map(f).collect();
         }
-        let n = items.len();
-        let queue = Mutex::new(items.into_iter().enumerate());
-        let done: Mutex<Vec<(usize, R)>> = Mutex::new(Vec::with_capacity(n));
-        self.run(&|| loop {
-            let next = queue.lock().unwrap_or_else(|p| p.into_inner()).next();
-            let Some((i, item)) = next else { return };
-            let r = f(item);
-            done.lock().unwrap_or_else(|p| p.into_inner()).push((i, r));
+        // Each item and each result in a slot only its claimer touches (never contended).
+        let slots: Vec<Mutex<Option<T>>> = items.into_iter().map(|t| Mutex::new(Some(t))).collect();
+        let results: Vec<Mutex<Option<R>>> = (0..n).map(|_| Mutex::new(None)).collect();
+        let ends = Ends::new(n);
+        self.run(&|| {
+            let from_back = IS_HELPER.with(|h| h.get());
+            while let Some(i) = ends.claim(from_back) {
+                let item = slots[i].lock().unwrap_or_else(|p| p.into_inner()).take();
+                if let Some(item) = item {
+                    let r = f(item);
+                    *results[i].lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
+                }
+            }
         });
-        let mut done = done.into_inner().unwrap_or_else(|p| p.into_inner());
         // Only a panic (a bug: the library's code does not panic on any input) loses a piece;
         // a helper's panic is caught there, so it is raised again here rather than returning
         // fewer results than items.
+        let done: Vec<R> = results
+            .into_iter()
+            .filter_map(|r| r.into_inner().unwrap_or_else(|p| p.into_inner()))
+            .collect();
         assert_eq!(done.len(), n, "a piece of a parallel round panicked");
-        done.sort_unstable_by_key(|(i, _)| *i);
-        done.into_iter().map(|(_, r)| r).collect()
+        done
+    }
+}
+
+thread_local! {
+    /// Set in the crew's helper threads: they take pieces from the back.
+    static IS_HELPER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// The unclaimed items `front..back` of a round, packed into one word (front high, back low)
+/// so that a claim from either end is one compare-and-swap.
+struct Ends(AtomicU64);
+
+impl Ends {
+    fn new(n: usize) -> Self {
+        Self(AtomicU64::new(n as u64))
+    }
+
+    /// The next item from the back or the front, `None` once the ends have met.
+    fn claim(&self, from_back: bool) -> Option<usize> {
+        let mut cur = self.0.load(Ordering::Acquire);
+        loop {
+            let (front, back) = (cur >> 32, cur & 0xffff_ffff);
+            if front >= back {
+                return None;
+            }
+            let (next, item) = if from_back {
+                ((front << 32) | (back - 1), back - 1)
+            } else {
+                (((front + 1) << 32) | back, front)
+            };
+            match self
+                .0
+                .compare_exchange_weak(cur, next, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return Some(item as usize),
+                Err(seen) => cur = seen,
+            }
+        }
     }
 }
 
@@ -286,6 +337,7 @@ impl Drop for Close<'_> {
 impl Shared {
     /// A helper's life: wait for a round (spinning, then asleep), join it if still open, work.
     fn serve(&self) {
+        IS_HELPER.with(|h| h.set(true));
         let mut seen = 0;
         let spin = spin();
         loop {
@@ -351,6 +403,29 @@ impl Drop for Crew {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ends_hand_out_every_item_once_front_up_and_back_down() {
+        let ends = Ends::new(5);
+        let order: Vec<usize> = [false, true, false, true, false, true]
+            .iter()
+            .filter_map(|&back| ends.claim(back))
+            .collect();
+        assert_eq!(order, vec![0, 4, 1, 3, 2]);
+        assert_eq!(ends.claim(false), None);
+        assert_eq!(Ends::new(0).claim(true), None);
+        // Claimed from both ends at once: disjoint, together every item, each end in order.
+        let ends = Ends::new(100_000);
+        let (front, back) = std::thread::scope(|s| {
+            let f = s.spawn(|| std::iter::from_fn(|| ends.claim(false)).collect::<Vec<_>>());
+            let b = s.spawn(|| std::iter::from_fn(|| ends.claim(true)).collect::<Vec<_>>());
+            (f.join().expect("front"), b.join().expect("back"))
+        });
+        assert!(front.windows(2).all(|w| w[0] < w[1]) && back.windows(2).all(|w| w[0] > w[1]));
+        let mut all: Vec<usize> = front.into_iter().chain(back).collect();
+        all.sort_unstable();
+        assert_eq!(all, (0..100_000).collect::<Vec<_>>());
+    }
 
     #[test]
     fn map_keeps_item_order_for_any_thread_count() {
