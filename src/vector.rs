@@ -135,6 +135,11 @@ macro_rules! columns {
             fn view(&mut self) -> ColumnsMut<'_> {
                 ColumnsMut { $($field: &mut self.$field,)* }
             }
+
+            /// The rows as columns.
+            fn of_rows(rows: &[Row]) -> Self {
+                Self { $($field: rows.iter().map(|$r| $conv).collect(),)* }
+            }
         }
 
         /// A lane's part of [`Columns`].
@@ -146,6 +151,11 @@ macro_rules! columns {
             /// Splits off the next `len` envs.
             fn take(&mut self, len: usize) -> ColumnsMut<'a> {
                 ColumnsMut { $($field: take(&mut self.$field, len),)* }
+            }
+
+            /// No columns (a single env's step keeps its row).
+            fn none() -> Self {
+                ColumnsMut { $($field: &mut [],)* }
             }
 
             /// Writes the lane's rows, one column at a time.
@@ -275,18 +285,17 @@ impl Totals {
     }
 
     /// Adds a step: its transitions, cost, alarms and events.
-    fn add_step(&mut self, out: &StepOut) {
-        let c = &out.cols;
+    fn add_step(&mut self, c: &StepView<'_>) {
         let n = c.stepped.len();
         self.steps += c.stepped.iter().map(|&s| u64::from(s)).sum::<u64>();
-        let stepped_cost = c.cost.iter().zip(&c.stepped).filter(|(_, &s)| s);
+        let stepped_cost = c.cost.iter().zip(c.stepped).filter(|(_, &s)| s);
         self.cost += stepped_cost.map(|(x, _)| x).sum::<f64>();
-        let same_step = !out.final_readings.active.is_empty();
+        let same_step = !c.final_active.is_empty();
         for (j, count) in self.in_violation.iter_mut().enumerate() {
-            let now = &out.readings.active[j * n..(j + 1) * n];
+            let now = &c.active[j * n..(j + 1) * n];
             *count += if same_step {
                 // Envs reset within the step report their reset readings; count their last step.
-                let before = &out.final_readings.active[j * n..(j + 1) * n];
+                let before = &c.final_active[j * n..(j + 1) * n];
                 let active = |i: usize| {
                     if c.reset_in_step[i] {
                         before[i]
@@ -296,10 +305,10 @@ impl Totals {
                 };
                 (0..n).filter(|&i| c.stepped[i] && active(i)).count() as u64
             } else {
-                now.iter().zip(&c.stepped).filter(|(&a, &s)| a && s).count() as u64
+                now.iter().zip(c.stepped).filter(|(&a, &s)| a && s).count() as u64
             };
         }
-        self.add_events(&out.events);
+        self.add_events(c.events);
     }
 
     /// Adds safety events (a step's, or those a reset raises).
@@ -322,7 +331,85 @@ impl Totals {
     }
 }
 
+/// What the metrics and the running totals read of a step, borrowed: per-env columns (`n`
+/// entries), the alarms after the step (`k x n`; before any same-step reset in `final_active`,
+/// empty without same-step autoreset) and the events.
+struct StepView<'a> {
+    stepped: &'a [bool],
+    cost: &'a [f64],
+    terminated: &'a [bool],
+    truncated: &'a [bool],
+    shielded: &'a [bool],
+    reset_in_step: &'a [bool],
+    episode_return: &'a [f64],
+    active: &'a [bool],
+    final_active: &'a [bool],
+    events: &'a [SafetyEvent],
+}
+
+impl<'a> StepView<'a> {
+    /// A batch of one: its row's fields as one-entry columns (nothing allocated).
+    fn of_one(r: &'a Row, active: &'a [bool], events: &'a [SafetyEvent]) -> Self {
+        use std::slice::from_ref;
+        Self {
+            stepped: from_ref(&r.stepped),
+            cost: from_ref(&r.cost),
+            terminated: from_ref(&r.terminated),
+            truncated: from_ref(&r.truncated),
+            shielded: from_ref(&r.shielded),
+            reset_in_step: from_ref(&r.reset_in_step),
+            episode_return: from_ref(&r.episode_return),
+            active,
+            final_active: &[],
+            events,
+        }
+    }
+}
+
+/// The step of a batch of one env ([`VecCore::step_one`]): its row instead of columns.
+#[derive(Debug, Clone, Default)]
+pub struct OneStep {
+    /// The env's results.
+    pub row: Row,
+    /// Observation after the step.
+    pub obs: Vec<f32>,
+    /// Physical action applied (after the shield).
+    pub action: Vec<f64>,
+    /// Constraint readings, one per constraint.
+    pub readings: Readings,
+    /// Safety events.
+    pub events: Vec<SafetyEvent>,
+}
+
 impl StepOut {
+    fn of_one(one: OneStep) -> Self {
+        Self {
+            obs: one.obs,
+            cols: Columns::of_rows(&[one.row]),
+            action: one.action,
+            readings: one.readings,
+            final_obs: Vec::new(),
+            final_readings: Readings::default(),
+            events: one.events,
+        }
+    }
+
+    fn view(&self) -> StepView<'_> {
+        let c = &self.cols;
+        StepView {
+            stepped: &c.stepped,
+            cost: &c.cost,
+            terminated: &c.terminated,
+            truncated: &c.truncated,
+            shielded: &c.shielded,
+            reset_in_step: &c.reset_in_step,
+            episode_return: &c.episode_return,
+            active: &self.readings.active,
+            final_active: &self.final_readings.active,
+            events: &self.events,
+        }
+    }
+
     /// Env `i`'s results as a [`Row`].
     pub fn row(&self, i: usize) -> Row {
         self.cols.row(i)
@@ -560,8 +647,9 @@ impl VecCore {
     }
 
     /// One metrics update for a batch step: counts from the rows and events, logs for new incidents.
-    fn record(&self, cols: &Columns, events: &[SafetyEvent], seconds: f64) {
+    fn record(&self, cols: &StepView<'_>, seconds: f64) {
         let Some(m) = &self.metrics else { return };
+        let events = cols.events;
         let k = self.checker.len();
         // Stack buffers for the usual handful of constraints: nothing allocated per batch.
         let (mut v_buf, mut s_buf) = ([0u64; 32], [0u64; 32]);
@@ -590,20 +678,20 @@ impl VecCore {
             }
         }
         self.log_events(m, events, violations, shutdowns);
-        let ended = cols.terminated.iter().zip(&cols.truncated);
+        let ended = cols.terminated.iter().zip(cols.truncated);
         let returns: Vec<f64> = ended
-            .zip(&cols.episode_return)
+            .zip(cols.episode_return)
             .filter(|((&a, &b), _)| a || b)
             .map(|(_, &r)| r)
             .collect();
         let count = |flags: &[bool]| flags.iter().map(|&f| u64::from(f)).sum::<u64>();
         m.record_batch(&BatchRecord {
-            env_steps: count(&cols.stepped),
+            env_steps: count(cols.stepped),
             episode_returns: &returns,
             step_seconds: seconds,
             violations,
             shutdowns,
-            shield_interventions: count(&cols.shielded),
+            shield_interventions: count(cols.shielded),
             response_seconds: &responses,
         });
         if self.autoreset == Autoreset::Disabled && shutdowns.iter().any(|&s| s > 0) {
@@ -821,11 +909,14 @@ impl VecCore {
 
     /// Steps every env with normalised actions (`num_envs x act_dim`, row-major).
     pub fn step(&mut self, actions: &[f64]) -> Result<StepOut, CoreError> {
+        let same_step = self.autoreset == Autoreset::SameStep;
+        if self.n == 1 && !same_step {
+            return self.step_one(actions).map(StepOut::of_one);
+        }
         let started = std::time::Instant::now();
         self.validate(actions)?;
         let spec = self.model.spec();
         let (n, od, ad, k) = (self.n, spec.obs_dim(), spec.act_dim(), self.checker.len());
-        let same_step = self.autoreset == Autoreset::SameStep;
         let fin = if same_step { n } else { 0 };
         let mut out = StepOut {
             obs: vec![0.0; n * od],
@@ -839,33 +930,6 @@ impl VecCore {
         let lane = self.lane_len();
         let ctx = ctx!(self, wall_now());
         let work = self.scratch.fit(n, k);
-        if n == 1 {
-            // A single env: its one-env lane stepped directly (the model's own `step`, the same
-            // arithmetic as a batch's), without splitting into lanes or any round's bookkeeping.
-            let mut l = Lane {
-                first: 0,
-                od,
-                rows: &mut self.rows,
-                slots: &mut self.slots,
-                alarms: &mut self.alarms,
-                obs: &mut out.obs,
-                readings: ReadingsMut::of(&mut work.readings),
-                out: ReadingColumns::of(&mut out.readings, 1, k),
-            };
-            let mut e = StepLane {
-                actions,
-                rows: &mut work.rows,
-                cols: out.cols.view(),
-                phys: &mut out.action,
-                final_obs: &mut out.final_obs,
-                final_readings: ReadingColumns::of(&mut out.final_readings, fin, k),
-            };
-            let mut events = Vec::new();
-            ctx.step_env(&mut l, &mut e, 0, (od, ad, k), &mut events);
-            l.commit();
-            e.commit();
-            return Ok(self.conclude(out, &mut events, started));
-        }
         let lanes = Lanes::split(
             lane,
             &mut self.rows,
@@ -930,6 +994,70 @@ impl VecCore {
         Ok(self.conclude(out, &mut events, started))
     }
 
+    /// Steps a batch of one env as [`step`](Self::step) does and returns its row instead of
+    /// columns: the single env's step, stepped directly (the model's own `step`, the same
+    /// arithmetic as a batch's) with nothing allocated beyond its outputs. Same-step autoreset
+    /// takes the batch's way.
+    pub fn step_one(&mut self, action: &[f64]) -> Result<OneStep, CoreError> {
+        if self.n != 1 {
+            return Err(CoreError::config(
+                "num_envs",
+                format!("step_one steps a batch of one env, this one has {}", self.n),
+            ));
+        }
+        if self.autoreset == Autoreset::SameStep {
+            let mut out = self.step(action)?;
+            return Ok(OneStep {
+                row: out.row(0),
+                obs: std::mem::take(&mut out.obs),
+                action: std::mem::take(&mut out.action),
+                readings: std::mem::take(&mut out.readings),
+                events: std::mem::take(&mut out.events),
+            });
+        }
+        let started = std::time::Instant::now();
+        self.validate(action)?;
+        let spec = self.model.spec();
+        let (od, ad, k) = (spec.obs_dim(), spec.act_dim(), self.checker.len());
+        let mut obs = vec![0.0f32; od];
+        let mut phys = vec![0.0; ad];
+        let mut readings = Readings::zeros(k);
+        let mut events = Vec::new();
+        let row = {
+            let ctx = ctx!(self, wall_now());
+            let work = self.scratch.fit(1, k);
+            let mut l = Lane {
+                first: 0,
+                od,
+                rows: &mut self.rows,
+                slots: &mut self.slots,
+                alarms: &mut self.alarms,
+                obs: &mut obs,
+                readings: ReadingsMut::of(&mut readings),
+                out: ReadingColumns::none(),
+            };
+            let mut e = StepLane {
+                actions: action,
+                rows: &mut work.rows,
+                cols: ColumnsMut::none(),
+                phys: &mut phys,
+                final_obs: &mut [],
+                final_readings: ReadingColumns::none(),
+            };
+            ctx.step_env(&mut l, &mut e, 0, (od, ad, k), &mut events);
+            work.rows[0]
+        };
+        self.publish(&mut events);
+        self.account(&StepView::of_one(&row, &readings.active, &events), started);
+        Ok(OneStep {
+            row,
+            obs,
+            action: phys,
+            readings,
+            events,
+        })
+    }
+
     /// Publishes and records a step's events; `out` with them.
     fn conclude(
         &mut self,
@@ -938,10 +1066,15 @@ impl VecCore {
         started: std::time::Instant,
     ) -> StepOut {
         self.publish(events);
-        self.record(&out.cols, events, started.elapsed().as_secs_f64());
         out.events = std::mem::take(events);
-        self.lock_totals().add_step(&out);
+        self.account(&out.view(), started);
         out
+    }
+
+    /// Records a step into the metrics and the running totals.
+    fn account(&self, view: &StepView<'_>, started: std::time::Instant) {
+        self.record(view, started.elapsed().as_secs_f64());
+        self.lock_totals().add_step(view);
     }
 
     fn validate(&self, actions: &[f64]) -> Result<(), CoreError> {
@@ -1045,6 +1178,15 @@ struct ReadingColumns<'a> {
 }
 
 impl<'a> ReadingColumns<'a> {
+    /// No columns (a single env's readings are written in place: one env's row is its column).
+    fn none() -> Self {
+        Self {
+            values: Vec::new(),
+            margins: Vec::new(),
+            active: Vec::new(),
+        }
+    }
+
     /// The columns of `r`: `k` constraints of `n` envs each.
     fn of(r: &'a mut Readings, n: usize, k: usize) -> Self {
         fn columns<T>(mut all: &mut [T], n: usize, k: usize) -> Vec<&mut [T]> {
@@ -1598,8 +1740,8 @@ mod tests {
                 b.reset(Some(&[Some(0)]), None).expect("reset");
                 let t = std::time::Instant::now();
                 for a in acts.chunks_exact(ad) {
-                    let out = b.step(a).expect("step");
-                    if out.row(0).terminated || out.row(0).truncated {
+                    let out = b.step_one(a).expect("step");
+                    if out.row.terminated || out.row.truncated {
                         b.reset(None, None).expect("reset");
                     }
                 }
@@ -1696,6 +1838,35 @@ mod tests {
         assert!(out.row(0).truncated && out.row(0).reset_in_step);
         assert_eq!(&out.obs[..2], &[0.8f32, 330.0]);
         assert_ne!(out.final_obs[1], 330.0);
+    }
+
+    #[test]
+    fn step_one_is_a_batch_of_ones_step_in_every_mode() {
+        for mode in [Autoreset::NextStep, Autoreset::SameStep, Autoreset::Disabled] {
+            let (mut a, mut b) = (batch(1, mode, None), batch(2, mode, None));
+            a.reset(Some(&[Some(9)]), None).expect("reset");
+            b.reset(Some(&[Some(9), Some(10)]), None).expect("reset");
+            for t in 0..200 {
+                let act = actions(2, t);
+                let one = match a.step_one(&act[..1]) {
+                    Ok(one) => one,
+                    Err(CoreError::ResetNeeded(_)) => {
+                        a.reset(None, Some(&[true])).expect("reset");
+                        b.reset(None, Some(&[true, true])).expect("reset");
+                        continue;
+                    }
+                    Err(e) => panic!("{e}"),
+                };
+                let out = b.step(&act).expect("step");
+                let k = b.checker().len();
+                assert_eq!(one.row, out.row(0), "{mode:?} step {t}");
+                assert_eq!(one.obs, out.obs[..3]);
+                let env0 = |v: &[bool]| (0..k).map(|c| v[c * 2]).collect::<Vec<_>>();
+                assert_eq!(one.readings.active, env0(&out.readings.active));
+            }
+        }
+        let err = batch(2, Autoreset::NextStep, None).step_one(&[0.0]).unwrap_err();
+        assert!(matches!(err, CoreError::Config { .. }), "{err:?}");
     }
 
     #[test]

@@ -532,8 +532,8 @@ impl CoreVecEnv {
         let acts = convert::actions(action, &[ad], None)?;
         // One env runs inline on this thread (no worker threads), so recording may log through
         // Python's logging without releasing the GIL: no other Rust thread waits for it.
-        let out = self.core.step(&acts)?;
-        let r = out.row(0);
+        let out = self.core.step_one(&acts)?;
+        let r = out.row;
         let k = &self.keys;
         let info = PyDict::new(py);
         info.set_item(k.action.bind(py), convert::array1(py, out.action))?;
