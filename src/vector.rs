@@ -1842,7 +1842,11 @@ mod tests {
 
     #[test]
     fn step_one_is_a_batch_of_ones_step_in_every_mode() {
-        for mode in [Autoreset::NextStep, Autoreset::SameStep, Autoreset::Disabled] {
+        for mode in [
+            Autoreset::NextStep,
+            Autoreset::SameStep,
+            Autoreset::Disabled,
+        ] {
             let (mut a, mut b) = (batch(1, mode, None), batch(2, mode, None));
             a.reset(Some(&[Some(9)]), None).expect("reset");
             b.reset(Some(&[Some(9), Some(10)]), None).expect("reset");
@@ -1865,7 +1869,9 @@ mod tests {
                 assert_eq!(one.readings.active, env0(&out.readings.active));
             }
         }
-        let err = batch(2, Autoreset::NextStep, None).step_one(&[0.0]).unwrap_err();
+        let err = batch(2, Autoreset::NextStep, None)
+            .step_one(&[0.0])
+            .unwrap_err();
         assert!(matches!(err, CoreError::Config { .. }), "{err:?}");
     }
 
