@@ -2,9 +2,12 @@
 //!
 //! Layout: one flat `f64` buffer holds every env's row, `[model state | last signals]`, so an env is
 //! one contiguous chunk. The batch is cut into lanes of consecutive envs that the batch's threads
-//! (the caller and its helpers, `crate::pool`) pull from one queue. Each env owns its RNG stream, seeded from `(seed + index)` as Gymnasium's vector envs
-//! do, so results never depend on the thread count, the lane size or the batch size: env `i` of a
-//! batch equals a single env seeded the same way.
+//! (the caller and its helpers, `crate::pool`) take in turn. A lane works on per-env rows and
+//! readings in reusable scratch and, when done, writes its part of the step's outputs as columns
+//! ([`Columns`], constraint-major [`Readings`]): the arrays Python receives, with no per-env loop
+//! left for the caller. Each env owns its RNG stream, seeded from `(seed + index)` as Gymnasium's
+//! vector envs do, so results never depend on the thread count, the lane size or the batch size:
+//! env `i` of a batch equals a single env seeded the same way.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
