@@ -369,7 +369,8 @@ impl<'a> StepView<'a> {
     }
 }
 
-/// The step of a batch of one env ([`VecCore::step_one`]): its row instead of columns.
+/// The step of a batch of one env ([`VecCore::step_one`]): its row instead of columns, in
+/// buffers the batch reuses (valid until its next step).
 #[derive(Debug, Clone, Default)]
 pub struct OneStep {
     /// The env's results.
@@ -548,6 +549,8 @@ pub struct VecCore {
     metrics: Option<Arc<EnvMetrics>>,
     scratch: Scratch,
     totals: Arc<Mutex<Totals>>,
+    /// The last [`step_one`](Self::step_one)'s outputs.
+    one: OneStep,
 }
 
 /// Unix time now, read once per batch.
@@ -620,6 +623,7 @@ impl VecCore {
             metrics: None,
             scratch: Scratch::default(),
             totals: Arc::new(Mutex::new(Totals::new(k))),
+            one: OneStep::default(),
         })
     }
 
@@ -914,7 +918,9 @@ impl VecCore {
     pub fn step(&mut self, actions: &[f64]) -> Result<StepOut, CoreError> {
         let same_step = self.autoreset == Autoreset::SameStep;
         if self.n == 1 && !same_step {
-            return self.step_one(actions).map(StepOut::of_one);
+            return self
+                .step_one(actions)
+                .map(|one| StepOut::of_one(one.clone()));
         }
         let started = std::time::Instant::now();
         self.validate(actions)?;
@@ -1001,7 +1007,7 @@ impl VecCore {
     /// columns: the single env's step, stepped directly (the model's own `step`, the same
     /// arithmetic as a batch's) with nothing allocated beyond its outputs. Same-step autoreset
     /// takes the batch's way.
-    pub fn step_one(&mut self, action: &[f64]) -> Result<OneStep, CoreError> {
+    pub fn step_one(&mut self, action: &[f64]) -> Result<&OneStep, CoreError> {
         if self.n != 1 {
             return Err(CoreError::config(
                 "num_envs",
@@ -1010,23 +1016,29 @@ impl VecCore {
         }
         if self.autoreset == Autoreset::SameStep {
             let mut out = self.step(action)?;
-            return Ok(OneStep {
+            self.one = OneStep {
                 row: out.row(0),
                 obs: std::mem::take(&mut out.obs),
                 action: std::mem::take(&mut out.action),
                 readings: std::mem::take(&mut out.readings),
                 events: std::mem::take(&mut out.events),
-            });
+            };
+            return Ok(&self.one);
         }
         let started = std::time::Instant::now();
         self.validate(action)?;
         let spec = self.model.spec();
         let (od, ad, k) = (spec.obs_dim(), spec.act_dim(), self.checker.len());
-        let mut obs = vec![0.0f32; od];
-        let mut phys = vec![0.0; ad];
-        let mut readings = Readings::zeros(k);
-        let mut events = Vec::new();
-        let row = {
+        // The outputs live in the batch and are overwritten in place: nothing allocated per step.
+        let one = &mut self.one;
+        one.obs.resize(od, 0.0);
+        one.action.resize(ad, 0.0);
+        one.readings.values.resize(k, 0.0);
+        one.readings.margins.resize(k, 0.0);
+        one.readings.active.resize(k, false);
+        let mut events = std::mem::take(&mut one.events);
+        events.clear();
+        {
             let ctx = ctx!(self, wall_now());
             let work = self.scratch.fit(1, k);
             let mut l = Lane {
@@ -1035,30 +1047,29 @@ impl VecCore {
                 rows: &mut self.rows,
                 slots: &mut self.slots,
                 alarms: &mut self.alarms,
-                obs: &mut obs,
-                readings: ReadingsMut::of(&mut readings),
+                obs: &mut one.obs,
+                readings: ReadingsMut::of(&mut one.readings),
                 out: ReadingColumns::none(),
             };
             let mut e = StepLane {
                 actions: action,
                 rows: &mut work.rows,
                 cols: ColumnsMut::none(),
-                phys: &mut phys,
+                phys: &mut one.action,
                 final_obs: &mut [],
                 final_readings: ReadingColumns::none(),
             };
             ctx.step_env(&mut l, &mut e, 0, (od, ad, k), &mut events);
-            work.rows[0]
-        };
+            one.row = work.rows[0];
+        }
         self.publish(&mut events);
-        self.account(&StepView::of_one(&row, &readings.active, &events), started);
-        Ok(OneStep {
-            row,
-            obs,
-            action: phys,
-            readings,
-            events,
-        })
+        self.one.events = events;
+        let one = &self.one;
+        self.account(
+            &StepView::of_one(&one.row, &one.readings.active, &one.events),
+            started,
+        );
+        Ok(&self.one)
     }
 
     /// Publishes and records a step's events; `out` with them.

@@ -241,3 +241,15 @@ def test_single_env_records_into_its_registry() -> None:
     env.reset(seed=0)
     env.step(np.zeros(1, np.float32))
     assert "env_steps_total{" not in metrics.generate_latest(quiet).decode()
+
+
+@pytest.mark.parametrize("env_id", ni.env_ids())
+def test_single_env_outputs_are_fresh_arrays_every_step(env_id: str) -> None:
+    env = ni.make(env_id)
+    env.reset(seed=0)
+    obs, _, _, _, info = env.step(env.action_space.sample())
+    kept = (obs.copy(), info["action"].copy(), dict(info["constraints"]))
+    obs2, _, _, _, info2 = env.step(-env.action_space.high)
+    assert obs2 is not obs and info2["action"] is not info["action"]
+    assert np.array_equal(obs, kept[0]) and np.array_equal(info["action"], kept[1])
+    assert info["constraints"] == kept[2]

@@ -515,7 +515,7 @@ impl CoreVecEnv {
         let core = &mut self.core;
         let out = py.detach(|| core.reset(seeds.as_deref(), None))?;
         let info = PyDict::new(py);
-        self.put_readings(py, &info, &out.readings)?;
+        put_readings(py, (&self.names, &self.keys), &info, &out.readings)?;
         PyTuple::new(
             py,
             [convert::array1(py, out.obs).into_any(), info.into_any()],
@@ -536,16 +536,16 @@ impl CoreVecEnv {
         let r = out.row;
         let k = &self.keys;
         let info = PyDict::new(py);
-        info.set_item(k.action.bind(py), convert::array1(py, out.action))?;
+        info.set_item(k.action.bind(py), PyArray1::from_slice(py, &out.action))?;
         info.set_item(k.clipped.bind(py), r.clipped)?;
         info.set_item(k.cost.bind(py), r.cost)?;
         info.set_item(k.shield.bind(py), r.shielded)?;
-        self.put_readings(py, &info, &out.readings)?;
+        put_readings(py, (&self.names, k), &info, &out.readings)?;
         if let Some(i) = r.shutdown {
             info.set_item(k.shutdown.bind(py), self.names[usize::from(i)].bind(py))?;
         }
         (
-            convert::array1(py, out.obs),
+            PyArray1::from_slice(py, &out.obs),
             r.reward,
             r.terminated,
             r.truncated,
@@ -620,22 +620,26 @@ impl CoreVecEnv {
         table!(keys.violations, m_violations, r.active);
         Ok(info)
     }
+}
 
-    /// Single env: ``constraints``, ``margins`` and ``violations`` dicts keyed by constraint name.
-    fn put_readings(&self, py: Python<'_>, info: &Bound<'_, PyDict>, r: &Readings) -> PyResult<()> {
-        let (values, margins, active) = (PyDict::new(py), PyDict::new(py), PyDict::new(py));
-        for (j, name) in self.names.iter().enumerate() {
-            let name = name.bind(py);
-            values.set_item(name, r.values[j])?;
-            margins.set_item(name, r.margins[j])?;
-            active.set_item(name, r.active[j])?;
-        }
-        let k = &self.keys;
-        info.set_item(k.constraints.bind(py), values)?;
-        info.set_item(k.margins.bind(py), margins)?;
-        info.set_item(k.violations.bind(py), active)?;
-        Ok(())
+/// Single env: ``constraints``, ``margins`` and ``violations`` dicts keyed by constraint name.
+fn put_readings(
+    py: Python<'_>,
+    (names, k): (&[Py<PyString>], &Keys),
+    info: &Bound<'_, PyDict>,
+    r: &Readings,
+) -> PyResult<()> {
+    let (values, margins, active) = (PyDict::new(py), PyDict::new(py), PyDict::new(py));
+    for (j, name) in names.iter().enumerate() {
+        let name = name.bind(py);
+        values.set_item(name, r.values[j])?;
+        margins.set_item(name, r.margins[j])?;
+        active.set_item(name, r.active[j])?;
     }
+    info.set_item(k.constraints.bind(py), values)?;
+    info.set_item(k.margins.bind(py), margins)?;
+    info.set_item(k.violations.bind(py), active)?;
+    Ok(())
 }
 
 /// A batch's running safety counts since it was made, and its most recent closed incidents
