@@ -4,9 +4,7 @@
 //! too (it would otherwise sit blocked), and work is cut into pieces that the participants take
 //! from the two ends of one list (the caller from the front, the helpers from the back), so a
 //! slow piece or a helper the operating system delays leaves no one waiting, and each thread
-//! steps mostly the same envs from one step to the next (their state stays in its core's cache:
-//! 1-2% more env-steps/s on IndustrialBenchmark at N=1024 than one shared queue, measured
-//! interleaved on a 2-vCPU VM).
+//! steps mostly the same envs from one step to the next (their state stays in its core's cache).
 //!
 //! Why not a rayon pool: a batch step is a few hundred microseconds of work handed out in up to
 //! three rounds, and waking a sleeping pool thread costs tens of microseconds on a virtual
