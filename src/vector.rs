@@ -551,6 +551,9 @@ pub struct VecCore {
     totals: Arc<Mutex<Totals>>,
     /// The last [`step_one`](Self::step_one)'s outputs.
     one: OneStep,
+    /// Every env has been reset since the batch was made or restored (checked once, not on
+    /// every step).
+    all_started: bool,
 }
 
 /// Unix time now, read once per batch.
@@ -624,6 +627,7 @@ impl VecCore {
             scratch: Scratch::default(),
             totals: Arc::new(Mutex::new(Totals::new(k))),
             one: OneStep::default(),
+            all_started: false,
         })
     }
 
@@ -1091,7 +1095,7 @@ impl VecCore {
         self.lock_totals().add_step(view);
     }
 
-    fn validate(&self, actions: &[f64]) -> Result<(), CoreError> {
+    fn validate(&mut self, actions: &[f64]) -> Result<(), CoreError> {
         let ad = self.model.spec().act_dim();
         if actions.len() != self.n * ad {
             return Err(CoreError::action(format!(
@@ -1102,17 +1106,22 @@ impl VecCore {
                 actions.len()
             )));
         }
-        if let Some(k) = actions.iter().position(|a| !a.is_finite()) {
+        // A branch-free pass the compiler vectorizes; the search only when a value is wrong.
+        if !actions.iter().fold(true, |ok, a| ok & a.is_finite()) {
+            let k = actions.iter().position(|a| !a.is_finite()).unwrap_or(0);
             return Err(CoreError::InvalidAction {
                 env: Some(k / ad),
                 element: Some(k % ad),
                 message: format!("must be finite, got {}", actions[k]),
             });
         }
-        if let Some(i) = self.slots.iter().position(|s| !s.started) {
-            return Err(CoreError::ResetNeeded(format!(
-                "env {i} has not been reset: call reset() before step()"
-            )));
+        if !self.all_started {
+            if let Some(i) = self.slots.iter().position(|s| !s.started) {
+                return Err(CoreError::ResetNeeded(format!(
+                    "env {i} has not been reset: call reset() before step()"
+                )));
+            }
+            self.all_started = true;
         }
         if self.autoreset == Autoreset::Disabled {
             if let Some(i) = self.slots.iter().position(|s| s.done) {
@@ -1166,6 +1175,7 @@ impl VecCore {
             slot.done = snap.done[i];
             slot.started = snap.started[i];
         }
+        self.all_started = false;
         self.alarms.fill(AlarmState::default());
         Ok(())
     }
@@ -1184,27 +1194,59 @@ fn take_ref<'a, T>(s: &mut &'a [T], len: usize) -> &'a [T] {
     head
 }
 
+/// Constraints whose column slices a lane holds in place; more go on the heap.
+const INLINE_COLUMNS: usize = 4;
+
+/// Slices of `k` columns: in place for the usual handful of constraints, so that splitting a
+/// batch into lanes allocates nothing per lane.
+enum Slices<'a, T> {
+    Inline([&'a mut [T]; INLINE_COLUMNS], usize),
+    Heap(Vec<&'a mut [T]>),
+}
+
+impl<'a, T> Slices<'a, T> {
+    fn collect(it: impl ExactSizeIterator<Item = &'a mut [T]>) -> Self {
+        if it.len() > INLINE_COLUMNS {
+            return Self::Heap(it.collect());
+        }
+        let mut held: [&'a mut [T]; INLINE_COLUMNS] = Default::default();
+        let mut len = 0;
+        for (slot, s) in held.iter_mut().zip(it) {
+            *slot = s;
+            len += 1;
+        }
+        Self::Inline(held, len)
+    }
+
+    fn as_mut(&mut self) -> &mut [&'a mut [T]] {
+        match self {
+            Self::Inline(held, len) => &mut held[..*len],
+            Self::Heap(v) => v,
+        }
+    }
+}
+
 /// A lane's part of a [`Readings`] (constraint-major): per constraint, the lane's envs.
 struct ReadingColumns<'a> {
-    values: Vec<&'a mut [f64]>,
-    margins: Vec<&'a mut [f64]>,
-    active: Vec<&'a mut [bool]>,
+    values: Slices<'a, f64>,
+    margins: Slices<'a, f64>,
+    active: Slices<'a, bool>,
 }
 
 impl<'a> ReadingColumns<'a> {
     /// No columns (a single env's readings are written in place: one env's row is its column).
     fn none() -> Self {
         Self {
-            values: Vec::new(),
-            margins: Vec::new(),
-            active: Vec::new(),
+            values: Slices::Inline(Default::default(), 0),
+            margins: Slices::Inline(Default::default(), 0),
+            active: Slices::Inline(Default::default(), 0),
         }
     }
 
     /// The columns of `r`: `k` constraints of `n` envs each.
     fn of(r: &'a mut Readings, n: usize, k: usize) -> Self {
-        fn columns<T>(mut all: &mut [T], n: usize, k: usize) -> Vec<&mut [T]> {
-            (0..k).map(|_| take(&mut all, n)).collect()
+        fn columns<T>(mut all: &mut [T], n: usize, k: usize) -> Slices<'_, T> {
+            Slices::collect((0..k).map(|_| take(&mut all, n)))
         }
         Self {
             values: columns(&mut r.values, n, k),
@@ -1215,8 +1257,8 @@ impl<'a> ReadingColumns<'a> {
 
     /// Splits off the next `len` envs.
     fn take(&mut self, len: usize) -> ReadingColumns<'a> {
-        fn part<'a, T>(cols: &mut [&'a mut [T]], len: usize) -> Vec<&'a mut [T]> {
-            cols.iter_mut().map(|c| take(c, len)).collect()
+        fn part<'a, T>(cols: &mut Slices<'a, T>, len: usize) -> Slices<'a, T> {
+            Slices::collect(cols.as_mut().iter_mut().map(|c| take(c, len)))
         }
         ReadingColumns {
             values: part(&mut self.values, len),
@@ -1238,20 +1280,20 @@ impl<'a> ReadingColumns<'a> {
                 }
             }
         }
-        transpose(&mut self.values, rows.values);
-        transpose(&mut self.margins, rows.margins);
-        transpose(&mut self.active, rows.active);
+        transpose(self.values.as_mut(), rows.values);
+        transpose(self.margins.as_mut(), rows.margins);
+        transpose(self.active.as_mut(), rows.active);
     }
 
     /// Writes env `j`'s readings (one env's [`Outputs`]).
     fn store(&mut self, j: usize, row: Outputs<'_>) {
-        for (col, &x) in self.values.iter_mut().zip(row.values.iter()) {
+        for (col, &x) in self.values.as_mut().iter_mut().zip(row.values.iter()) {
             col[j] = x;
         }
-        for (col, &x) in self.margins.iter_mut().zip(row.margins.iter()) {
+        for (col, &x) in self.margins.as_mut().iter_mut().zip(row.margins.iter()) {
             col[j] = x;
         }
-        for (col, &x) in self.active.iter_mut().zip(row.active.iter()) {
+        for (col, &x) in self.active.as_mut().iter_mut().zip(row.active.iter()) {
             col[j] = x;
         }
     }
@@ -1887,6 +1929,28 @@ mod tests {
             .step_one(&[0.0])
             .unwrap_err();
         assert!(matches!(err, CoreError::Config { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn every_env_must_be_reset_before_the_batch_steps() {
+        let needs = |r: Result<StepOut, CoreError>, env: &str| match r {
+            Err(CoreError::ResetNeeded(m)) => assert!(m.contains(env), "{m}"),
+            other => panic!("expected a reset-needed error naming {env}, got {other:?}"),
+        };
+        let mut b = batch(3, Autoreset::NextStep, None);
+        needs(b.step(&[0.0; 3]), "env 0");
+        b.reset(None, Some(&[true, false, true])).expect("reset");
+        needs(b.step(&[0.0; 3]), "env 1");
+        b.reset(None, Some(&[false, true, false])).expect("reset");
+        let mut snap = b.snapshot();
+        b.step(&[0.0; 3]).expect("every env reset");
+        b.step(&[0.0; 3]).expect("and again");
+        // A restored state in which env 2 never started is checked afresh.
+        snap.started[2] = false;
+        b.restore(&snap).expect("restore");
+        needs(b.step(&[0.0; 3]), "env 2");
+        b.reset(None, Some(&[false, false, true])).expect("reset");
+        b.step(&[0.0; 3]).expect("every env reset");
     }
 
     #[test]
