@@ -1932,6 +1932,29 @@ mod tests {
     }
 
     #[test]
+    fn reading_columns_split_into_lanes_in_place_or_on_the_heap() {
+        // Two constraints are held in place, six on the heap: both hand every lane its part of
+        // each column, in order.
+        for k in [2, 6] {
+            let n = 5;
+            let mut r = Readings::zeros(n * k);
+            let mut cols = ReadingColumns::of(&mut r, n, k);
+            assert_eq!(matches!(cols.values, Slices::Heap(_)), k > INLINE_COLUMNS);
+            for (lane, len) in [2, 3].into_iter().enumerate() {
+                let mut part = cols.take(len);
+                for (c, col) in part.values.as_mut().iter_mut().enumerate() {
+                    assert_eq!(col.len(), len);
+                    col.fill((10 * c + lane) as f64);
+                }
+            }
+            let expected: Vec<f64> = (0..k)
+                .flat_map(|c| [0, 0, 1, 1, 1].map(|lane| (10 * c + lane) as f64))
+                .collect();
+            assert_eq!(r.values, expected, "k = {k}");
+        }
+    }
+
+    #[test]
     fn every_env_must_be_reset_before_the_batch_steps() {
         let needs = |r: Result<StepOut, CoreError>, env: &str| match r {
             Err(CoreError::ResetNeeded(m)) => assert!(m.contains(env), "{m}"),
