@@ -1226,7 +1226,15 @@ impl<'a, T> Slices<'a, T> {
     }
 }
 
+impl<T> Default for Slices<'_, T> {
+    /// No columns.
+    fn default() -> Self {
+        Self::Inline(Default::default(), 0)
+    }
+}
+
 /// A lane's part of a [`Readings`] (constraint-major): per constraint, the lane's envs.
+#[derive(Default)]
 struct ReadingColumns<'a> {
     values: Slices<'a, f64>,
     margins: Slices<'a, f64>,
@@ -1236,11 +1244,7 @@ struct ReadingColumns<'a> {
 impl<'a> ReadingColumns<'a> {
     /// No columns (a single env's readings are written in place: one env's row is its column).
     fn none() -> Self {
-        Self {
-            values: Slices::Inline(Default::default(), 0),
-            margins: Slices::Inline(Default::default(), 0),
-            active: Slices::Inline(Default::default(), 0),
-        }
+        Self::default()
     }
 
     /// The columns of `r`: `k` constraints of `n` envs each.
