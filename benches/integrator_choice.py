@@ -17,7 +17,7 @@ random policy drives the env. The error column must stay below the 1e-6 the env 
 This is a plain-Python model of the Rust integrator, for counting; its evaluation counts agree with
 the Rust code's within about 2% (which differs in the last bits of the step-size factor).
 
-Run: ``python benches/integrator_choice.py [--steps 10000]`` (about 15 s).
+Run: ``python benches/integrator_choice.py [--steps 10000]`` (about 10 s).
 """
 
 from __future__ import annotations
