@@ -1,0 +1,71 @@
+"""The benchmark runner's summary over several runs (``python benches/run_all.py --runs N``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+BENCHES = Path(__file__).resolve().parent.parent / "benches"
+
+
+@pytest.fixture
+def run_all(monkeypatch: pytest.MonkeyPatch) -> Any:
+    monkeypatch.syspath_prepend(str(BENCHES))
+    import run_all
+
+    return run_all
+
+
+def _rows(run_all: Any, ours: float, peer: float, single_us: float) -> list[Any]:
+    from _common import Row
+
+    return [
+        Row("vec vs peer", ours, peer, "steps/s", "Peer", ">= 500x", target_ratio=500.0),
+        Row(
+            "single",
+            single_us,
+            10.0,
+            "us/step",
+            "CartPole",
+            "ours <= 5 us",
+            higher_is_better=False,
+            target_max_ours=5.0,
+        ),
+        Row("  (info) context", ours, peer, "steps/s", "Peer"),
+        Row("skipped peer", ours, None, "steps/s", "Peer", ">= 1000x", target_ratio=1000.0),
+    ]
+
+
+def test_summary_gives_ranges_median_and_met_counts(run_all: Any) -> None:
+    runs = [
+        _rows(run_all, 6.0e6, 10_000.0, 4.0),  # 600x, 4 us: both met
+        _rows(run_all, 4.5e6, 10_000.0, 5.5),  # 450x, 5.5 us: both missed
+        _rows(run_all, 5.5e6, 10_000.0, 4.5),  # 550x: met; 4.5 us: met
+    ]
+    lines = {line[0]: line for line in run_all.summarize(runs)}
+    assert list(lines) == ["vec vs peer", "single", "(info) context", "skipped peer"]
+
+    name, ours, peer, median, span, target = lines["vec vs peer"]
+    assert ours == "4.50-6.00 M steps/s"
+    assert peer == "10.0 k steps/s"
+    assert median == "550x"
+    assert span == "450x-600x"
+    assert target == ">= 500x: met in 2 of 3 runs"
+
+    assert lines["single"][1] == "4.00-5.50 us/step"
+    assert lines["single"][5] == "ours <= 5 us: met in 2 of 3 runs"
+    # Lower is better: the ratio is the peer's time over ours (10 / 4.5).
+    assert lines["single"][3] == "2.2x"
+
+    assert lines["(info) context"][5] == ""
+    assert lines["skipped peer"][2:5] == ["n/a", "n/a", "n/a"]
+    assert lines["skipped peer"][5] == ">= 1000x: not measured"
+
+
+def test_runs_must_be_positive(run_all: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        run_all.main(["--runs", "0"])
+    assert exc.value.code == 2
+    assert "--runs must be at least 1, got 0" in capsys.readouterr().err
