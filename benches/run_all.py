@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import sys
 import time
@@ -57,6 +58,19 @@ def _span(values: list[float], fmt: Callable[[float], str]) -> str:
     return f"{lo}-{hi}"
 
 
+def _ratio_span(ratios: list[float]) -> str:
+    """The range of ratios as printed bounds: the low end rounded down and the high end up, so that
+    a 499.5x run never shows as 500x next to a ">= 500x" target it missed."""
+
+    def bound(x: float, up: bool) -> float:
+        scale = 1 if x >= 100 else 10  # the digits fmt_ratio prints
+        v = round(x * scale, 9)  # 37.6 stays 37.6, not 37.5 or 37.7 from binary fuzz
+        return (math.ceil(v) if up else math.floor(v)) / scale
+
+    lo, hi = fmt_ratio(bound(min(ratios), False)), fmt_ratio(bound(max(ratios), True))
+    return lo if lo == hi else f"{lo}-{hi}"
+
+
 def summarize(runs: list[list[Row]]) -> list[list[str]]:
     """One line per benchmark over several runs of the suite: ours, the peer and the ratio as ranges,
     the median ratio, and in how many runs the target was met (benchmarks matched by name)."""
@@ -82,7 +96,7 @@ def summarize(runs: list[list[Row]]) -> list[list[str]]:
                 f"{_span(ours, fmt_num)} {unit}" if ours else "n/a",
                 f"{_span(peer, fmt_num)} {unit}" if peer else "n/a",
                 fmt_ratio(statistics.median(ratios)) if ratios else "n/a",
-                _span(ratios, fmt_ratio) if ratios else "n/a",
+                _ratio_span(ratios) if ratios else "n/a",
                 target,
             ]
         )

@@ -52,6 +52,10 @@ def test_summary_gives_ranges_median_and_met_counts(run_all: Any) -> None:
     assert peer == "10.0 k steps/s"
     assert median == "550x"
     assert span == "450x-600x"
+    # Printed bounds round outwards: a run at 499.5x must not read as 500x.
+    assert run_all._ratio_span([499.5, 692.9]) == "499x-693x"
+    assert run_all._ratio_span([37.64, 53.21]) == "37.6x-53.3x"
+    assert run_all._ratio_span([37.6, 53.2]) == "37.6x-53.2x"
     assert target == ">= 500x: met in 2 of 3 runs"
 
     assert lines["single"][1] == "4.00-5.50 us/step"
