@@ -28,15 +28,28 @@ import math
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
+from numpy_cstr import (
+    CAF,
+    CSTR_REFERENCE,
+    DELTA_HR,
+    DT,
+    EA_OVER_R,
+    K0,
+    RHO,
+    TC_HIGH,
+    TC_LOW,
+    TI,
+    UA,
+    X0,
+    C,
+    Q,
+    V,
+)
 
-REFERENCE = Path(__file__).resolve().parent.parent / "tests" / "data" / "chemical_reactor_cstr.json"
-DT = 26.0 / 60.0
-X0 = (0.8, 330.0)
-HEAT_RISE = 5e4 / (1000.0 * 0.239)
-COOLING = 5e4 / (1000.0 * 0.239 * 100.0)
+HEAT_RISE = -DELTA_HR / (RHO * C)
+COOLING = UA / (RHO * C * V)
 
 Vec2 = tuple[float, float]
 
@@ -44,8 +57,8 @@ Vec2 = tuple[float, float]
 def rhs(x: Vec2, tc: float) -> Vec2:
     """The CSTR of ``src/envs/chemical_reactor.rs`` (time in minutes)."""
     ca, t = x
-    ra = 7.2e10 * math.exp(-8750.0 / t) * ca
-    return (1.0 - ca - ra, 350.0 - t + HEAT_RISE * ra + COOLING * (tc - t))
+    ra = K0 * math.exp(-EA_OVER_R / t) * ca
+    return (Q / V * (CAF - ca) - ra, Q / V * (TI - t) + HEAT_RISE * ra + COOLING * (tc - t))
 
 
 @dataclass(frozen=True)
@@ -61,16 +74,11 @@ class Tableau:
 
 
 def _dopri5() -> Tableau:
-    a = [
-        [],
-        [1 / 5],
-        [3 / 40, 9 / 40],
-        [44 / 45, -56 / 15, 32 / 9],
-        [19372 / 6561, -25360 / 2187, 64448 / 6561, -212 / 729],
-        [9017 / 3168, -355 / 33, 46732 / 5247, 49 / 176, -5103 / 18656],
-    ]
-    b = [35 / 384, 0.0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84]
-    e = [71 / 57600, 0.0, -71 / 16695, 71 / 1920, -17253 / 339200, 22 / 525, -1 / 40]
+    from scipy.integrate._ivp.rk import RK45  # the same Dormand–Prince 5(4) pair as src/integrate.rs
+
+    a = [list(RK45.A[s][:s]) for s in range(6)]
+    b = list(RK45.B)
+    e = list(RK45.E)
 
     def error(k: list[Vec2], h: float, x: Vec2, xn: Vec2, tol: float) -> float:
         s = 0.0
@@ -173,8 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=10_000, help="random-coolant env steps (default 10000)")
     args = p.parse_args(argv)
-    cases = json.loads(REFERENCE.read_text())["cases"]
-    coolant = np.random.default_rng(7).uniform(290.0, 310.0, args.steps).tolist()
+    cases = json.loads(CSTR_REFERENCE.read_text())["cases"]
+    coolant = np.random.default_rng(7).uniform(TC_LOW, TC_HIGH, args.steps).tolist()
     dopri5 = _dopri5()
     pi = Tableau("dopri5-pi", dopri5.a, dopri5.b, 0.2, dopri5.error, beta=0.04)
     dop853 = _dop853()

@@ -67,8 +67,7 @@ def _ratio_span(ratios: list[float]) -> str:
         v = round(x * scale, 9)  # 37.6 stays 37.6, not 37.5 or 37.7 from binary fuzz
         return (math.ceil(v) if up else math.floor(v)) / scale
 
-    lo, hi = fmt_ratio(bound(min(ratios), False)), fmt_ratio(bound(max(ratios), True))
-    return lo if lo == hi else f"{lo}-{hi}"
+    return _span([bound(min(ratios), False), bound(max(ratios), True)], fmt_ratio)
 
 
 def summarize(runs: list[list[Row]]) -> list[list[str]]:

@@ -90,24 +90,16 @@ def test_industrial_benchmark_declared_constraints_separate_random_from_zero_pol
         assert rates["zero"][n] < 0.005, rates
 
 
-def test_integrator_choice_models_the_reactors_integrator() -> None:
+def test_integrator_choice_models_the_reactors_integrator(monkeypatch: pytest.MonkeyPatch) -> None:
     """``benches/integrator_choice.py`` argues for the reactor's integrator with a plain-Python model
     of it: that model must be the env's integrator (same method, controller and tolerance: agreement
     far below its distance to the reference), and the tolerances it reports must be the ones the
     code's comment cites (3e-9 keeps the 1e-6 promise, 1e-8 does not)."""
-    import importlib.util
-    import sys
     from pathlib import Path
 
-    path = Path(__file__).resolve().parent.parent / "benches" / "integrator_choice.py"
-    spec = importlib.util.spec_from_file_location("integrator_choice", path)
-    assert spec is not None and spec.loader is not None
-    ic = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = ic  # its dataclass looks its module up
-    try:
-        spec.loader.exec_module(ic)
-    finally:
-        del sys.modules[spec.name]
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent.parent / "benches"))
+    import integrator_choice as ic
+
     dopri5 = ic._dopri5()
     worst_env_gap = 0.0
     for case in CSTR["cases"].values():
