@@ -449,6 +449,15 @@ pub struct Snapshot {
     pub done: Vec<bool>,
     /// Reset-at-least-once flags per env.
     pub started: Vec<bool>,
+    /// Return of the current episode so far, per env.
+    pub returns: Vec<f64>,
+    /// Episodes started so far, per env.
+    pub episodes: Vec<u64>,
+    /// Alarm states (on-delay counts, open incidents), `num_envs x constraints x
+    /// AlarmState::INT_WORDS` integers (see [`AlarmState::to_words`]).
+    pub alarm_ints: Vec<u64>,
+    /// The alarms' real fields, `num_envs x constraints x AlarmState::REAL_WORDS`.
+    pub alarm_reals: Vec<f64>,
 }
 
 /// Envs per lane below which splitting costs more than it gains.
@@ -1144,21 +1153,32 @@ impl VecCore {
             elapsed: self.slots.iter().map(|s| s.elapsed).collect(),
             done: self.slots.iter().map(|s| s.done).collect(),
             started: self.slots.iter().map(|s| s.started).collect(),
+            returns: self.slots.iter().map(|s| s.ret).collect(),
+            episodes: self.slots.iter().map(|s| s.episode).collect(),
+            alarm_ints: self.alarms.iter().flat_map(|a| a.to_words().0).collect(),
+            alarm_reals: self.alarms.iter().flat_map(|a| a.to_words().1).collect(),
         }
     }
 
-    /// Restores a state taken by [`VecCore::snapshot`] from a batch of the same kind and size.
-    /// Alarms start inactive: an incident open at snapshot time is not carried over.
+    /// Restores a state taken by [`VecCore::snapshot`] from a batch of the same kind, size and
+    /// constraints: process states, random streams, step counts, episode returns and alarms
+    /// (on-delay counts, open incidents), so the restored batch steps on exactly as the original.
+    /// Refused as a whole (nothing changed) if any part does not fit.
     pub fn restore(&mut self, snap: &Snapshot) -> Result<(), CoreError> {
-        let n = self.n;
+        let (n, k) = (self.n, self.checker.len());
+        let (iw, rw) = (AlarmState::INT_WORDS, AlarmState::REAL_WORDS);
         let ok = snap.rows.len() == self.rows.len()
             && snap.rngs.len() == 4 * n
             && snap.elapsed.len() == n
             && snap.done.len() == n
-            && snap.started.len() == n;
+            && snap.started.len() == n
+            && snap.returns.len() == n
+            && snap.episodes.len() == n
+            && snap.alarm_ints.len() == n * k * iw
+            && snap.alarm_reals.len() == n * k * rw;
         if !ok {
             return Err(CoreError::State(format!(
-                "snapshot does not fit a batch of {n} {} envs",
+                "snapshot does not fit a batch of {n} {} envs with {k} constraints",
                 self.model.spec().id
             )));
         }
@@ -1167,6 +1187,26 @@ impl VecCore {
                 "snapshot holds non-finite state values".into(),
             ));
         }
+        if let Some(i) = snap.returns.iter().position(|v| !v.is_finite()) {
+            return Err(CoreError::State(format!(
+                "snapshot holds a non-finite episode return for env {i}"
+            )));
+        }
+        let alarms = snap
+            .alarm_ints
+            .chunks_exact(iw)
+            .zip(snap.alarm_reals.chunks_exact(rw))
+            .enumerate()
+            .map(|(i, (ints, reals))| {
+                AlarmState::from_words(ints, reals).map_err(|m| {
+                    CoreError::State(format!(
+                        "snapshot alarm of env {} constraint {:?}: {m}",
+                        i / k.max(1),
+                        self.checker.set.constraints[i % k.max(1)].name
+                    ))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         self.rows.copy_from_slice(&snap.rows);
         for (i, slot) in self.slots.iter_mut().enumerate() {
             let w = &snap.rngs[4 * i..4 * i + 4];
@@ -1174,9 +1214,11 @@ impl VecCore {
             slot.elapsed = snap.elapsed[i];
             slot.done = snap.done[i];
             slot.started = snap.started[i];
+            slot.ret = snap.returns[i];
+            slot.episode = snap.episodes[i];
         }
         self.all_started = false;
-        self.alarms.fill(AlarmState::default());
+        self.alarms.copy_from_slice(&alarms);
         Ok(())
     }
 }
@@ -2053,7 +2095,57 @@ mod tests {
         c.restore(&snap).expect("restore");
         let r = c.step(&actions(4, 10)).expect("step");
         assert_eq!(a.obs, r.obs);
+        assert_eq!(a.rows(), r.rows());
         assert!(batch(3, Autoreset::NextStep, None).restore(&snap).is_err());
+    }
+
+    /// A snapshot with its real alarm fields as bits (a response time not yet known is NaN).
+    fn bitwise(s: &Snapshot) -> (Snapshot, Vec<u64>) {
+        let bits = s.alarm_reals.iter().map(|v| v.to_bits()).collect();
+        let mut s = s.clone();
+        s.alarm_reals.clear();
+        (s, bits)
+    }
+
+    #[test]
+    fn snapshot_keeps_alarms_and_returns_and_refuses_bad_words() {
+        let mut b = batch(4, Autoreset::NextStep, None);
+        b.reset(Some(&[Some(1), Some(2), Some(3), Some(4)]), None)
+            .expect("reset");
+        // Warm coolant: the 331 K warning opens in some envs within a few steps.
+        let mut t = 0;
+        while !b.alarms.iter().any(|a| a.active) {
+            b.step(&[0.4; 4]).expect("step");
+            t += 1;
+            assert!(t < 60, "no alarm opened");
+        }
+        let snap = b.snapshot();
+        let mut c = batch(4, Autoreset::NextStep, None);
+        c.restore(&snap).expect("restore");
+        assert_eq!(bitwise(&c.snapshot()), bitwise(&snap));
+        assert!(c.slots.iter().any(|s| s.ret != 0.0));
+        for s in 0..5 {
+            let (x, y) = (b.step(&actions(4, s)), c.step(&actions(4, s)));
+            let (x, y) = (x.expect("step"), y.expect("step"));
+            assert_eq!((&x.obs, x.rows()), (&y.obs, y.rows()));
+        }
+        let k = b.checker.len();
+        for (word, bad, what) in [(0, 2, "active flag 2"), (4, 7, "response code 7")] {
+            let mut tampered = snap.clone();
+            tampered.alarm_ints[(2 * k + 1) * AlarmState::INT_WORDS + word] = bad;
+            let before = c.snapshot();
+            let err = c.restore(&tampered).expect_err("tampered").to_string();
+            assert!(err.contains("env 2") && err.contains(what), "{err}");
+            let after = bitwise(&c.snapshot());
+            assert_eq!(
+                after,
+                bitwise(&before),
+                "a refused restore changed the batch"
+            );
+        }
+        let mut short = snap.clone();
+        short.returns.pop();
+        assert!(c.restore(&short).is_err());
     }
 }
 

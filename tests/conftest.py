@@ -2,7 +2,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 
 DATA = Path(__file__).parent / "data"
@@ -33,3 +35,26 @@ def env_id(request: pytest.FixtureRequest) -> str:
 
 def reference(name: str) -> dict:
     return json.loads((DATA / name).read_text())
+
+
+def assert_tree_equal(a: Any, b: Any, path: str = "") -> None:
+    """Exact equality of nested dicts, tuples, lists, arrays (dtypes included) and scalars (types
+    included); the message names the path."""
+    if isinstance(a, dict):
+        assert isinstance(b, dict) and set(a) == set(b), f"{path}: keys {sorted(a)} != {sorted(b)}"
+        for k in a:
+            assert_tree_equal(a[k], b[k], f"{path}/{k}")
+    elif isinstance(a, (tuple, list)):
+        assert type(b) is type(a) and len(a) == len(b), f"{path}: {a!r} != {b!r}"
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            assert_tree_equal(x, y, f"{path}[{i}]")
+    elif isinstance(a, np.ndarray) and a.dtype == object:
+        assert isinstance(b, np.ndarray) and b.dtype == object and a.shape == b.shape, path
+        for x, y in zip(a, b, strict=True):
+            assert_tree_equal(x, y, path)
+    elif isinstance(a, np.ndarray):
+        assert isinstance(b, np.ndarray), path
+        assert a.dtype == b.dtype, f"{path}: dtype {a.dtype} != {b.dtype}"
+        np.testing.assert_array_equal(a, b, err_msg=path)
+    else:
+        assert type(a) is type(b) and a == b, f"{path}: {a!r} != {b!r}"

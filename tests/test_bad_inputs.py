@@ -59,7 +59,13 @@ class Single:
         return obs, r, term, trunc
 
     def snapshot(self) -> tuple[np.ndarray, ...]:
-        return tuple(self.env._core.snapshot())
+        """The core's full state, less what names an incident rather than describes it: its id
+        (numbered by the process) and the wall time it opened at."""
+        parts = list(self.env._core.snapshot())
+        ints, reals = parts[7].reshape(-1, 5).copy(), parts[8].reshape(-1, 5).copy()
+        ints[:, 2] = 0
+        reals[:, 0] = 0.0
+        return (*parts[:7], ints, reals)
 
 
 class Vector(Single):

@@ -8,7 +8,7 @@ import warnings
 import gymnasium as gym
 import numpy as np
 import pytest
-from conftest import STOCHASTIC_OPTIONS
+from conftest import STOCHASTIC_OPTIONS, assert_tree_equal
 from gymnasium.utils.env_checker import check_env
 
 import neorl_industrial as ni
@@ -109,9 +109,62 @@ def test_pickle_keeps_the_full_state(env_id: str) -> None:
     for _ in range(30):
         a = rng.uniform(-1, 1, env.action_space.shape).astype(np.float32)
         x, y = env.step(a), twin.step(a)
-        assert np.array_equal(x[0], y[0]) and x[1:4] == y[1:4]
+        assert_tree_equal(x, y)  # infos included: constraint values, alarms, cost
         if x[2] or x[3]:
             break
+
+
+# Slow alarms: an on-delay of 3 steps and a deadband, so that at the moment of pickling one
+# alarm is counting towards its delay or is open and held by its deadband.
+SLOW_ALARMS = {
+    "ChemicalReactor-v0": {"temperature_high": {"limit": 327.0, "on_delay": 3, "deadband": 2.0}},
+    "Pipeline-v0": {},  # its default flow_deviation alarm has an on-delay of 9 steps
+}
+
+
+def alarm_words(env: gym.Env) -> np.ndarray:
+    """The alarms' integer words per constraint (active, beyond, incident id, start step,
+    response), as the core's snapshot holds them."""
+    return env.unwrapped._core.snapshot()[7].reshape(-1, 5)
+
+
+@pytest.mark.parametrize("env_id", sorted(SLOW_ALARMS))
+def test_pickle_keeps_pending_and_open_alarms_and_the_episode_return(env_id: str) -> None:
+    rng = np.random.default_rng(5)
+    actions = [rng.uniform(-1, 1, len(ni.spec(env_id)["actions"])).astype(np.float32) for _ in range(400)]
+    seen = set()
+    for cut in range(1, 60):
+        env = ni.make(env_id, constraints=SLOW_ALARMS[env_id])
+        env.reset(seed=34)
+        for a in actions[:cut]:
+            _, _, term, trunc, _ = env.step(a)
+        if term or trunc:
+            break
+        words = alarm_words(env)
+        state = "open" if words[:, 0].any() else "pending" if words[:, 1].any() else None
+        if state is None or state in seen:
+            continue
+        seen.add(state)
+        twin = pickle.loads(pickle.dumps(env))
+        np.testing.assert_array_equal(alarm_words(twin), words)
+        for a in actions[cut:]:
+            x, y = env.step(a), twin.step(a)
+            assert_tree_equal(x, y)
+            if x[2] or x[3]:
+                break
+        # The episode return so far travels too (the core reports it when an episode ends).
+        np.testing.assert_array_equal(env.unwrapped._core.snapshot()[5], twin.unwrapped._core.snapshot()[5])
+    assert seen == {"open", "pending"}, f"the actions never left an alarm {({'open', 'pending'} - seen)}"
+
+
+def test_a_pickle_from_another_version_is_a_state_error() -> None:
+    env = ni.make("ChemicalReactor-v0")
+    env.reset(seed=0)
+    state = env.__getstate__()
+    state["snapshot"] = state["snapshot"][:5]  # the layout before alarms and returns were kept
+    twin = ni.ChemicalReactorEnv.__new__(ni.ChemicalReactorEnv)
+    with pytest.raises(ni.StateError, match="saved state has 5 parts, expected 9"):
+        twin.__setstate__(state)
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from conftest import STOCHASTIC_OPTIONS
+from conftest import STOCHASTIC_OPTIONS, assert_tree_equal
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 from gymnasium.wrappers.vector import TransformReward
 from stable_baselines3 import PPO
@@ -27,23 +27,6 @@ from neorl_industrial import ConfigError, InvalidActionError, ResetNeededError
 from neorl_industrial.integrations.sb3 import SB3VecEnv, split_info
 
 REACTOR = "ChemicalReactor-v0"
-
-
-def assert_same(a: Any, b: Any, path: str = "") -> None:
-    """Exact equality of nested infos (dicts, arrays, scalars), dtypes of arrays included."""
-    if isinstance(a, dict):
-        assert isinstance(b, dict) and set(a) == set(b), f"{path}: keys {sorted(a)} != {sorted(b)}"
-        for k in a:
-            assert_same(a[k], b[k], f"{path}/{k}")
-    elif isinstance(a, list):
-        assert isinstance(b, list) and len(a) == len(b), f"{path}: {len(a)} != {len(b)} items"
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            assert_same(x, y, f"{path}[{i}]")
-    elif isinstance(a, np.ndarray):
-        assert isinstance(b, np.ndarray) and a.dtype == b.dtype, f"{path}: {a!r} != {b!r}"
-        np.testing.assert_array_equal(a, b, err_msg=path)
-    else:
-        assert type(a) is type(b) and a == b, f"{path}: {a!r} != {b!r}"
 
 
 def short_options(env_id: str) -> dict[str, Any]:
@@ -70,7 +53,7 @@ def test_identical_to_dummy_vec_env(env_id: str) -> None:
     assert ours.action_space == ref.action_space
     assert ours.seed(11) == ref.seed(11)
     np.testing.assert_array_equal(ours.reset(), ref.reset())
-    assert_same(ours.reset_infos, ref.reset_infos, "reset_infos")
+    assert_tree_equal(ours.reset_infos, ref.reset_infos, "reset_infos")
     rng = np.random.default_rng(0)
     ends = {"terminated": 0, "truncated": 0}
     for t in range(30):
@@ -83,8 +66,8 @@ def test_identical_to_dummy_vec_env(env_id: str) -> None:
         assert obs_a.dtype == np.float32 and rew_a.dtype == rew_b.dtype
         np.testing.assert_array_equal(rew_a, rew_b)
         np.testing.assert_array_equal(done_a, done_b)
-        assert_same(infos_a, infos_b, f"step {t} infos")
-        assert_same(ours.reset_infos, ref.reset_infos, f"step {t} reset_infos")
+        assert_tree_equal(infos_a, infos_b, f"step {t} infos")
+        assert_tree_equal(ours.reset_infos, ref.reset_infos, f"step {t} reset_infos")
         for inf in infos_a:
             if "terminal_observation" in inf:
                 ends["truncated" if inf["TimeLimit.truncated"] else "terminated"] += 1

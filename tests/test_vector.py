@@ -3,36 +3,14 @@
 from __future__ import annotations
 
 import pickle
-from typing import Any
 
 import gymnasium as gym
 import numpy as np
 import pytest
-from conftest import STOCHASTIC_OPTIONS
+from conftest import STOCHASTIC_OPTIONS, assert_tree_equal
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
 import neorl_industrial as ni
-
-
-def assert_tree_equal(a: Any, b: Any, path: str = "") -> None:
-    if isinstance(a, dict):
-        assert isinstance(b, dict) and set(a) == set(b), f"{path}: keys {sorted(a)} != {sorted(b)}"
-        for k in a:
-            assert_tree_equal(a[k], b[k], f"{path}/{k}")
-    elif isinstance(a, tuple):
-        assert isinstance(b, tuple) and len(a) == len(b), path
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            assert_tree_equal(x, y, f"{path}[{i}]")
-    elif isinstance(a, np.ndarray) and a.dtype == object:
-        assert b.dtype == object and a.shape == b.shape, path
-        for x, y in zip(a, b, strict=True):
-            assert_tree_equal(x, y, path)
-    elif isinstance(a, np.ndarray):
-        assert isinstance(b, np.ndarray), path
-        assert a.dtype == b.dtype, f"{path}: dtype {a.dtype} != {b.dtype}"
-        np.testing.assert_array_equal(a, b, err_msg=path)
-    else:
-        assert a == b, f"{path}: {a!r} != {b!r}"
 
 
 def options_for(env_id: str) -> dict:

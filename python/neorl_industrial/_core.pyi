@@ -124,6 +124,10 @@ class CoreVecEnv:
         npt.NDArray[np.uint32],
         npt.NDArray[np.bool_],
         npt.NDArray[np.bool_],
+        npt.NDArray[np.float64],
+        npt.NDArray[np.uint64],
+        npt.NDArray[np.uint64],
+        npt.NDArray[np.float64],
     ]: ...
     def restore(
         self,
@@ -132,6 +136,10 @@ class CoreVecEnv:
         elapsed: npt.NDArray[np.uint32],
         done: npt.NDArray[np.bool_],
         started: npt.NDArray[np.bool_],
+        returns: npt.NDArray[np.float64],
+        episodes: npt.NDArray[np.uint64],
+        alarm_ints: npt.NDArray[np.uint64],
+        alarm_reals: npt.NDArray[np.float64],
     ) -> None: ...
 
 @final

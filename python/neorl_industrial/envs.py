@@ -192,7 +192,8 @@ class IndustrialEnv(gym.Env[np.ndarray, np.ndarray]):
             self.env_id, quality, n_transitions=n_transitions, seed=seed, **self._options, **kwargs
         )
 
-    # Pickling keeps the full state (process, hidden variables, RNG stream, step count).
+    # Pickling keeps the full state: process, hidden variables, RNG stream, step count, episode
+    # return, alarms (on-delay counts, open incidents) and the rendered episode's history.
     def __getstate__(self) -> dict[str, Any]:
         return {
             "options": self._options,
@@ -200,12 +201,15 @@ class IndustrialEnv(gym.Env[np.ndarray, np.ndarray]):
             "render_mode": self.render_mode,
             "snapshot": self._core.snapshot(),
             "np_random": self._np_random,
+            "trend": (self._trend.obs, self._trend.active) if self._trend is not None else None,
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(render_mode=state["render_mode"], **state["safety"], **state["options"])  # type: ignore[misc]
-        self._core.restore(*state["snapshot"])
+        restore_snapshot(self._core, state["snapshot"])
         self._np_random = state["np_random"]
+        if self._trend is not None and state.get("trend") is not None:
+            self._trend.obs, self._trend.active = state["trend"]
 
 
 class ChemicalReactorEnv(IndustrialEnv):
@@ -331,6 +335,23 @@ def _metrics_registry(registry: Any, metrics: bool) -> Any:
             f"registry: must be a neorl_industrial.metrics.Registry, got {type(registry).__name__}"
         )
     return _core_of(registry)
+
+
+SNAPSHOT_PARTS = 9  # the arrays of ``CoreVecEnv.snapshot``
+
+
+def restore_snapshot(core: Any, snapshot: Any) -> None:
+    """Restores a core's state from the tuple its ``snapshot`` returned (a pickle's); a tuple of
+    another length (a pickle from another version) is a :class:`StateError`."""
+    from .exceptions import StateError
+
+    if not isinstance(snapshot, (tuple, list)) or len(snapshot) != SNAPSHOT_PARTS:
+        got = f"{len(snapshot)} parts" if isinstance(snapshot, (tuple, list)) else type(snapshot).__name__
+        raise StateError(
+            f"saved state has {got}, expected {SNAPSHOT_PARTS} "
+            f"(pickled by another version of neorl_industrial?)"
+        )
+    core.restore(*snapshot)
 
 
 def picklable_safety_args(args: dict[str, Any]) -> dict[str, Any]:

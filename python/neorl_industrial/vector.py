@@ -16,7 +16,13 @@ from gymnasium.vector.utils import batch_space
 from . import _core
 from ._exclusive import Exclusive
 from ._spaces import action_space, observation_space
-from .envs import _metrics_registry, check_reset_options, check_shield, picklable_safety_args
+from .envs import (
+    _metrics_registry,
+    check_reset_options,
+    check_shield,
+    picklable_safety_args,
+    restore_snapshot,
+)
 from .exceptions import ConfigError
 from .safety import SafetyStats, load_constraints, open_audit_trail
 
@@ -295,4 +301,4 @@ class VectorIndustrialEnv(VectorEnv):
             **state["safety"],
             **state["options"],
         )
-        self._core.restore(*state["snapshot"])
+        restore_snapshot(self._core, state["snapshot"])

@@ -460,7 +460,8 @@ impl CoreVecEnv {
         })
     }
 
-    /// The full state: ``(rows float64, rng uint64[n*4], elapsed uint32, done bool, started bool)``.
+    /// The full state: ``(rows float64, rng uint64[n*4], elapsed uint32, done bool, started bool,
+    /// returns float64, episodes uint64, alarm_ints uint64[n*k*5], alarm_reals float64[n*k*5])``.
     fn snapshot<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
         let s = self.core.snapshot();
         PyTuple::new(
@@ -471,11 +472,17 @@ impl CoreVecEnv {
                 s.elapsed.into_pyarray(py).into_any(),
                 s.done.into_pyarray(py).into_any(),
                 s.started.into_pyarray(py).into_any(),
+                s.returns.into_pyarray(py).into_any(),
+                s.episodes.into_pyarray(py).into_any(),
+                s.alarm_ints.into_pyarray(py).into_any(),
+                s.alarm_reals.into_pyarray(py).into_any(),
             ],
         )
     }
 
-    /// Restores a state taken by :meth:`snapshot` on a batch of the same kind and size.
+    /// Restores a state taken by :meth:`snapshot` on a batch of the same kind, size and
+    /// constraints (refused as a whole, nothing changed, if any part does not fit).
+    #[allow(clippy::too_many_arguments)]
     fn restore(
         &mut self,
         rows: PyReadonlyArray1<'_, f64>,
@@ -483,6 +490,10 @@ impl CoreVecEnv {
         elapsed: PyReadonlyArray1<'_, u32>,
         done: PyReadonlyArray1<'_, bool>,
         started: PyReadonlyArray1<'_, bool>,
+        returns: PyReadonlyArray1<'_, f64>,
+        episodes: PyReadonlyArray1<'_, u64>,
+        alarm_ints: PyReadonlyArray1<'_, u64>,
+        alarm_reals: PyReadonlyArray1<'_, f64>,
     ) -> PyResult<()> {
         let snap = Snapshot {
             rows: rows.as_array().to_vec(),
@@ -490,6 +501,10 @@ impl CoreVecEnv {
             elapsed: elapsed.as_array().to_vec(),
             done: done.as_array().to_vec(),
             started: started.as_array().to_vec(),
+            returns: returns.as_array().to_vec(),
+            episodes: episodes.as_array().to_vec(),
+            alarm_ints: alarm_ints.as_array().to_vec(),
+            alarm_reals: alarm_reals.as_array().to_vec(),
         };
         Ok(self.core.restore(&snap)?)
     }

@@ -66,6 +66,80 @@ pub struct AlarmState {
 }
 
 impl AlarmState {
+    /// Integer fields saved per alarm by [`AlarmState::to_words`].
+    pub const INT_WORDS: usize = 5;
+    /// Real fields saved per alarm by [`AlarmState::to_words`].
+    pub const REAL_WORDS: usize = 5;
+
+    /// The state as plain numbers (for snapshots and pickles): `[active, beyond, incident,
+    /// start_step, response]` and `[start_wall, first_value, peak_value, peak_margin,
+    /// response_seconds]`.
+    pub fn to_words(&self) -> ([u64; Self::INT_WORDS], [f64; Self::REAL_WORDS]) {
+        let response = match self.response {
+            Response::None => 0,
+            Response::Shield => 1,
+            Response::Shutdown => 2,
+        };
+        (
+            [
+                u64::from(self.active),
+                u64::from(self.beyond),
+                self.incident,
+                u64::from(self.start_step),
+                response,
+            ],
+            [
+                self.start_wall,
+                self.first_value,
+                self.peak_value,
+                self.peak_margin,
+                self.response_seconds,
+            ],
+        )
+    }
+
+    /// The state saved by [`AlarmState::to_words`]; an error names the field out of its range.
+    pub fn from_words(ints: &[u64], reals: &[f64]) -> Result<Self, String> {
+        let [active, beyond, incident, start_step, response] = ints else {
+            return Err(format!(
+                "{} integer words, not {}",
+                ints.len(),
+                Self::INT_WORDS
+            ));
+        };
+        let [start_wall, first_value, peak_value, peak_margin, response_seconds] = reals else {
+            return Err(format!(
+                "{} real words, not {}",
+                reals.len(),
+                Self::REAL_WORDS
+            ));
+        };
+        let small = |name: &str, v: u64| {
+            u32::try_from(v).map_err(|_| format!("{name} {v} is out of range"))
+        };
+        Ok(Self {
+            active: match active {
+                0 => false,
+                1 => true,
+                v => return Err(format!("active flag {v} is neither 0 nor 1")),
+            },
+            beyond: small("beyond-limit count", *beyond)?,
+            incident: *incident,
+            start_step: small("start step", *start_step)?,
+            start_wall: *start_wall,
+            first_value: *first_value,
+            peak_value: *peak_value,
+            peak_margin: *peak_margin,
+            response: match response {
+                0 => Response::None,
+                1 => Response::Shield,
+                2 => Response::Shutdown,
+                v => return Err(format!("response code {v} is not 0, 1 or 2")),
+            },
+            response_seconds: *response_seconds,
+        })
+    }
+
     /// Advances the alarm with this step's value and margin.
     pub fn update(
         &mut self,
