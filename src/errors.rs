@@ -54,6 +54,33 @@ pub enum CoreError {
     },
 }
 
+/// A vector of `count` copies of `value`, allocated fallibly: a size that overflows or that the
+/// allocator refuses is a [`CoreError::Config`] on `field` (naming `what` and the bytes asked
+/// for) instead of an abort of the whole process.
+pub fn try_filled<T: Clone>(
+    count: Option<usize>,
+    value: T,
+    field: &str,
+    what: &str,
+) -> Result<Vec<T>, CoreError> {
+    let size = std::mem::size_of::<T>();
+    let refused = |bytes: Option<usize>| {
+        let bytes = bytes.map_or("more than the address space".to_string(), |b| {
+            format!("{:.1} GiB", b as f64 / (1u64 << 30) as f64)
+        });
+        CoreError::config(
+            field,
+            format!("{what} need {bytes}, which could not be allocated"),
+        )
+    };
+    let count = count.ok_or_else(|| refused(None))?;
+    let mut v = Vec::new();
+    v.try_reserve_exact(count)
+        .map_err(|_| refused(count.checked_mul(size)))?;
+    v.resize(count, value);
+    Ok(v)
+}
+
 impl CoreError {
     /// A configuration error on `field`.
     pub fn config(field: &str, message: impl Into<String>) -> Self {
@@ -147,5 +174,29 @@ impl From<CoreError> for PyErr {
                 _ => raise(py, &EXPORTER, "ExporterError", msg),
             },
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn try_filled_refuses_impossible_sizes_with_a_config_error() {
+        let v = try_filled(Some(3), 7u8, "num_envs", "3 envs").expect("small");
+        assert_eq!(v, vec![7, 7, 7]);
+        let err = try_filled(Some(usize::MAX / 2), 0.0f64, "num_envs", "many envs")
+            .expect_err("beyond the address space");
+        assert!(
+            matches!(&err, CoreError::Config { field, message }
+                if field == "num_envs" && message.starts_with("many envs need")),
+            "{err:?}"
+        );
+        let err =
+            try_filled(None::<usize>, 0u8, "constraints", "the alarms").expect_err("overflow");
+        assert!(
+            err.to_string().contains("more than the address space"),
+            "{err}"
+        );
     }
 }

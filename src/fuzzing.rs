@@ -384,7 +384,7 @@ fn run_batch(
     let Ok(mut core) = VecCore::new(model, n, mode, None) else {
         panic!("a batch of {n} must build")
     };
-    core.set_safety(set, shield);
+    core.set_safety(set, shield).expect("small batch");
     let seed = b.u64();
     let Ok(first) = core.reset(Some(&vec![Some(seed); n]), None) else {
         panic!("reset must succeed")

@@ -14,7 +14,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::pool::Pool;
 
 use crate::envs::{Batching, ProcessModel, StepItem};
-use crate::errors::CoreError;
+use crate::errors::{try_filled, CoreError};
 use crate::rng::{entropy_seed, Rng};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -463,6 +463,10 @@ pub struct Snapshot {
 /// Envs per lane below which splitting costs more than it gains.
 const MIN_LANE: usize = 16;
 
+/// Most envs of one batch: 16.8 million, far beyond what one process steps usefully, and a bound
+/// on what a typo (`num_envs=10**12`) can ask the allocator for.
+pub const MAX_ENVS: usize = 1 << 24;
+
 /// Most threads of a private pool: far more than any machine's cores, and a bound on what a typo
 /// (`num_threads=10**6`) can ask the operating system for.
 pub const MAX_THREADS: usize = 1024;
@@ -585,6 +589,12 @@ impl VecCore {
         if n == 0 {
             return Err(CoreError::config("num_envs", "must be at least 1"));
         }
+        if n > MAX_ENVS {
+            return Err(CoreError::config(
+                "num_envs",
+                format!("must be at most {MAX_ENVS}, got {n}"),
+            ));
+        }
         let spec = model.spec();
         if spec.signals.len() > MAX_SIGNALS || spec.act_dim() > MAX_ACTIONS {
             return Err(CoreError::config(
@@ -606,17 +616,26 @@ impl VecCore {
         let state_len = model.state_len();
         let row_len = state_len + spec.signals.len();
         let base = entropy_seed();
-        let slots = (0..n)
-            .map(|i| Slot {
-                rng: Rng::from_seed(base.wrapping_add(i as u64)),
+        let what = format!("{n} {} envs", spec.id);
+        let mut slots = try_filled(
+            Some(n),
+            Slot {
+                rng: Rng::from_seed(base),
                 elapsed: 0,
                 done: false,
                 started: false,
                 episode: 0,
                 ret: 0.0,
-            })
-            .collect();
+            },
+            "num_envs",
+            &what,
+        )?;
+        for (i, slot) in slots.iter_mut().enumerate() {
+            slot.rng = Rng::from_seed(base.wrapping_add(i as u64));
+        }
+        let rows = try_filled(n.checked_mul(row_len), 0.0, "num_envs", &what)?;
         let k = checker.len();
+        let alarms = try_filled(n.checked_mul(k), AlarmState::default(), "num_envs", &what)?;
         let frame = Frame::of(spec);
         Ok(Self {
             model,
@@ -625,9 +644,9 @@ impl VecCore {
             n,
             state_len,
             row_len,
-            rows: vec![0.0; n * row_len],
+            rows,
             slots,
-            alarms: vec![AlarmState::default(); n * k],
+            alarms,
             autoreset,
             frame,
             pool,
@@ -810,12 +829,20 @@ impl VecCore {
         }
     }
 
-    /// Replaces the constraint set and the shield (before the first reset).
-    pub fn set_safety(&mut self, set: ConstraintSet, shield: Shield) {
-        self.alarms = vec![AlarmState::default(); self.n * set.len()];
+    /// Replaces the constraint set and the shield (before the first reset); refused, nothing
+    /// changed, if the alarms of that many constraints cannot be allocated.
+    pub fn set_safety(&mut self, set: ConstraintSet, shield: Shield) -> Result<(), CoreError> {
+        let what = format!("the alarms of {} constraints in {} envs", set.len(), self.n);
+        self.alarms = try_filled(
+            self.n.checked_mul(set.len()),
+            AlarmState::default(),
+            "constraints",
+            &what,
+        )?;
         self.lock_totals().clone_from(&Totals::new(set.len()));
         self.checker = Checker::new(set, self.model.spec());
         self.shield = shield;
+        Ok(())
     }
 
     /// The running safety counts (shared: they stay readable while the batch steps).
@@ -2099,6 +2126,21 @@ mod tests {
         assert!(batch(3, Autoreset::NextStep, None).restore(&snap).is_err());
     }
 
+    #[test]
+    fn a_batch_beyond_max_envs_is_a_config_error() {
+        let model = envs::make("ChemicalReactor-v0", Vec::new()).expect("model");
+        let err = VecCore::new(model, MAX_ENVS + 1, Autoreset::NextStep, None)
+            .err()
+            .expect("refused");
+        assert_eq!(
+            err,
+            CoreError::config(
+                "num_envs",
+                format!("must be at most {MAX_ENVS}, got {}", MAX_ENVS + 1)
+            )
+        );
+    }
+
     /// A snapshot with its real alarm fields as bits (a response time not yet known is NaN).
     fn bitwise(s: &Snapshot) -> (Snapshot, Vec<u64>) {
         let bits = s.alarm_reals.iter().map(|v| v.to_bits()).collect();
@@ -2161,7 +2203,7 @@ mod safety_tests {
         let mut b = VecCore::new(model, n, mode, None).expect("batch");
         let signals: Vec<&str> = b.model().spec().signals.iter().map(|s| s.name).collect();
         let set = build(&cfg, &signals, &b.checker().set).expect("config");
-        b.set_safety(set, shield);
+        b.set_safety(set, shield).expect("alarms");
         b
     }
 

@@ -335,6 +335,8 @@ VEC_KWARG_CASES: list[tuple[str, dict[str, Any], type[Exception], str]] = [
     *[(f"num_threads {v!r}", {"num_threads": v}, ni.ConfigError, "num_threads: must be a positive integer or None")
       for v in (0, -1, 1.5, "2", True)],
     ("num_threads 10**6", {"num_threads": 10**6}, ni.ConfigError, "num_threads: must be at most 1024, got 1000000"),
+    *[(f"num_envs {v!r}", {"num_envs": v}, ni.ConfigError, f"num_envs: must be at most 16777216, got {v}")
+      for v in (2**24 + 1, 10**12, 10**30)],  # a typo's size is refused, not a process abort
     ("autoreset_mode", {"autoreset_mode": "sometimes"}, ni.ConfigError, "autoreset_mode: must be one of"),
     ("autoreset_mode int", {"autoreset_mode": 5}, ni.ConfigError, "autoreset_mode: must be one of"),
     ("vector render_mode", {"render_mode": "rgb_array"}, ni.ConfigError, "render_mode: vector envs do not render"),

@@ -57,6 +57,7 @@ def test_envs_lists_the_catalogue() -> None:
     [
         (["run", "--env", "Nope-v0"], "unknown environment 'Nope-v0'"),
         (["run", "--num-envs", "0"], "expected a positive integer"),
+        (["run", "--num-envs", "1000000000000"], "num_envs: must be at most 16777216"),
         (["run", "--policy", "ppo"], "invalid choice"),
     ],
 )

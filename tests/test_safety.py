@@ -415,6 +415,13 @@ def test_safety_checker_on_delay_deadband_and_batches() -> None:
         SafetyChecker({"defaults": False}, signals=["T"])
 
 
+@pytest.mark.parametrize("n", [0, -1, True, 2.0, "2", 2**24 + 1, 10**12, 10**30])
+def test_safety_checker_refuses_a_bad_number_of_systems(n: object) -> None:
+    hot = {"hot": {"signal": "T", "kind": "upper", "limit": 100.0}}
+    with pytest.raises(ni.ConfigError, match=r"num_systems: must be an integer from 1 to 16777216, got "):
+        SafetyChecker(hot, num_systems=n)  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize("mode", ["next_step", "same_step"])
 def test_safety_stats_add_up_the_steps_and_the_audit_trail(tmp_path: Path, mode: str) -> None:
     n, steps = 16, 200

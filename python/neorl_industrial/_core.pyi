@@ -10,6 +10,8 @@ __all__ = [
     "AuditTrail",
     "CoreMonitor",
     "EVENT_KINDS",
+    "MAX_ENVS",
+    "MAX_THREADS",
     "CoreExporter",
     "CoreFamily",
     "CoreVecEnv",
@@ -32,6 +34,8 @@ __all__ = [
 
 __version__: str
 EVENT_KINDS: list[str]
+MAX_ENVS: int
+MAX_THREADS: int
 
 def env_ids() -> list[str]: ...
 

@@ -300,6 +300,14 @@ class SafetyChecker:
         num_systems: int = 1,
         dt: float = 1.0,
     ) -> None:
+        if (
+            isinstance(num_systems, bool)
+            or not isinstance(num_systems, (int, np.integer))
+            or not 1 <= num_systems <= _core.MAX_ENVS
+        ):
+            raise ConfigError(
+                f"num_systems: must be an integer from 1 to {_core.MAX_ENVS}, got {num_systems!r}"
+            )
         cfg = load_constraints(constraints)
         if signals is None:
             signals = _signals_named(cfg)

@@ -115,10 +115,14 @@ class VectorIndustrialEnv(VectorEnv):
     ) -> None:
         if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
             raise ConfigError(f"num_envs: must be a positive integer, got {num_envs!r}")
+        if num_envs > _core.MAX_ENVS:
+            raise ConfigError(f"num_envs: must be at most {_core.MAX_ENVS}, got {num_envs}")
         if num_threads is not None and (
             isinstance(num_threads, bool) or not isinstance(num_threads, (int, np.integer)) or num_threads < 1
         ):
             raise ConfigError(f"num_threads: must be a positive integer or None, got {num_threads!r}")
+        if num_threads is not None and num_threads > _core.MAX_THREADS:
+            raise ConfigError(f"num_threads: must be at most {_core.MAX_THREADS}, got {num_threads}")
         if render_mode is not None:
             raise ConfigError(f"render_mode: vector envs do not render, got {render_mode!r}")
         mode = _mode(autoreset_mode)

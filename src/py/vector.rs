@@ -182,7 +182,7 @@ impl CoreVecEnv {
                 config::build(&tree, &signals, &core.checker().set)?
             }
         };
-        core.set_safety(set, shield);
+        core.set_safety(set, shield)?;
         core.set_audit(audit.map(|a| Arc::clone(a.inner())));
         if let Some(reg) = registry {
             let set = &core.checker().set;

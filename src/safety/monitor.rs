@@ -7,7 +7,7 @@
 use super::alarm::AlarmState;
 use super::checker::{At, Checker, Outputs, SafetyEvent};
 use super::constraints::ConstraintSet;
-use crate::errors::CoreError;
+use crate::errors::{try_filled, CoreError};
 use crate::spec::Severity;
 
 /// Readings of one check of every system, `n x k` each.
@@ -56,6 +56,15 @@ impl Monitor {
             .filter(|&i| set.constraints[i].severity == Severity::Critical)
             .collect();
         let k = set.len();
+        let what = format!("the states of {n} systems");
+        let alarms = try_filled(
+            n.checked_mul(k),
+            AlarmState::default(),
+            "num_systems",
+            &what,
+        )?;
+        let last = try_filled(n.checked_mul(n_signals), 0.0, "num_systems", &what)?;
+        let steps = try_filled(Some(n), 0, "num_systems", &what)?;
         Ok(Self {
             checker: Checker {
                 set,
@@ -65,9 +74,9 @@ impl Monitor {
             },
             n_signals,
             n,
-            alarms: vec![AlarmState::default(); n * k],
-            last: vec![0.0; n * n_signals],
-            steps: vec![0; n],
+            alarms,
+            last,
+            steps,
             started: false,
         })
     }
