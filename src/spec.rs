@@ -175,6 +175,20 @@ pub struct EnvSpec {
 }
 
 impl EnvSpec {
+    /// The id without its version suffix, e.g. `"ChemicalReactor"` (Gymnasium's `name`).
+    pub fn name(&self) -> &'static str {
+        self.id.rsplit_once("-v").map_or(self.id, |(name, _)| name)
+    }
+
+    /// The environment's version, the `N` of its id's `-vN` suffix (Gymnasium's `version`): a
+    /// change to the dynamics, reward, spaces or default constraints gets a new one.
+    pub fn version(&self) -> u32 {
+        self.id
+            .rsplit_once("-v")
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or(0)
+    }
+
     /// Observation length.
     pub fn obs_dim(&self) -> usize {
         self.observations.len()
@@ -228,6 +242,34 @@ mod tests {
         for (a, want) in [(-1.0, 290.0), (0.0, 300.0), (1.0, 310.0)] {
             spec.to_physical(&[a], &mut out);
             assert_eq!(out[0], want);
+        }
+    }
+
+    #[test]
+    fn name_and_version_come_from_the_id() {
+        for (id, name, version) in [
+            ("ChemicalReactor-v0", "ChemicalReactor", 0),
+            ("Some-Env-v12", "Some-Env", 12),
+        ] {
+            let spec = EnvSpec {
+                id,
+                description: "",
+                observations: vec![],
+                actions: vec![],
+                signals: vec![],
+                dt: 1.0,
+                dt_unit: "s",
+                horizon: 1,
+                constraints: vec![],
+                safe_action: vec![],
+                source: "",
+            };
+            assert_eq!((spec.name(), spec.version()), (name, version));
+        }
+        for id in crate::envs::IDS {
+            let model = crate::envs::make(id, Vec::new()).expect("model");
+            let spec = model.spec();
+            assert_eq!(format!("{}-v{}", spec.name(), spec.version()), spec.id);
         }
     }
 

@@ -224,6 +224,7 @@ ACTION_CASES = [
     accepted("list of numpy float32", lambda s: list(base(s).astype(np.float32)) if len(s) == 1 else
              [list(r) for r in base(s).astype(np.float32)]),  # fmt: skip
     accepted("masked array", lambda s: np.ma.masked_array(base(s), mask=False)),
+    accepted("masked array, no mask", lambda s: np.ma.array(base(s))),
     accepted("__array__ object", lambda s: ArrayLike(base(s))),
     # Huge finite values are clipped to [-1, 1] like any out-of-range action.
     accepted("1e308", lambda s: np.full(s, 1e308), lambda s: np.ones(s)),
@@ -243,6 +244,7 @@ ACTION_CASES = [
     refused("datetime64", lambda s: np.zeros(s, "datetime64[s]"), "dtype datetime64[s] is not supported"),
     refused("timedelta64", lambda s: np.zeros(s, "timedelta64[s]"), "dtype timedelta64[s] is not supported"),
     refused("structured", lambda s: np.zeros(s, [("a", "f8")]), "is not supported"),
+    refused("masked elements", lambda s: np.ma.masked_greater(np.full(s, 0.5), 0.0), "has masked elements"),
     refused("list of bools", lambda s: np.ones(s, bool).tolist(), "dtype bool is not supported (the list holds"),
     refused("list with None", lambda s: np.full(s, None).tolist(), "dtype object is not supported (the list holds"),
     refused("list of str", lambda s: np.full(s, "0.5").tolist(), "the list holds something other than real numbers"),

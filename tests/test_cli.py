@@ -49,7 +49,15 @@ def test_envs_lists_the_catalogue() -> None:
     assert p.returncode == 0, p.stderr
     for env_id in ni.env_ids():
         assert env_id in p.stdout
-    assert "thermal_runaway (upper 350 K, critical)" in p.stdout
+    lines = p.stdout.splitlines()
+    words = [" ".join(line.split()) for line in lines]
+    assert "thermal_runaway upper 350 K, critical" in words
+    # A dimensionless limit has no unit; the on-delay shows; one line per constraint.
+    assert "IndustrialBenchmark-v0 6 3 1000 fatigue_high upper 100, warning" in words
+    assert "flow_deviation abs 60, warning, on-delay 9" in words
+    n_constraints = sum(len(ni.spec(i)["constraints"]) for i in ni.env_ids())
+    assert len(lines) == 2 + n_constraints
+    assert max(len(line.rstrip()) for line in lines) < 120
 
 
 @pytest.mark.parametrize(

@@ -44,6 +44,9 @@ def test_spaces_and_spec(env_id: str) -> None:
     assert all(v["unit"] for v in sp["actions"])
     assert sp["horizon"] == env.horizon > 0
     assert [c["name"] for c in sp["constraints"]] == env.constraint_names
+    assert (sp["id"], sp["name"], sp["version"]) == (env_id, env_id.rsplit("-v", 1)[0], 0)
+    registered = gym.spec(f"neorl_industrial/{env_id}")
+    assert (registered.name, registered.version) == (sp["name"], sp["version"])
     obs, info = env.reset(seed=0)
     assert env.observation_space.contains(obs)
     assert set(info["constraints"]) == set(env.constraint_names)
@@ -230,11 +233,25 @@ def test_out_of_range_actions_are_clipped_and_counted() -> None:
         ({"setpoints": [1.5]}, "setpoints: must be a non-empty list"),
         ({"noise": float("nan")}, "noise: must be a finite number"),
         ({"noise": "loud"}, "noise: must be a bool, a number or a list of numbers, got str"),
+        # Bytes and bools are not numbers here (b"ab" is not [97.0, 98.0], True not 1.0).
+        ({"setpoints": b"ab"}, "setpoints: must be a bool, a number or a list of numbers, got bytes"),
+        ({"setpoints": [0.8, True]}, "setpoints: element 1 must be a number, got bool"),
+        ({"setpoints": (0.8, "0.9")}, "setpoints: element 1 must be a number, got str"),
+        ({"setpoints": np.array([[0.8]])}, "setpoints: must be a bool, a number or a list of numbers, got ndarray"),
     ],
 )
 def test_bad_options_raise_config_error_naming_the_field(kwargs: dict, match: str) -> None:
     with pytest.raises(ni.ConfigError, match=match):
         ni.make("ChemicalReactor-v0", **kwargs)
+
+
+def test_setpoints_as_a_tuple_or_an_array_are_the_list() -> None:
+    want = ni.make("ChemicalReactor-v0", setpoints=[0.8, 0.9])
+    for same in ((0.8, 0.9), np.array([0.8, 0.9]), [np.float32(0.8), np.float64(0.9)]):
+        env = ni.make("ChemicalReactor-v0", setpoints=same)
+        obs, _ = env.reset(seed=0)
+        np.testing.assert_array_equal(obs, want.reset(seed=0)[0])
+        assert obs[2] == np.float32(0.8)
 
 
 def test_unknown_env_and_bad_seed() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gymnasium as gym
 import numpy as np
 import pytest
 from conftest import reference
@@ -45,7 +46,44 @@ def test_reactor_constants_match_the_reference() -> None:
     assert sp["horizon"] == len(CSTR["cases"]["constant_300"]["Tc"])
 
 
+@pytest.mark.parametrize("case", sorted(CSTR["cases"]))
+def test_reactor_reward_is_the_scaled_squared_setpoint_error(case: str) -> None:
+    # Reward = -1000 (Ca - Ca_setpoint)^2, the set-point being the one in force during the step
+    # (0.85, 0.90, 0.87 over the thirds of the 60-step episode); the observation after a step
+    # shows the set-point of the next one.
+    data = CSTR["cases"][case]
+    env = ni.make("ChemicalReactor-v0")
+    obs, _ = env.reset(seed=0)
+    assert obs[2] == pytest.approx(0.85)
+    for k, (tc, (ca, _)) in enumerate(zip(data["Tc"], data["states_after_each_step"], strict=True)):
+        setpoint = (0.85, 0.90, 0.87)[k // 20]
+        obs, reward, term, trunc, _ = env.step(to_action(tc))
+        # Ca within 1e-6 relative moves the reward by at most 2000 |Ca - sp| 1e-6 <= 1e-3.
+        assert reward == pytest.approx(-1000.0 * (ca - setpoint) ** 2, abs=1e-3), f"step {k}"
+        if term or trunc:
+            break
+        assert obs[2] == pytest.approx((0.85, 0.90, 0.87)[(k + 1) // 20]), f"step {k}"
+
+
 IB = reference("industrial_benchmark.json")
+
+
+def test_industrial_benchmark_spaces_reward_and_sensor_saturation() -> None:
+    env = ni.make("IndustrialBenchmark-v0", setpoint=70)
+    assert env.observation_space == gym.spaces.Box(
+        np.zeros(6, np.float32), np.array([100, 100, 100, 100, 1000, 1000], np.float32), dtype=np.float32
+    )
+    assert env.action_space == gym.spaces.Box(-1, 1, (3,), np.float32)
+    obs, _ = env.reset(seed=0)
+    assert obs[0] == 70.0
+    saturated = 0
+    for _ in range(60):  # full velocity and gain: consumption climbs far past the sensor's 1000
+        obs, reward, *_, info = env.step(np.ones(3, np.float32))
+        f, c = info["constraints"]["fatigue_high"], info["constraints"]["consumption_high"]
+        assert reward == pytest.approx(-(3.0 * f + c), rel=1e-12)
+        np.testing.assert_allclose(obs[4:], np.minimum([f, c], 1000.0), rtol=1e-6)
+        saturated += c > 1000.0
+    assert saturated > 0 and env.observation_space.contains(obs)
 
 
 def test_industrial_benchmark_steerings_follow_the_reference_trajectory() -> None:

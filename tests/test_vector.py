@@ -172,6 +172,17 @@ def test_returned_arrays_are_fresh() -> None:
     assert not np.shares_memory(obs0, obs1)
 
 
+def test_a_closed_vector_env_says_so() -> None:
+    envs = ni.make_vec("ChemicalReactor-v0", num_envs=2)
+    envs.reset(seed=0)
+    envs.close()
+    envs.close()  # closing twice is harmless, as in Gymnasium
+    for use in (lambda: envs.step(np.zeros((2, 1))), envs.reset, lambda: pickle.dumps(envs)):
+        with pytest.raises(ni.EnvClosedError, match=r"ChemicalReactor-v0 x2 is closed") as e:
+            use()
+        assert isinstance(e.value, gym.error.ClosedEnvironmentError)
+
+
 def test_vector_env_pickles_with_its_state() -> None:
     envs = ni.make_vec("ChemicalReactor-v0", num_envs=3, noise=0.02, autoreset_mode="same_step")
     envs.reset(seed=1)

@@ -29,6 +29,7 @@ from .envs import (
 from .exceptions import (
     ConcurrentUseError,
     ConfigError,
+    EnvClosedError,
     ExporterError,
     InvalidActionError,
     MetricError,
@@ -50,6 +51,7 @@ __all__ = [
     "PipelineEnv",
     "PowerGridEnv",
     "pipeline_normalized_score",
+    "EnvClosedError",
     "ExporterError",
     "IndustrialBenchmarkEnv",
     "IndustrialEnv",

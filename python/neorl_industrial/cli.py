@@ -260,8 +260,8 @@ def _table(rows: list[list[str]], header: list[str]) -> str:
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=False)]
     line = "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))
     sep = "  ".join("-" * w for w in widths)
-    body = ["  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
-    return "\n".join([line, sep, *body])
+    body = ["  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    return "\n".join([line.rstrip(), sep, *body])
 
 
 def _print_summary(s: dict[str, Any]) -> None:
@@ -306,15 +306,20 @@ def _warn_losses(audit: dict[str, Any] | None) -> int:
 
 
 def _print_envs() -> None:
+    """One line per declared constraint; an env's id and sizes on its first line."""
     rows = []
     for env_id in env_ids():
         sp = spec(env_id)
-        cons = ", ".join(
-            f"{c['name']} ({c['kind']} {c['limit']:g} {c['unit']}, {c['severity']})"
-            for c in sp["constraints"]
-        )
-        rows.append([env_id, str(len(sp["observations"])), str(len(sp["actions"])), str(sp["horizon"]), cons])
-    print(_table(rows, ["id", "obs", "act", "horizon", "constraints"]))
+        sizes = [env_id, str(len(sp["observations"])), str(len(sp["actions"])), str(sp["horizon"])]
+        for i, c in enumerate(sp["constraints"] or [None]):
+            if c is None:
+                cell = ["(none)", ""]
+            else:
+                unit = "" if c["unit"] in ("", "1") else f" {c['unit']}"  # "1": dimensionless
+                delay = f", on-delay {c['on_delay']}" if c["on_delay"] else ""
+                cell = [c["name"], f"{c['kind']} {c['limit']:g}{unit}, {c['severity']}{delay}"]
+            rows.append((sizes if i == 0 else [""] * 4) + cell)
+    print(_table(rows, ["id", "obs", "act", "horizon", "constraint", "limit"]))
 
 
 def _dataset(args: argparse.Namespace) -> int:

@@ -7,6 +7,8 @@ know this package.
 
 from __future__ import annotations
 
+from gymnasium.error import ClosedEnvironmentError
+
 __all__ = [
     "NeorlError",
     "InvalidActionError",
@@ -15,6 +17,7 @@ __all__ = [
     "ResetNeededError",
     "ConcurrentUseError",
     "StateError",
+    "EnvClosedError",
     "MetricError",
     "ExporterError",
 ]
@@ -50,6 +53,11 @@ class ConcurrentUseError(NeorlError, RuntimeError):
 
 class StateError(NeorlError, ValueError):
     """A saved state (pickle, snapshot) does not fit the environment it is restored into."""
+
+
+class EnvClosedError(NeorlError, ClosedEnvironmentError):
+    """A vector env was used after ``close()``: make a new one. Also a Gymnasium
+    ``ClosedEnvironmentError``, as Gymnasium's own vector envs raise."""
 
 
 class MetricError(NeorlError, ValueError):

@@ -23,7 +23,7 @@ from .envs import (
     picklable_safety_args,
     restore_snapshot,
 )
-from .exceptions import ConfigError
+from .exceptions import ConfigError, EnvClosedError
 from .safety import SafetyStats, load_constraints, open_audit_trail
 
 __all__ = ["VectorIndustrialEnv"]
@@ -223,7 +223,8 @@ class VectorIndustrialEnv(VectorEnv):
         return out["obs"], out["reward"], out["terminated"], out["truncated"], info
 
     def close_extras(self, **kwargs: Any) -> None:
-        self._core = None  # type: ignore[assignment]
+        # The batch's memory goes now; any later use raises EnvClosedError naming the env.
+        self._core = _ClosedCore(f"{self.env_id} x{self.num_envs}")  # type: ignore[assignment]
 
     # --------------------------------------------------------------- infos
     def _check_mask(self, mask: Any) -> np.ndarray:
@@ -306,3 +307,13 @@ class VectorIndustrialEnv(VectorEnv):
             **state["options"],
         )
         restore_snapshot(self._core, state["snapshot"])
+
+
+class _ClosedCore:
+    """Stands in for the core of a closed vector env: every use raises :class:`EnvClosedError`."""
+
+    def __init__(self, label: str) -> None:
+        self._label = label
+
+    def __getattr__(self, name: str) -> Any:
+        raise EnvClosedError(f"vector env {self._label} is closed: make a new one")

@@ -108,6 +108,13 @@ fn array_actions(
     from_list: bool,
 ) -> PyResult<Vec<f64>> {
     let arr = obj.cast::<PyUntypedArray>()?;
+    if has_masked_elements(obj) {
+        return Err(CoreError::action(
+            "the masked array has masked elements, which an action cannot skip: pass \
+             a.filled(value) or a plain array",
+        )
+        .into());
+    }
     let dtype = arr.dtype();
     match dtype.kind() {
         b'f' | b'i' | b'u' => {}
@@ -178,6 +185,36 @@ fn type_name(obj: &Bound<'_, PyAny>) -> String {
         .name()
         .map(|n| n.to_string())
         .unwrap_or_default()
+}
+
+static NDARRAY_AND_MASKED: PyOnceLock<(Py<PyType>, Py<PyType>)> = PyOnceLock::new();
+
+/// A numpy masked array with at least one masked element (checked only for ndarray subclasses: a
+/// plain array costs one compare). A masked array with nothing masked is an ordinary action.
+fn has_masked_elements(obj: &Bound<'_, PyAny>) -> bool {
+    let py = obj.py();
+    let types = NDARRAY_AND_MASKED.get_or_try_init(py, || -> PyResult<_> {
+        let np = py.import("numpy")?;
+        Ok((
+            np.getattr("ndarray")?.cast_into::<PyType>()?.unbind(),
+            py.import("numpy.ma")?
+                .getattr("MaskedArray")?
+                .cast_into::<PyType>()?
+                .unbind(),
+        ))
+    });
+    match types {
+        Ok((plain, masked)) => {
+            !obj.get_type().is(plain.bind(py))
+                && obj.is_instance(masked.bind(py)).unwrap_or(false)
+                && py
+                    .import("numpy.ma")
+                    .and_then(|ma| ma.call_method1("is_masked", (obj,)))
+                    .and_then(|m| m.is_truthy())
+                    .unwrap_or(true)
+        }
+        Err(_) => false,
+    }
 }
 
 static NUMPY_REAL: PyOnceLock<(Py<PyType>, Py<PyType>)> = PyOnceLock::new();
@@ -272,7 +309,7 @@ pub fn config(kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Config> {
             ConfigValue::Bool(v.extract()?)
         } else if is_number(&v) {
             ConfigValue::Number(number(&v, &key)?)
-        } else if let Ok(list) = v.extract::<Vec<f64>>() {
+        } else if let Some(list) = number_list(&v, &key)? {
             ConfigValue::List(list)
         } else {
             return Err(CoreError::config(
@@ -287,6 +324,36 @@ pub fn config(kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Config> {
         out.push((key, value));
     }
     Ok(out)
+}
+
+/// A list or tuple of real numbers, or a 1-D numpy array of them (`None`: not such a sequence).
+/// Strings and bytes are not sequences of numbers here, and a bool element is refused, naming
+/// its index: `setpoints=b"ab"` or `[True]` is a mistake, not `[97.0, 98.0]` or `[1.0]`.
+fn number_list(v: &Bound<'_, PyAny>, key: &str) -> PyResult<Option<Vec<f64>>> {
+    let is_array = v
+        .py()
+        .import("numpy")
+        .and_then(|np| np.getattr("ndarray"))
+        .is_ok_and(|t| v.is_instance(&t).unwrap_or(false));
+    if !(v.is_instance_of::<PyList>() || v.is_instance_of::<PyTuple>() || is_array) {
+        return Ok(None);
+    }
+    if is_array && v.getattr("ndim")?.extract::<usize>()? != 1 {
+        return Ok(None);
+    }
+    let mut out = Vec::new();
+    for (i, item) in v.try_iter()?.enumerate() {
+        let item = item?;
+        if !is_number(&item) {
+            return Err(CoreError::config(
+                key,
+                format!("element {i} must be a number, got {}", type_name(&item)),
+            )
+            .into());
+        }
+        out.push(number(&item, key)?);
+    }
+    Ok(Some(out))
 }
 
 /// Converts a Python object (dict, list, str, number, bool, None) into a configuration value tree,

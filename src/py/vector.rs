@@ -264,12 +264,14 @@ impl CoreVecEnv {
             .collect()
     }
 
-    /// The environment's spec as a dict (id, variables with units and bounds, dt, horizon, and
-    /// the constraints in force).
+    /// The environment's spec as a dict (id, name and version, variables with units and bounds,
+    /// dt, horizon, and the constraints in force).
     fn spec<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let s = self.core.model().spec();
         let d = PyDict::new(py);
         d.set_item("id", s.id)?;
+        d.set_item("name", s.name())?;
+        d.set_item("version", s.version())?;
         d.set_item("description", s.description)?;
         d.set_item("observations", variables(py, &s.observations)?)?;
         d.set_item("actions", variables(py, &s.actions)?)?;
