@@ -1225,15 +1225,29 @@ impl VecCore {
             .zip(snap.alarm_reals.chunks_exact(rw))
             .enumerate()
             .map(|(i, (ints, reals))| {
-                AlarmState::from_words(ints, reals).map_err(|m| {
-                    CoreError::State(format!(
-                        "snapshot alarm of env {} constraint {:?}: {m}",
-                        i / k.max(1),
-                        self.checker.set.constraints[i % k.max(1)].name
-                    ))
-                })
+                let (env, c) = (i / k.max(1), &self.checker.set.constraints[i % k.max(1)]);
+                AlarmState::from_words(ints, reals)
+                    .and_then(|a| a.check_against(c, snap.elapsed[env]).map(|()| a))
+                    .map_err(|m| {
+                        CoreError::State(format!(
+                            "snapshot alarm of env {env} constraint {:?}: {m}",
+                            c.name
+                        ))
+                    })
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let horizon = self.frame.horizon;
+        if let Some(i) = snap.elapsed.iter().position(|&e| e > horizon) {
+            return Err(CoreError::State(format!(
+                "snapshot step count {} of env {i} is beyond the horizon {horizon}",
+                snap.elapsed[i]
+            )));
+        }
+        if let Some(i) = snap.episodes.iter().position(|&e| e == u64::MAX) {
+            return Err(CoreError::State(format!(
+                "snapshot episode count of env {i} is out of range"
+            )));
+        }
         self.rows.copy_from_slice(&snap.rows);
         for (i, slot) in self.slots.iter_mut().enumerate() {
             let w = &snap.rngs[4 * i..4 * i + 4];
@@ -1245,7 +1259,19 @@ impl VecCore {
             slot.episode = snap.episodes[i];
         }
         self.all_started = false;
-        self.alarms.copy_from_slice(&alarms);
+        // An incident open in the snapshot goes on in this batch as one of its own: a fresh id
+        // (ids are unique within a process, and the original may still be stepping beside the
+        // copy) and counted as opened here, so the copy's counts cover the incidents it closes.
+        let mut totals = self.totals.lock().unwrap_or_else(|p| p.into_inner());
+        for (i, (a, restored)) in self.alarms.iter_mut().zip(alarms).enumerate() {
+            *a = restored;
+            a.incident = if a.active {
+                totals.opened[i % k.max(1)] += 1;
+                NEXT_INCIDENT.fetch_add(1, Ordering::Relaxed)
+            } else {
+                0
+            };
+        }
         Ok(())
     }
 }
@@ -2141,11 +2167,15 @@ mod tests {
         );
     }
 
-    /// A snapshot with its real alarm fields as bits (a response time not yet known is NaN).
+    /// A snapshot with its real alarm fields as bits (a response time not yet known is NaN) and
+    /// without incident ids (a restored open incident takes a fresh one).
     fn bitwise(s: &Snapshot) -> (Snapshot, Vec<u64>) {
         let bits = s.alarm_reals.iter().map(|v| v.to_bits()).collect();
         let mut s = s.clone();
         s.alarm_reals.clear();
+        for words in s.alarm_ints.chunks_exact_mut(AlarmState::INT_WORDS) {
+            words[2] = 0;
+        }
         (s, bits)
     }
 
@@ -2166,6 +2196,18 @@ mod tests {
         c.restore(&snap).expect("restore");
         assert_eq!(bitwise(&c.snapshot()), bitwise(&snap));
         assert!(c.slots.iter().any(|s| s.ret != 0.0));
+        // Open incidents go on under fresh ids, counted as opened in the copy.
+        let ids = |b: &VecCore| -> Vec<u64> {
+            b.alarms
+                .iter()
+                .filter(|a| a.active)
+                .map(|a| a.incident)
+                .collect()
+        };
+        let (old_ids, new_ids) = (ids(&b), ids(&c));
+        assert!(new_ids.iter().all(|id| *id != 0 && !old_ids.contains(id)));
+        let opened: u64 = c.lock_totals().opened.iter().sum();
+        assert_eq!(opened, new_ids.len() as u64);
         for s in 0..5 {
             let (x, y) = (b.step(&actions(4, s)), c.step(&actions(4, s)));
             let (x, y) = (x.expect("step"), y.expect("step"));
@@ -2188,6 +2230,38 @@ mod tests {
         let mut short = snap.clone();
         short.returns.pop();
         assert!(c.restore(&short).is_err());
+        // Words that fit their ranges but not each other or the env's step count.
+        let open = snap
+            .alarm_ints
+            .chunks_exact(AlarmState::INT_WORDS)
+            .position(|w| w[0] == 1)
+            .expect("an open alarm");
+        let (env, at) = (open / k, open * AlarmState::INT_WORDS);
+        for (word, bad, what) in [
+            (3, 1000, "start step 1000 is after"),
+            (1, 7, "beyond-limit count 7 exceeds"),
+        ] {
+            let mut tampered = snap.clone();
+            tampered.alarm_ints[at + word] = bad;
+            let err = c.restore(&tampered).expect_err("tampered").to_string();
+            assert!(
+                err.contains(&format!("env {env}")) && err.contains(what),
+                "{err}"
+            );
+        }
+        let mut late = snap.clone();
+        late.elapsed[1] = 61;
+        let err = c
+            .restore(&late)
+            .expect_err("beyond the horizon")
+            .to_string();
+        assert!(
+            err.contains("step count 61 of env 1 is beyond the horizon 60"),
+            "{err}"
+        );
+        let mut many = snap.clone();
+        many.episodes[3] = u64::MAX;
+        assert!(c.restore(&many).is_err());
     }
 }
 

@@ -245,6 +245,8 @@ ACTION_CASES = [
     refused("timedelta64", lambda s: np.zeros(s, "timedelta64[s]"), "dtype timedelta64[s] is not supported"),
     refused("structured", lambda s: np.zeros(s, [("a", "f8")]), "is not supported"),
     refused("masked elements", lambda s: np.ma.masked_greater(np.full(s, 0.5), 0.0), "has masked elements"),
+    refused("list of masked rows", lambda s: list(np.ma.masked_greater(np.full(s, 0.5), 0.0)),
+            "the list holds a masked array with masked elements"),  # fmt: skip
     refused("list of bools", lambda s: np.ones(s, bool).tolist(), "dtype bool is not supported (the list holds"),
     refused("list with None", lambda s: np.full(s, None).tolist(), "dtype object is not supported (the list holds"),
     refused("list of str", lambda s: np.full(s, "0.5").tolist(), "the list holds something other than real numbers"),

@@ -149,7 +149,11 @@ def test_pickle_keeps_pending_and_open_alarms_and_the_episode_return(env_id: str
             continue
         seen.add(state)
         twin = pickle.loads(pickle.dumps(env))
-        np.testing.assert_array_equal(alarm_words(twin), words)
+        got = alarm_words(twin)
+        # Everything but the incident id: an open incident goes on in the copy under a new one.
+        np.testing.assert_array_equal(np.delete(got, 2, axis=1), np.delete(words, 2, axis=1))
+        open_ids = got[words[:, 0] == 1, 2]
+        assert np.all(open_ids != 0) and not np.isin(open_ids, words[:, 2]).any()
         for a in actions[cut:]:
             x, y = env.step(a), twin.step(a)
             assert_tree_equal(x, y)
@@ -245,9 +249,20 @@ def test_bad_options_raise_config_error_naming_the_field(kwargs: dict, match: st
         ni.make("ChemicalReactor-v0", **kwargs)
 
 
-def test_setpoints_as_a_tuple_or_an_array_are_the_list() -> None:
+def test_setpoints_as_any_sequence_of_numbers_are_the_list() -> None:
+    import array
+    import collections
+    import fractions
+
     want = ni.make("ChemicalReactor-v0", setpoints=[0.8, 0.9])
-    for same in ((0.8, 0.9), np.array([0.8, 0.9]), [np.float32(0.8), np.float64(0.9)]):
+    for same in (
+        (0.8, 0.9),
+        np.array([0.8, 0.9]),
+        [np.float32(0.8), np.float64(0.9)],
+        collections.deque([0.8, 0.9]),
+        array.array("d", [0.8, 0.9]),
+        [np.array(0.8), fractions.Fraction(9, 10)],  # elements that convert to float
+    ):
         env = ni.make("ChemicalReactor-v0", setpoints=same)
         obs, _ = env.reset(seed=0)
         np.testing.assert_array_equal(obs, want.reset(seed=0)[0])

@@ -13,7 +13,9 @@ use numpy::{
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple, PyType};
+use pyo3::types::{
+    PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple, PyType,
+};
 
 use crate::envs::{Config, ConfigValue};
 use crate::errors::CoreError;
@@ -83,6 +85,13 @@ pub fn actions(
         return array_actions(obj, expected, alt, false);
     }
     let nested = obj.is_instance_of::<PyList>() || obj.is_instance_of::<PyTuple>();
+    if nested && holds_masked_elements(obj, 0) {
+        return Err(CoreError::action(
+            "the list holds a masked array with masked elements, which an action cannot skip: \
+             pass a.filled(value) or a plain array",
+        )
+        .into());
+    }
     if nested || is_number(obj) || obj.hasattr("__array__").unwrap_or(false) {
         let np = obj.py().import("numpy")?;
         let arr = np.call_method1("asarray", (obj,)).map_err(|e| {
@@ -217,6 +226,23 @@ fn has_masked_elements(obj: &Bound<'_, PyAny>) -> bool {
     }
 }
 
+/// A (nested) list or tuple holding a masked array with masked elements, which `numpy.asarray`
+/// would read as if nothing were masked. Plain numbers cost one type check each.
+fn holds_masked_elements(seq: &Bound<'_, PyAny>, depth: usize) -> bool {
+    let Ok(items) = seq.try_iter() else {
+        return false;
+    };
+    items.flatten().any(|item| {
+        if item.is_instance_of::<PyFloat>() || item.is_instance_of::<PyInt>() {
+            false
+        } else if item.is_instance_of::<PyList>() || item.is_instance_of::<PyTuple>() {
+            depth < 4 && holds_masked_elements(&item, depth + 1)
+        } else {
+            item.cast::<PyUntypedArray>().is_ok() && has_masked_elements(&item)
+        }
+    })
+}
+
 static NUMPY_REAL: PyOnceLock<(Py<PyType>, Py<PyType>)> = PyOnceLock::new();
 
 /// A Python int or float, or a numpy integer or floating scalar; never a bool.
@@ -326,32 +352,46 @@ pub fn config(kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Config> {
     Ok(out)
 }
 
-/// A list or tuple of real numbers, or a 1-D numpy array of them (`None`: not such a sequence).
-/// Strings and bytes are not sequences of numbers here, and a bool element is refused, naming
-/// its index: `setpoints=b"ab"` or `[True]` is a mistake, not `[97.0, 98.0]` or `[1.0]`.
+/// A sequence of real numbers (`None`: not a sequence): a list, tuple, range, 1-D array, pandas
+/// Series, ... whose elements convert to float (numbers, 0-d arrays, tensors, fractions).
+/// Strings and bytes are not sequences of numbers here, and a bool or string element is
+/// refused, naming its index: `setpoints=b"ab"` or `[True]` is a mistake, not `[97.0, 98.0]` or
+/// `[1.0]`.
 fn number_list(v: &Bound<'_, PyAny>, key: &str) -> PyResult<Option<Vec<f64>>> {
-    let is_array = v
-        .py()
-        .import("numpy")
-        .and_then(|np| np.getattr("ndarray"))
-        .is_ok_and(|t| v.is_instance(&t).unwrap_or(false));
-    if !(v.is_instance_of::<PyList>() || v.is_instance_of::<PyTuple>() || is_array) {
+    let text = v.is_instance_of::<PyString>()
+        || v.is_instance_of::<PyBytes>()
+        || v.is_instance_of::<PyByteArray>();
+    // The C API's sequence check (any `__getitem__` type but a dict: arrays, Series and tensors
+    // too, which `collections.abc.Sequence` does not name).
+    // SAFETY: `v` is a live object and the GIL is held; the call only reads its type's slots.
+    let sequence = unsafe { pyo3::ffi::PySequence_Check(v.as_ptr()) } == 1;
+    if text || !sequence {
         return Ok(None);
     }
-    if is_array && v.getattr("ndim")?.extract::<usize>()? != 1 {
-        return Ok(None);
+    if let Ok(arr) = v.cast::<PyUntypedArray>() {
+        if arr.ndim() != 1 {
+            return Ok(None);
+        }
     }
     let mut out = Vec::new();
     for (i, item) in v.try_iter()?.enumerate() {
         let item = item?;
-        if !is_number(&item) {
-            return Err(CoreError::config(
-                key,
-                format!("element {i} must be a number, got {}", type_name(&item)),
-            )
-            .into());
-        }
-        out.push(number(&item, key)?);
+        let refused = item.is_instance_of::<PyString>()
+            || item.is_instance_of::<PyBytes>()
+            || type_name(&item) == "bool";
+        let message = match item.extract::<f64>() {
+            _ if refused => format!("element {i} must be a number, got {}", type_name(&item)),
+            Ok(x) => {
+                out.push(x);
+                continue;
+            }
+            Err(e) => format!(
+                "element {i} must be a real number, got {} ({})",
+                type_name(&item),
+                e.value(v.py())
+            ),
+        };
+        return Err(CoreError::config(key, message).into());
     }
     Ok(Some(out))
 }

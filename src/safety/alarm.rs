@@ -140,6 +140,32 @@ impl AlarmState {
         })
     }
 
+    /// Checks a restored state against its constraint and its env's step count: an open incident
+    /// started no later than now, and the count of steps beyond the limit fits the on-delay
+    /// (it stops at `on_delay + 1`, when the alarm opens) and the steps taken.
+    pub fn check_against(&self, c: &Constraint, elapsed: u32) -> Result<(), String> {
+        let most = if self.active {
+            c.on_delay.saturating_add(1)
+        } else {
+            c.on_delay
+        };
+        if self.beyond > most.min(elapsed) {
+            return Err(format!(
+                "beyond-limit count {} exceeds {} (on-delay {}, {elapsed} steps taken)",
+                self.beyond,
+                most.min(elapsed),
+                c.on_delay
+            ));
+        }
+        if self.active && self.start_step > elapsed {
+            return Err(format!(
+                "incident start step {} is after the env's step count {elapsed}",
+                self.start_step
+            ));
+        }
+        Ok(())
+    }
+
     /// Advances the alarm with this step's value and margin.
     pub fn update(
         &mut self,
@@ -166,7 +192,7 @@ impl AlarmState {
             self.beyond = 0;
             return Transition::Stay;
         }
-        self.beyond += 1;
+        self.beyond = self.beyond.saturating_add(1);
         if self.beyond <= c.on_delay {
             return Transition::Stay;
         }

@@ -198,7 +198,7 @@ impl Checker {
             let a = &mut alarms[k];
             a.respond(
                 Response::Shutdown,
-                f64::from(at.step - a.start_step) * self.dt_seconds,
+                f64::from(at.step.saturating_sub(a.start_step)) * self.dt_seconds,
             );
             events.push(event(
                 EventKind::EmergencyShutdown,
