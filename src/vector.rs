@@ -1262,15 +1262,18 @@ impl VecCore {
         // An incident open in the snapshot goes on in this batch as one of its own: a fresh id
         // (ids are unique within a process, and the original may still be stepping beside the
         // copy) and counted as opened here, so the copy's counts cover the incidents it closes.
-        let mut totals = self.totals.lock().unwrap_or_else(|p| p.into_inner());
+        let mut opened = vec![0u64; k];
         for (i, (a, restored)) in self.alarms.iter_mut().zip(alarms).enumerate() {
             *a = restored;
             a.incident = if a.active {
-                totals.opened[i % k.max(1)] += 1;
+                opened[i % k] += 1;
                 NEXT_INCIDENT.fetch_add(1, Ordering::Relaxed)
             } else {
                 0
             };
+        }
+        for (total, o) in self.lock_totals().opened.iter_mut().zip(opened) {
+            *total += o;
         }
         Ok(())
     }

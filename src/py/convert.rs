@@ -196,34 +196,34 @@ fn type_name(obj: &Bound<'_, PyAny>) -> String {
         .unwrap_or_default()
 }
 
-static NDARRAY_AND_MASKED: PyOnceLock<(Py<PyType>, Py<PyType>)> = PyOnceLock::new();
+/// numpy's `ndarray` and `ma.MaskedArray` types and `ma.is_masked`, looked up once.
+static MASKED_API: PyOnceLock<(Py<PyType>, Py<PyType>, Py<PyAny>)> = PyOnceLock::new();
 
 /// A numpy masked array with at least one masked element (checked only for ndarray subclasses: a
 /// plain array costs one compare). A masked array with nothing masked is an ordinary action.
 fn has_masked_elements(obj: &Bound<'_, PyAny>) -> bool {
     let py = obj.py();
-    let types = NDARRAY_AND_MASKED.get_or_try_init(py, || -> PyResult<_> {
-        let np = py.import("numpy")?;
+    let api = MASKED_API.get_or_try_init(py, || -> PyResult<_> {
+        let ma = py.import("numpy.ma")?;
         Ok((
-            np.getattr("ndarray")?.cast_into::<PyType>()?.unbind(),
-            py.import("numpy.ma")?
-                .getattr("MaskedArray")?
+            py.import("numpy")?
+                .getattr("ndarray")?
                 .cast_into::<PyType>()?
                 .unbind(),
+            ma.getattr("MaskedArray")?.cast_into::<PyType>()?.unbind(),
+            ma.getattr("is_masked")?.unbind(),
         ))
     });
-    match types {
-        Ok((plain, masked)) => {
-            !obj.get_type().is(plain.bind(py))
-                && obj.is_instance(masked.bind(py)).unwrap_or(false)
-                && py
-                    .import("numpy.ma")
-                    .and_then(|ma| ma.call_method1("is_masked", (obj,)))
-                    .and_then(|m| m.is_truthy())
-                    .unwrap_or(true)
-        }
-        Err(_) => false,
-    }
+    let Ok((plain, masked, is_masked)) = api else {
+        return false;
+    };
+    !obj.get_type().is(plain.bind(py))
+        && obj.is_instance(masked.bind(py)).unwrap_or(false)
+        && is_masked
+            .bind(py)
+            .call1((obj,))
+            .and_then(|m| m.is_truthy())
+            .unwrap_or(true)
 }
 
 /// A (nested) list or tuple holding a masked array with masked elements, which `numpy.asarray`
