@@ -1,6 +1,7 @@
 """The exporter under abuse: scrapes/s and latency percentiles under wrk, health-probe latency during
 each attack, and the server's memory, threads and descriptors (a benchmark: it prints, it asserts
-nothing; ``tests/test_reliability_exporter.py`` holds the pass/fail version).
+nothing; ``tests/test_reliability_exporter.py`` holds the pass/fail version, which asserts no
+latency: the probe latencies under attack are measured here only).
 
     python benches/bench_exporter_abuse.py [--seconds 15]
 
@@ -30,9 +31,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-
-import abuse  # noqa: E402
+import _abuse as abuse
 
 
 def serve(*extra: str) -> tuple[subprocess.Popen[str], int]:

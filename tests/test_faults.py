@@ -1,6 +1,8 @@
 """Faults: kill -9, a full disk, an unwritable audit path, a taken port, SIGINT/SIGTERM, fork.
 
-Disk-full cases mount a 64 KiB tmpfs (root only; skipped otherwise) or write to /dev/full.
+Disk-full cases mount a 64 KiB tmpfs or write to /dev/full. Mounting needs root: without it those
+tests are skipped with a reason starting "needs privilege", which the run's summary counts and
+names (tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from crash import kill_many
 from telemetry_http import request
 
 import neorl_industrial as ni
@@ -29,6 +30,7 @@ from neorl_industrial.metrics import Registry
 from neorl_industrial.safety import AuditTrail
 
 CLI = [sys.executable, "-m", "neorl_industrial.cli"]
+BENCHES = Path(__file__).resolve().parent.parent / "benches"
 
 
 def cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -50,14 +52,14 @@ def read_all(path: Path) -> list[dict]:
 def tmpfs(path: Path, size: str = "64k", options: str = "") -> Iterator[Path]:
     """A small tmpfs mounted at ``path`` (root only)."""
     if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
+        pytest.skip("needs privilege: mounting a tmpfs needs root")
     path.mkdir(exist_ok=True)
     opts = f"size={size}" + (f",{options}" if options else "")
     r = subprocess.run(
         ["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(path)], capture_output=True, text=True
     )
     if r.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
+        pytest.skip(f"needs privilege: cannot mount a tmpfs here: {r.stderr.strip()}")
     try:
         yield path
     finally:
@@ -65,17 +67,26 @@ def tmpfs(path: Path, size: str = "64k", options: str = "") -> Iterator[Path]:
 
 
 # --------------------------------------------------------------------------- kill -9
-def test_kill_9_keeps_every_event_older_than_a_second_and_only_whole_lines(
-    tmp_path: Path,
-) -> None:
-    outcomes = kill_many(tmp_path, kills=4, num_envs=1024)
+@pytest.fixture
+def crash(monkeypatch: pytest.MonkeyPatch) -> Any:
+    monkeypatch.syspath_prepend(str(BENCHES))
+    import _crash
+
+    return _crash
+
+
+def test_kill_9_keeps_every_flushed_event_and_only_whole_lines(tmp_path: Path, crash: Any) -> None:
+    # Killed at a counted tick between the child's second and sixth flush, never after a time: the
+    # one-second promise is timed by `python benches/bench_faults.py`.
+    outcomes = crash.kill_many(tmp_path, kills=4, num_envs=1024, flush_every=5)
     for o in outcomes:
         # Every line is whole JSON, the last included (lines never cross a page of the file, the
         # unit a kill can cut a write at), and nothing was dropped.
         assert not o.torn and o.broken_inside == 0 and o.lost_in_file == 0, o
-        assert o.env_events_promised > 0 and o.ticks_promised > 0, o
-        assert o.env_events_in_file >= o.env_events_promised, o
-        assert o.ticks_in_file >= o.ticks_promised, o
+        # Everything handed over before the last flush() that returned is in the file.
+        assert o.env_events_flushed > 0 and o.ticks_flushed >= 10, o
+        assert o.env_events_in_file >= o.env_events_flushed, o
+        assert o.ticks_in_file >= o.ticks_flushed, o
 
 
 # --------------------------------------------------------------------------- disk full, unwritable

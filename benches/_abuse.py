@@ -1,8 +1,8 @@
 """Hostile clients for the exporter, a health prober, wrk, and /proc readings of the server process.
 
-Used by ``tests/test_reliability_exporter.py`` and ``benches/bench_exporter_abuse.py``. Every
+Used by ``benches/bench_exporter_abuse.py`` and ``tests/test_reliability_exporter.py``. Every
 attacker runs until its ``stop`` event is set and returns counts of what it tried and what it got.
-The prober runs in a process of its own (``python tests/abuse.py probe ...``), so the attackers'
+The prober runs in a process of its own (``python benches/_abuse.py probe ...``), so the attackers'
 threads never delay its clock.
 """
 
@@ -69,15 +69,18 @@ def http_get(port: int, path: str, headers: dict[str, str] | None = None, timeou
 
 
 # --------------------------------------------------------------------------- the prober
-def probe(port: int, seconds: float, interval: float, headers: dict[str, str]) -> dict[str, object]:
-    """Alternates /health/live and /health/ready every ``interval`` s; latencies in ms and statuses."""
+def probe(
+    port: int, seconds: float, interval: float, headers: dict[str, str], timeout: float = 5.0
+) -> dict[str, object]:
+    """Alternates /health/live and /health/ready every ``interval`` s for ``seconds`` s (and at least
+    once each); latencies in ms and statuses (0: no answer within ``timeout`` s)."""
     lat: list[float] = []
     statuses: Counter[int] = Counter()
     end = time.monotonic() + seconds
     i = 0
-    while time.monotonic() < end:
+    while time.monotonic() < end or i < len(HEALTH_PATHS):
         t0 = time.perf_counter()
-        code = http_get(port, HEALTH_PATHS[i % 2], headers, timeout=5.0)
+        code = http_get(port, HEALTH_PATHS[i % 2], headers, timeout=timeout)
         lat.append((time.perf_counter() - t0) * 1000)
         statuses[code] += 1
         i += 1
@@ -88,8 +91,15 @@ def probe(port: int, seconds: float, interval: float, headers: dict[str, str]) -
 class Prober:
     """The prober in a process of its own; :meth:`result` waits for it."""
 
-    def __init__(self, port: int, seconds: float, interval: float = 0.02, auth: str | None = None) -> None:
-        cmd = [sys.executable, __file__, "probe", str(port), str(seconds), str(interval)]
+    def __init__(
+        self,
+        port: int,
+        seconds: float,
+        interval: float = 0.02,
+        auth: str | None = None,
+        timeout: float = 5.0,
+    ) -> None:
+        cmd = [sys.executable, __file__, "probe", str(port), str(seconds), str(interval), "--timeout", str(timeout)]
         if auth:
             cmd += ["--auth", auth]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
@@ -220,9 +230,10 @@ MALFORMED = (
 
 
 def malformed(port: int, stop: threading.Event, tally: Tally) -> None:
-    """Sends each malformed request of :data:`MALFORMED` in turn on a fresh connection."""
+    """Sends each malformed request of :data:`MALFORMED` in turn on a fresh connection, every one
+    at least once even if ``stop`` is set sooner."""
     i = 0
-    while not stop.is_set():
+    while not stop.is_set() or i < len(MALFORMED):
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
                 try:
@@ -373,6 +384,7 @@ if __name__ == "__main__":
     pr.add_argument("seconds", type=float)
     pr.add_argument("interval", type=float)
     pr.add_argument("--auth", default=None)
+    pr.add_argument("--timeout", type=float, default=5.0)
     a = p.parse_args()
     hdrs = {"Authorization": a.auth} if a.auth else {}
-    print(json.dumps(probe(a.port, a.seconds, a.interval, hdrs)))
+    print(json.dumps(probe(a.port, a.seconds, a.interval, hdrs, a.timeout)))
