@@ -1,4 +1,4 @@
-"""Alignment with the public reference implementations (vectors in tests/data)."""
+"""Alignment with the public reference implementations (vectors in tests/data, made by tests/data/make_reference.py)."""
 
 from __future__ import annotations
 
