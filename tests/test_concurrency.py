@@ -9,7 +9,9 @@ that is in use gets :class:`~neorl_industrial.ConcurrentUseError`, never a wrong
 from __future__ import annotations
 
 import logging
+import sys
 import threading
+import time
 
 import gymnasium as gym
 import numpy as np
@@ -53,32 +55,42 @@ def test_two_threads_stepping_two_envs_match_sequential_stepping() -> None:
 
 
 def test_a_batch_step_releases_the_gil() -> None:
-    envs = ni.make_vec("ChemicalReactor-v0", num_envs=200_000, num_threads=1)
+    # Another Python thread must make progress *while* one long native step runs. Its ticks are
+    # time-stamped and only those in the middle half of the step count: a step that held the GIL
+    # throughout would leave that half empty (the other thread could run only just before the call
+    # was entered and after it returned, each at most one switch interval), whatever the speed of
+    # the machine.
+    envs = ni.make_vec("ChemicalReactor-v0", num_envs=400_000, num_threads=1)
     envs.reset(seed=0)
     actions = np.zeros((envs.num_envs, 1), np.float32)
-    ticks = 0
-    inside = threading.Event()
+    stamps: list[float] = []
+    go = threading.Event()
     done = threading.Event()
 
     def count() -> None:
-        nonlocal ticks
-        inside.wait()
+        go.wait()
         while not done.is_set():
-            ticks += 1
+            stamps.append(time.perf_counter())
 
     counter = threading.Thread(target=count)
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-4)
     counter.start()
     try:
-        before = ticks
-        inside.set()
-        for _ in range(3):
-            envs._core.step(actions)  # native only: no Python bytecode runs in this thread meanwhile
-        during = ticks - before
+        go.set()
+        while not stamps:  # the counter is running
+            time.sleep(0.001)
+        start = time.perf_counter()
+        envs._core.step(actions)  # native only: no Python bytecode runs in this thread meanwhile
+        end = time.perf_counter()
     finally:
         done.set()
-        counter.join()
-    # Python ran on the other thread while this one was in the native step: the GIL was released.
-    assert during > 0
+        counter.join(timeout=60)
+        sys.setswitchinterval(interval)
+    assert not counter.is_alive()
+    quarter = (end - start) / 4
+    middle = [t for t in stamps if start + quarter < t < end - quarter]
+    assert middle, f"no progress of another thread during the middle of a {end - start:.3f} s step"
 
 
 def test_one_env_from_two_threads_is_refused_clearly_and_counts_stay_exact() -> None:

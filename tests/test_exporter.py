@@ -16,7 +16,7 @@ from pathlib import Path
 
 import bcrypt
 import pytest
-from telemetry_http import promtool_check, raw, request
+from telemetry_http import free_port, promtool_check, raw, request
 
 from neorl_industrial.exceptions import ConfigError, ExporterError
 from neorl_industrial.exporter import register_health_check, start_http_server, unregister_health_check
@@ -278,6 +278,47 @@ def test_basic_auth_with_bcrypt_hashes(registry: Registry, tmp_path: Path) -> No
         assert ok.status == 200 and "env_steps_total" in ok.text
         assert ok.headers["x-frame-options"] == "deny"
         assert request(s.url + "health/ready", auth=("prometheus", "s3cret")).status == 200
+
+
+def test_basic_auth_guards_the_safety_port_too(registry: Registry, tmp_path: Path) -> None:
+    # The safety port is a second listener of the same server: the web config's users guard it
+    # exactly as they guard the main port, on every path it serves.
+    hashed = bcrypt.hashpw(b"s3cret", bcrypt.gensalt(rounds=4)).decode()
+    cfg = web_config(tmp_path, f"basic_auth_users:\n  prometheus: '{hashed}'\n")
+    with start_http_server(0, registry=registry, safety_port=0, web_config_file=cfg) as s:
+        assert s.safety_port and s.safety_port != s.port
+        base = f"http://127.0.0.1:{s.safety_port}/"
+        for path in ("safety/metrics", "metrics", "health/live", "health/ready", "health/detailed"):
+            for auth in (None, ("prometheus", "wrong"), ("nobody", "s3cret")):
+                r = request(base + path, auth=auth)
+                assert r.status == 401, (path, auth, r.status)
+                assert r.headers["www-authenticate"].startswith("Basic realm=")
+                assert b"safety_violations_total" not in r.body
+        ok = request(base + "safety/metrics", auth=("prometheus", "s3cret"))
+        assert ok.status == 200 and "safety_violations_total" in ok.text
+        assert request(base + "health/live", auth=("prometheus", "s3cret")).status == 200
+
+
+def test_serve_guards_its_safety_port_with_the_web_config(tmp_path: Path) -> None:
+    hashed = bcrypt.hashpw(b"s3cret", bcrypt.gensalt(rounds=4)).decode()
+    cfg = web_config(tmp_path, f"basic_auth_users:\n  prometheus: '{hashed}'\n")
+    safety = free_port()
+    cmd = [sys.executable, "-m", "neorl_industrial.cli", "serve", "--port", "0", "--num-envs", "8",
+           "--rate", "20", "--safety-port", str(safety), "--web-config", str(cfg)]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert "127.0.0.1" in line, line + (proc.stderr.read() if proc.stderr else "")
+        url = f"http://127.0.0.1:{safety}/safety/metrics"
+        assert request(url).status == 401
+        assert request(url, auth=("prometheus", "wrong")).status == 401
+        ok = request(url, auth=("prometheus", "s3cret"))
+        assert ok.status == 200 and "safety_violations_total" in ok.text
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=60)
+    assert proc.returncode == 0
 
 
 def self_signed(tmp_path: Path) -> tuple[Path, Path]:

@@ -611,6 +611,38 @@ mod tests {
     }
 
     #[test]
+    fn reward_scores_the_true_concentration_not_the_measured_one() {
+        // Measurement noise changes what the agent sees, never the process or its score: a noisy
+        // reactor and a noiseless twin driven by the same coolant sequence earn the same rewards,
+        // bit for bit, while their observed concentrations differ.
+        let mut c = vec![("noise".to_string(), ConfigValue::Number(0.05))];
+        let noisy = ChemicalReactor::new(&mut c).expect("noise=0.05 is valid");
+        let quiet = reactor();
+        let (mut rn, mut rq) = (Rng::from_seed(7), Rng::from_seed(7));
+        let (mut sn, mut sq) = (vec![0.0; STATE_LEN], vec![0.0; STATE_LEN]);
+        noisy.reset(&mut sn, &mut rn);
+        quiet.reset(&mut sq, &mut rq);
+        let mut measured_apart = 0;
+        for t in 0..60 {
+            let tc = 295.0 + (t % 7) as f64;
+            let (wn, wq) = (
+                noisy.step(&mut sn, &[tc], t, &mut rn),
+                quiet.step(&mut sq, &[tc], t, &mut rq),
+            );
+            assert_eq!(wn, wq, "step {t}");
+            let err = sn[CA] - noisy.setpoint(t);
+            assert_eq!(wn, -R_SCALE * err * err, "step {t}");
+            if (sn[CA_MEAS] - sn[CA]).abs() > 1e-3 {
+                measured_apart += 1;
+            }
+        }
+        assert!(
+            measured_apart > 30,
+            "the noise is on: {measured_apart} of 60"
+        );
+    }
+
+    #[test]
     fn unknown_and_bad_options_are_named() {
         let mut c = vec![("horizn".to_string(), ConfigValue::Number(3.0))];
         let e = ChemicalReactor::new(&mut c).unwrap_err();

@@ -296,4 +296,127 @@ mod tests {
             Transition::Activated
         );
     }
+
+    fn constraint(kind: Kind) -> Constraint {
+        Constraint::new("c", "temperature", kind, Severity::Warning)
+    }
+
+    #[test]
+    fn a_value_exactly_at_a_limit_is_within_it() {
+        // The limit is the highest (lowest) safe value: reaching it is not a breach, the next
+        // representable value beyond it is.
+        let cases = [
+            (
+                Kind::Upper {
+                    signal: 0,
+                    limit: 350.0,
+                },
+                350.0,
+                f64::next_up(350.0),
+            ),
+            (
+                Kind::Lower {
+                    signal: 0,
+                    limit: 0.5,
+                },
+                0.5,
+                f64::next_down(0.5),
+            ),
+            (
+                Kind::Band {
+                    signal: 0,
+                    low: -1.0,
+                    high: 1.0,
+                },
+                1.0,
+                f64::next_up(1.0),
+            ),
+            (
+                Kind::Band {
+                    signal: 0,
+                    low: -1.0,
+                    high: 1.0,
+                },
+                -1.0,
+                f64::next_down(-1.0),
+            ),
+            (
+                Kind::Abs {
+                    signal: 0,
+                    limit: 0.2,
+                },
+                0.2,
+                f64::next_up(0.2),
+            ),
+        ];
+        use Transition::*;
+        for (kind, at, beyond) in cases {
+            let c = constraint(kind.clone());
+            assert_eq!(c.margin(at), 0.0, "{kind:?}");
+            assert_eq!(run(&c, &[at; 5]), vec![Stay; 5], "{kind:?} at {at}");
+            assert_eq!(c.cost(c.margin(at)), 0.0, "{kind:?}");
+            assert_eq!(
+                run(&c, &[at, beyond, at]),
+                vec![Stay, Activated, Cleared],
+                "{kind:?}"
+            );
+            assert!(c.cost(c.margin(beyond)) > 0.0, "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn on_delay_counts_up_to_its_value_exactly() {
+        // on_delay = n: n steps beyond are tolerated, the (n + 1)-th activates.
+        let mut c = constraint(Kind::Upper {
+            signal: 0,
+            limit: 10.0,
+        });
+        use Transition::*;
+        for n in 0..4u32 {
+            c.on_delay = n;
+            let mut want = vec![Stay; n as usize];
+            want.push(Activated);
+            assert_eq!(run(&c, &vec![11.0; n as usize + 1]), want, "on_delay {n}");
+        }
+    }
+
+    #[test]
+    fn the_deadband_edge_clears_and_just_inside_it_holds() {
+        let mut c = constraint(Kind::Upper {
+            signal: 0,
+            limit: 10.0,
+        });
+        c.deadband = 0.5;
+        use Transition::*;
+        // Margin exactly the deadband (value 9.5) clears; a hair less (value just above 9.5) holds.
+        assert_eq!(run(&c, &[11.0, 9.5]), vec![Activated, Cleared]);
+        assert_eq!(
+            run(&c, &[11.0, f64::next_up(9.5), 10.0]),
+            vec![Activated, Stay, Stay]
+        );
+    }
+
+    #[test]
+    fn peak_keeps_the_first_worst_value_and_resets_with_a_new_incident() {
+        let c = constraint(Kind::Upper {
+            signal: 0,
+            limit: 10.0,
+        });
+        let mut a = AlarmState::default();
+        for (t, v) in [12.0, 15.0, 15.0, 13.0].into_iter().enumerate() {
+            a.update(&c, v, c.margin(v), t as u32, t as f64);
+        }
+        assert_eq!((a.start_step, a.start_wall), (0, 0.0));
+        assert_eq!((a.peak_value, a.peak_margin), (15.0, -5.0));
+        assert_eq!(
+            a.update(&c, 9.0, c.margin(9.0), 4, 4.0),
+            Transition::Cleared
+        );
+        assert!(!a.active);
+        assert_eq!(
+            a.update(&c, 11.0, c.margin(11.0), 5, 5.0),
+            Transition::Activated
+        );
+        assert_eq!((a.start_step, a.first_value, a.peak_value), (5, 11.0, 11.0));
+    }
 }
