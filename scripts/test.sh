@@ -18,6 +18,9 @@ fi
 
 echo "== install (builds the Rust extension in release mode)"
 "$PY" -m pip install -q -e ".[test]"
+# The IndustrialBenchmark reference implementation (tests/test_reference_data.py, benches/): its
+# model needs numpy only; --no-deps keeps out the unmaintained `gym` it declares for a wrapper.
+"$PY" -m pip install -q --no-deps "industrial-benchmark-python==2.0"
 
 echo "== cargo test"
 cargo test --release --quiet

@@ -450,7 +450,7 @@ mod tests {
 
     #[test]
     fn rhs_matches_reference_at_x0() {
-        // ../shared/reference/chemical_reactor_cstr.json: rhs_at_x0_Tc300.
+        // tests/data/chemical_reactor_cstr.json (tests/data/make_reference.py): rhs_at_x0_Tc300.
         let d = rhs(&[0.8, 330.0], 300.0);
         assert!((d[0] - 0.024192056609099732).abs() < 1e-12);
         assert!((d[1] - -5.981601801066901).abs() < 1e-9);
