@@ -30,6 +30,7 @@ CONFIGS = {
     "constraints + predictive shield": {"shield": "predictive"},
 }
 COMPARED = ("safety off", "constraints", "constraints + clip shield")
+TARGET = 0.05  # constraints + incidents + clip shield over safety off
 
 
 def time_config(kwargs: dict, num_envs: int, steps: int, actions: np.ndarray, core: bool) -> float:
@@ -74,6 +75,9 @@ def main() -> None:
                 print(f"{name:34s} {t * 1e3:9.3f} {a.num_envs / t:12,.0f} {'(ref.)':>9s}")
                 continue
             print(f"{name:34s} {t * 1e3:9.3f} {a.num_envs / t:12,.0f} {100 * (t / base - 1):+8.1f}%")
+        clip = statistics.median(times["constraints + clip shield"]) / base - 1
+        verdict = "met" if clip <= TARGET else "NOT met"
+        print(f"target: constraints + clip shield <= +{TARGET:.0%} over safety off: {verdict} ({clip:+.1%})")
         print()
 
 

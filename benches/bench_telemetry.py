@@ -2,9 +2,10 @@
 
     python benches/bench_telemetry.py [--quick]
 
-1. Metrics on vs off for a ChemicalReactor batch step at N = 1024 and N = 1. Where the batch
-   takes ``metrics=`` it is compared directly; otherwise the per-batch recording cost (measured in
-   Rust, what the batch adds once per step) is divided by the batch step's time.
+1. Metrics on vs off for a ChemicalReactor batch step at N = 1024 and N = 1 (``make_vec``), and for
+   the single env's ``env.step`` (``make``). Where the batch takes ``metrics=`` it is compared
+   directly; otherwise the per-batch recording cost (measured in Rust, what the batch adds once per
+   step) is divided by the batch step's time.
 2. One scrape of the full registry (encode, and a real HTTP GET on a kept-alive connection): median.
 3. Stepping at N = 1024 while another process scrapes 100 times a second: slowdown.
 4. One counter increment and one histogram observation from Python, ours vs prometheus_client.
@@ -52,6 +53,35 @@ def step_seconds(n: int, steps: int, core: bool = False, **kwargs: object) -> fl
     return dt
 
 
+def single_step_seconds(steps: int, metrics: bool) -> float:
+    """Seconds per ``env.step`` of one ``gymnasium.Env`` (``neorl_industrial.make``)."""
+    env = ni.make(ENV, metrics=metrics)
+    env.reset(seed=0)
+    action = np.zeros(env.action_space.shape, dtype=np.float32)
+    step, reset = env.step, env.reset
+    for _ in range(20):
+        if any(step(action)[2:4]):
+            reset()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        if any(step(action)[2:4]):
+            reset()
+    dt = (time.perf_counter() - t0) / steps
+    env.close()
+    return dt
+
+
+def bench_single_on_off(steps: int, reps: int) -> None:
+    on, off = [], []
+    for _ in range(reps):
+        on.append(single_step_seconds(steps, True))
+        off.append(single_step_seconds(steps, False))
+    ratio = statistics.median(on) / statistics.median(off) - 1
+    print(
+        f"  single env.step (make): {statistics.median(off) * 1e6:6.2f} us off, {statistics.median(on) * 1e6:6.2f} us on -> overhead {ratio * 100:+.2f}%  (limit 3%)"
+    )
+
+
 def metrics_switch_supported() -> bool:
     return "metrics" in inspect.signature(ni.VectorIndustrialEnv.__init__).parameters
 
@@ -66,7 +96,7 @@ def bench_on_off(n: int, steps: int, reps: int) -> None:
             off.append(step_seconds(n, steps, metrics=False))
         ratio = statistics.median(on) / statistics.median(off) - 1
         print(
-            f"  N={n:5d}: step {statistics.median(off) * 1e6:9.1f} us off, {statistics.median(on) * 1e6:9.1f} us on -> overhead {ratio * 100:+.2f}%  (limit 3%)"
+            f"  make_vec N={n:5d}: step {statistics.median(off) * 1e6:9.1f} us off, {statistics.median(on) * 1e6:9.1f} us on -> overhead {ratio * 100:+.2f}%  (limit 3%)"
         )
         return
     t_core = statistics.median(step_seconds(n, steps, core=True) for _ in range(reps))
@@ -241,6 +271,7 @@ def main() -> None:
     print("1. metrics on vs off, ChemicalReactor batch step")
     bench_on_off(1024, 100 if a.quick else 300, reps)
     bench_on_off(1, 2000 if a.quick else 10000, reps)
+    bench_single_on_off(2000 if a.quick else 10000, reps)
     print("2. scrape of the full registry")
     bench_scrape(200 if a.quick else 1000)
     print("3. stepping while scraped 100 times a second")
