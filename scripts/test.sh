@@ -32,4 +32,6 @@ ruff check python tests benches fuzz
 "$PY" -m mypy.stubtest neorl_industrial._core
 
 echo "== pytest"
-"$PY" -m pytest "$@"
+# Every tool installed above must be there: a test that misses one fails. Only a test that needs a
+# privilege this machine may not grant (root, to mount a tmpfs) skips, and the summary names it.
+"$PY" -m pytest -rs "$@"

@@ -8,6 +8,9 @@ import numpy as np
 import pytest
 
 DATA = Path(__file__).parent / "data"
+# A test that cannot run without a privilege CI may lack (mounting a tmpfs needs root) skips with a
+# reason starting with this; every other missing prerequisite fails the test.
+NEEDS_PRIVILEGE = "needs privilege"
 
 # Every environment in the catalogue, with options that make its start stochastic (so seeds matter).
 ENV_IDS = [
@@ -58,3 +61,18 @@ def assert_tree_equal(a: Any, b: Any, path: str = "") -> None:
         np.testing.assert_array_equal(a, b, err_msg=path)
     else:
         assert type(a) is type(b) and a == b, f"{path}: {a!r} != {b!r}"
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Counts and names, at the end of every run, the tests skipped for want of a privilege."""
+    skipped = []
+    for report in terminalreporter.stats.get("skipped", []):
+        longrepr = report.longrepr
+        reason = longrepr[2] if isinstance(longrepr, tuple) and len(longrepr) == 3 else str(longrepr)
+        reason = reason.removeprefix("Skipped: ")
+        if reason.startswith(NEEDS_PRIVILEGE):
+            skipped.append((report.nodeid, reason))
+    if skipped:
+        terminalreporter.write_sep("=", f"{NEEDS_PRIVILEGE}: {len(skipped)} test(s) skipped", yellow=True)
+        for nodeid, reason in skipped:
+            terminalreporter.write_line(f"{nodeid}: {reason}")

@@ -71,10 +71,16 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def require(path: str, package: str) -> str:
+    """``path`` if that binary is installed; otherwise the test fails (scripts/test.sh installs it)."""
+    if shutil.which(path) is None:
+        pytest.fail(f"{path} is not installed: scripts/test.sh installs it (Debian package {package})")
+    return path
+
+
 def promtool_check(text: str) -> subprocess.CompletedProcess[str]:
-    """Runs ``promtool check metrics`` on exposition text (skips where promtool is missing)."""
-    if shutil.which(PROMTOOL) is None:
-        pytest.skip("promtool not installed (scripts/test.sh installs Debian's prometheus package)")
+    """Runs ``promtool check metrics`` on exposition text (fails where promtool is missing)."""
+    require(PROMTOOL, "prometheus")
     return subprocess.run(
         [PROMTOOL, "check", "metrics"], input=text, capture_output=True, text=True, timeout=30
     )
@@ -83,6 +89,7 @@ def promtool_check(text: str) -> subprocess.CompletedProcess[str]:
 @contextlib.contextmanager
 def pushgateway_server() -> Iterator[str]:
     """A real Pushgateway on a free loopback port, ready; yields its URL and stops it after."""
+    require(PUSHGATEWAY, "prometheus-pushgateway")
     port = free_port()
     proc = subprocess.Popen(
         [PUSHGATEWAY, f"--web.listen-address=127.0.0.1:{port}"],

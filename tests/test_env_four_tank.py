@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy.integrate import solve_ivp  # type: ignore[import-untyped]
 
 import neorl_industrial as ni
-
-pytest.importorskip("scipy")
-from scipy.integrate import solve_ivp  # type: ignore[import-untyped]  # noqa: E402
 
 ENV_ID = "FourTank-v0"
 G = 9.81

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import integrate, linalg  # type: ignore[import-untyped]
 
 import neorl_industrial as ni
-
-pytestmark = pytest.mark.skipif("HVAC-v0" not in ni.env_ids(), reason="HVAC-v0 is not registered")
 
 ENV = "HVAC-v0"
 
@@ -88,7 +87,6 @@ def reward_of(p: np.ndarray, temps: np.ndarray, price: float, occupied_after: bo
 
 @pytest.mark.parametrize("mean", [5.0, 13.5])  # winter: heating only; 13.5 +- 6 degC: all three regimes
 def test_matches_the_exact_matrix_exponential_solution(mean: float) -> None:
-    linalg = pytest.importorskip("scipy.linalg")
     a = system_matrix()
     phi = linalg.expm(a * DT)
     gamma = np.linalg.solve(a, phi - np.eye(6))  # int_0^dt exp(A s) ds = A^-1 (exp(A dt) - I)
@@ -128,7 +126,6 @@ def test_matches_the_exact_matrix_exponential_solution(mean: float) -> None:
 
 
 def test_matches_a_1e12_ode_solution_in_summer() -> None:
-    integrate = pytest.importorskip("scipy.integrate")
     a = system_matrix()
     env = ni.make(ENV, summer=True, x0_spread=0.0, constraints={"defaults": False, **PROBES})
     env.reset(seed=0)

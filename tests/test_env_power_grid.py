@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import integrate  # type: ignore[import-untyped]
 
 import neorl_industrial as ni
-
-pytestmark = pytest.mark.skipif("PowerGrid-v0" not in ni.env_ids(), reason="PowerGrid-v0 is not registered")
 
 ENV = "PowerGrid-v0"
 
@@ -48,7 +47,6 @@ def quiet(load: list[float], **kwargs) -> ni.IndustrialEnv:
 
 
 def test_follows_a_high_accuracy_solution_of_the_same_odes() -> None:
-    integrate = pytest.importorskip("scipy.integrate")
     load = np.array([0.1, -0.05])
     env = quiet(list(load), constraints={"defaults": False, **PROBES})
     env.reset(seed=0)

@@ -290,7 +290,7 @@ def test_emergency_shutdown_names_the_constraint() -> None:
 
 
 def test_rgb_array_trend_plot(env_id: str) -> None:
-    pytest.importorskip("matplotlib")
+    import matplotlib  # noqa: F401  (the test extra installs it: a broken install fails here)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         check_env(
