@@ -1,12 +1,14 @@
 """Soak: a 1024-env fleet stepping with its exporter scraped every second; is anything growing?
 
     python benches/soak.py --minutes 10            # the figure in RELIABILITY.md
-    python benches/soak.py --seconds 25 --json     # what tests/test_soak.py runs
+    python benches/soak.py --seconds 25 --min-scrapes 15 --scrape-timeout 60 --json
+                                                   # what tests/test_soak.py runs
 
 A child process steps ``--num-envs`` ChemicalReactor envs as fast as it can (the PID baseline
 on noisy starts, an audit trail, the exporter up); this process scrapes /metrics and /health/ready every second and
-reads the child's resident memory, open descriptors and threads from /proc. At the end the child
-stops stepping and reports what it did; one last scrape must show exactly the steps it took.
+reads the child's resident memory, open descriptors and threads from /proc. After ``--seconds`` (and
+at least ``--min-scrapes`` scrapes, however long they take) it tells the child to stop stepping; the
+child reports what it did, and one last scrape must show exactly the steps it took.
 
 Prints: the RSS slope after warm-up (least squares, MiB per minute), first/last/max RSS, the range
 of open descriptors and threads, scrapes made and failed, and the counters compared.
@@ -32,7 +34,9 @@ from neorl_industrial.exporter import start_http_server
 from neorl_industrial.policies import make_policy
 from neorl_industrial.safety import AuditTrail
 
-n, seconds, audit = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
+n, audit = int(sys.argv[1]), sys.argv[2]
+stop = threading.Event()
+threading.Thread(target=lambda: (sys.stdin.readline(), stop.set()), daemon=True).start()
 trail = AuditTrail(audit)
 envs = ni.make_vec("ChemicalReactor-v0", num_envs=n, autoreset_mode="same_step", audit_log=trail,
                    x0_spread=0.1, noise=0.01)
@@ -40,10 +44,8 @@ policy = make_policy("pid", "ChemicalReactor-v0", n, 1, seed=0)
 server = start_http_server(0)
 print(server.port, flush=True)
 obs, _ = envs.reset(seed=0)
-import time
-end = time.monotonic() + seconds
 calls = 0
-while time.monotonic() < end:
+while not stop.is_set():  # until the parent's "stop" line
     obs, _, term, trunc, _ = envs.step(policy(obs))
     if (term | trunc).any():
         policy.episode_end(term | trunc)
@@ -64,8 +66,8 @@ def proc(pid: int) -> tuple[int, int, int]:
     return rss, len(list(Path(f"/proc/{pid}/fd").iterdir())), threads
 
 
-def scrape(url: str) -> str:
-    with urllib.request.urlopen(url, timeout=5) as r:
+def scrape(url: str, timeout: float = 5.0) -> str:
+    with urllib.request.urlopen(url, timeout=timeout) as r:
         return r.read().decode()
 
 
@@ -82,11 +84,13 @@ def slope_per_minute(ts: list[float], ys: list[float]) -> float:
     return 60 * sum((t - mt) * (y - my) for t, y in zip(ts, ys, strict=True)) / var if var else float("nan")
 
 
-def soak(seconds: float, num_envs: int, warmup: float) -> dict[str, object]:
+def soak(
+    seconds: float, num_envs: int, warmup: float, min_scrapes: int = 0, scrape_timeout: float = 5.0
+) -> dict[str, object]:
     with tempfile.TemporaryDirectory() as tmp:
         audit = Path(tmp) / "audit.jsonl"
         child = subprocess.Popen(
-            [sys.executable, "-c", CHILD, str(num_envs), str(seconds), str(audit)],
+            [sys.executable, "-c", CHILD, str(num_envs), str(audit)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
         )  # fmt: skip
         assert child.stdout is not None and child.stdin is not None
@@ -96,11 +100,11 @@ def soak(seconds: float, num_envs: int, warmup: float) -> dict[str, object]:
         samples: list[tuple[float, int, int, int]] = []
         scrapes = failed = 0
         last_counter = 0.0
-        while child.poll() is None and time.monotonic() - t0 < seconds:
+        while child.poll() is None and (time.monotonic() - t0 < seconds or scrapes + failed < min_scrapes):
             tick = time.monotonic()
             try:
-                text = scrape(base + "/metrics")
-                scrape(base + "/health/ready")
+                text = scrape(base + "/metrics", scrape_timeout)
+                scrape(base + "/health/ready", scrape_timeout)
                 scrapes += 1
                 value = env_steps_total(text)
                 if value < last_counter:
@@ -110,8 +114,10 @@ def soak(seconds: float, num_envs: int, warmup: float) -> dict[str, object]:
                 failed += 1
             samples.append((tick - t0, *proc(child.pid)))
             time.sleep(max(0.0, 1.0 - (time.monotonic() - tick)))
+        child.stdin.write("stop\n")
+        child.stdin.flush()
         report = json.loads(child.stdout.readline())
-        final = env_steps_total(scrape(base + "/metrics"))
+        final = env_steps_total(scrape(base + "/metrics", scrape_timeout))
         audit_lines = sum(1 for _ in audit.open())
         child.stdin.close()
         child.wait(timeout=60)
@@ -145,10 +151,13 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=600.0)
     p.add_argument("--num-envs", type=int, default=1024)
     p.add_argument("--warmup", type=float, default=None, help="seconds left out of the slope (default 10%%)")
+    p.add_argument("--min-scrapes", type=int, default=0, help="scrape at least this often, however long it takes")
+    p.add_argument("--scrape-timeout", type=float, default=5.0, help="seconds before a scrape counts as failed")
     p.add_argument("--json", action="store_true")
     a = p.parse_args()
     seconds = a.minutes * 60 if a.minutes is not None else a.seconds
-    r = soak(seconds, a.num_envs, a.warmup if a.warmup is not None else seconds / 10)
+    warmup = a.warmup if a.warmup is not None else seconds / 10
+    r = soak(seconds, a.num_envs, warmup, a.min_scrapes, a.scrape_timeout)
     if a.json:
         print(json.dumps(r, indent=2))
         return
