@@ -128,7 +128,7 @@ def test_serve_exports_metrics_and_stops_cleanly_on_sigterm(tmp_path) -> None:
         line = proc.stdout.readline()
         assert "serving ChemicalReactor-v0 x8" in line, line + (proc.stderr.read() if proc.poll() else "")
         url = line.rsplit(" on ", 1)[1].strip()
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 120  # 400 env steps take 1 s at --rate 50: only a hang runs out
         steps = 0.0
         while time.monotonic() < deadline and steps < 400:
             time.sleep(0.3)

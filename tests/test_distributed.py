@@ -8,7 +8,6 @@ import json
 import os
 import pickle
 import shutil
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -134,11 +133,11 @@ def test_dataset_command_splits_over_workers(tmp_path: Path, capsys: pytest.Capt
 
 
 def test_dataset_gather_times_out_and_frees_the_workers() -> None:
-    t0 = time.monotonic()
+    # 50 million transitions take far longer than 0.5 s: without a working timeout the call returns
+    # a dataset instead (how soon after the 0.5 s it raises is timed by benches/bench_distributed.py).
     with pytest.raises(WorkerTimeoutError, match=r"workers \[0, 1\] did not finish within 0.5 s") as e:
         generate_dataset(ENV, n_transitions=50_000_000, num_envs=64, num_workers=2, timeout=0.5, progress=False)
     assert e.value.pending == [0, 1]
-    assert time.monotonic() - t0 < 30
     # The cancelled tasks gave their CPUs back: a small dataset goes through at once.
     small = generate_dataset(ENV, n_transitions=200, num_envs=4, num_workers=2, timeout=60, progress=False)
     assert len(small["rewards"]) == 200
