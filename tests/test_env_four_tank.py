@@ -171,8 +171,14 @@ def test_setpoints_switch_at_mid_episode() -> None:
 
 
 def test_bad_options_are_rejected() -> None:
-    for kwargs in ({"x0_spread": 0.5}, {"noise": -1.0}, {"horizon": 0}, {"setpoints": [0.1]}):
-        with pytest.raises(ni.ConfigError):
+    for kwargs, message in (
+        ({"x0_spread": 0.5}, r"x0_spread: must be a finite number in \[0, 0.3\], got 0.5"),
+        ({"noise": -1.0}, r"noise: must be a finite number in \[0, 0.2\], got -1"),
+        ({"horizon": 0}, r"horizon: must be a finite number in \[1, .*\], got 0"),
+        # The set-point schedule is fixed: FourTank-v0 takes no setpoints option at all.
+        ({"setpoints": [0.1]}, "setpoints: is not an option of FourTank-v0"),
+    ):
+        with pytest.raises(ni.ConfigError, match=message):
             ni.make(ENV_ID, **kwargs)
 
 

@@ -46,9 +46,9 @@ def test_push_failures_are_exporter_errors() -> None:
     with pytest.raises(ExporterError) as e:
         push_to_gateway(f"http://127.0.0.1:{free_port()}", "job", Registry(), timeout=2)
     assert e.value.errno is not None
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match="url: https is not supported by the push client"):
         push_to_gateway("https://127.0.0.1:1", "job", Registry())
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match="job: must not be empty"):
         push_to_gateway("http://127.0.0.1:1", "", Registry())
 
 
