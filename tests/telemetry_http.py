@@ -65,6 +65,20 @@ def raw(port: int, data: bytes, timeout: float = 5.0) -> bytes:
         return b"".join(chunks)
 
 
+def raw_until_closed(port: int, data: bytes, timeout: float = 60.0) -> bytes:
+    """Sends raw bytes and reads until the server closes the connection; the client giving up
+    after ``timeout`` seconds fails the test (the server never closed: a hang)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(data)
+        chunks = []
+        try:
+            while chunk := s.recv(65536):
+                chunks.append(chunk)
+        except TimeoutError:
+            pytest.fail(f"the server kept the connection open for {timeout:.0f} s: {b''.join(chunks)!r}")
+        return b"".join(chunks)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
