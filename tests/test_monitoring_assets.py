@@ -101,7 +101,8 @@ def test_promtool_parse_check_rejects_a_broken_expression(tmp_path: Path) -> Non
     path.write_text(
         yaml.safe_dump({"groups": [{"name": "g", "rules": [{"record": "a:b", "expr": "sum(rate(x[5m])"}]}]})
     )
-    assert run(tool("promtool"), "check", "rules", str(path)).returncode != 0
+    res = run(tool("promtool"), "check", "rules", str(path))
+    assert res.returncode != 0 and "unclosed left parenthesis" in res.stdout + res.stderr, res
 
 
 def test_expressions_cover_rules_dashboards_and_runbooks() -> None:
@@ -344,7 +345,7 @@ def test_routing_check_can_fail() -> None:
     # amtool's own verification rejects a receiver list that does not match.
     res = run(tool("amtool"), "config", "routes", "test", f"--config.file={ALERTMANAGER_YML}",
               "--verify.receivers=slack", "severity=critical")  # fmt: skip
-    assert res.returncode != 0
+    assert res.returncode != 0 and "Expected receivers did not match" in res.stdout + res.stderr, res
 
 
 def test_alertmanager_inhibits_warnings_while_the_service_has_a_critical_alert() -> None:
