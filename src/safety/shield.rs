@@ -121,3 +121,200 @@ fn breaches(checker: &Checker, view: &View<'_>, phys: &[f64]) -> bool {
     }
     false
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::safety::constraints::{Constraint, ConstraintSet, Kind};
+    use crate::spec::{EnvSpec, Severity, Variable};
+
+    /// A tank whose inflow `valve` accelerates the level: `rate += valve; level += rate`.
+    /// State `[level, rate, valve]`; signals `[level, valve]`; the fallback drains (valve -1).
+    struct Tank {
+        spec: EnvSpec,
+    }
+
+    const HORIZON: u32 = 4;
+
+    fn tank(horizon: u32) -> Tank {
+        let valve = Variable::new("valve", "inflow", "1", -1.0, 1.0);
+        Tank {
+            spec: EnvSpec {
+                id: "Tank-v0",
+                description: "test tank",
+                observations: vec![Variable::new("level", "level", "m", -100.0, 100.0)],
+                actions: vec![valve.clone()],
+                signals: vec![Variable::new("level", "level", "m", -100.0, 100.0), valve],
+                dt: 1.0,
+                dt_unit: "s",
+                horizon,
+                constraints: Vec::new(),
+                safe_action: vec![-1.0],
+                source: "test",
+            },
+        }
+    }
+
+    impl ProcessModel for Tank {
+        fn spec(&self) -> &EnvSpec {
+            &self.spec
+        }
+        fn state_len(&self) -> usize {
+            3
+        }
+        fn reset(&self, state: &mut [f64], _rng: &mut Rng) {
+            state.fill(0.0);
+        }
+        fn step(&self, state: &mut [f64], action: &[f64], _t: u32, _rng: &mut Rng) -> f64 {
+            state[1] += action[0];
+            state[0] += state[1];
+            state[2] = action[0];
+            0.0
+        }
+        fn observe(&self, state: &[f64], _t: u32, obs: &mut [f32]) {
+            obs[0] = state[0] as f32;
+        }
+        fn signals(&self, state: &[f64], out: &mut [f64]) {
+            out[0] = state[0];
+            out[1] = state[2];
+        }
+    }
+
+    /// A checker with a critical upper limit on the level and, optionally, a ramp on the valve.
+    fn checker(model: &Tank, level_limit: f64, ramp: Option<f64>) -> Checker {
+        let mut constraints = vec![Constraint::new(
+            "level_high",
+            "level",
+            Kind::Upper {
+                signal: 0,
+                limit: level_limit,
+            },
+            Severity::Critical,
+        )];
+        if let Some(limit) = ramp {
+            constraints.push(Constraint::new(
+                "valve_ramp",
+                "actuator_rate",
+                Kind::Rate { signal: 1, limit },
+                Severity::Warning,
+            ));
+        }
+        Checker::new(ConstraintSet { constraints }, &model.spec)
+    }
+
+    /// Runs the shield on `action` from `state` at step `t`; returns (changed, corrected action).
+    fn shield(
+        mode: Shield,
+        c: &Checker,
+        m: &Tank,
+        state: [f64; 3],
+        t: u32,
+        action: f64,
+    ) -> (bool, f64) {
+        let mut signals = [0.0; 2];
+        m.signals(&state, &mut signals);
+        let rng = Rng::from_seed(7);
+        let view = View {
+            model: m,
+            state: &state,
+            signals: &signals,
+            t,
+            rng: &rng,
+        };
+        let mut phys = [action];
+        let changed = apply(mode, c, &view, &mut phys);
+        (changed, phys[0])
+    }
+
+    #[test]
+    fn modes_parse_and_name_themselves() {
+        for (text, mode) in [
+            (None, Shield::Off),
+            (Some("off"), Shield::Off),
+            (Some("none"), Shield::Off),
+            (Some("clip"), Shield::Clip),
+            (Some("predictive"), Shield::Predictive),
+        ] {
+            assert_eq!(Shield::parse(text).unwrap(), mode, "{text:?}");
+        }
+        assert!(Shield::parse(Some("Clip")).is_err());
+        assert_eq!(
+            [Shield::Off, Shield::Clip, Shield::Predictive].map(Shield::as_str),
+            ["off", "clip", "predictive"]
+        );
+    }
+
+    #[test]
+    fn clip_enforces_the_ramp_both_ways_and_leaves_small_moves_alone() {
+        let m = tank(100);
+        let c = checker(&m, 1e9, Some(0.5));
+        assert_eq!(c.ramps.len(), 1);
+        // Last valve 0.25, ramp 0.5: the valve may go anywhere in [-0.25, 0.75].
+        let at = [0.0, 0.0, 0.25];
+        assert_eq!(shield(Shield::Clip, &c, &m, at, 0, 1.0), (true, 0.75));
+        assert_eq!(shield(Shield::Clip, &c, &m, at, 0, -1.0), (true, -0.25));
+        assert_eq!(shield(Shield::Clip, &c, &m, at, 0, 0.5), (false, 0.5));
+        assert_eq!(shield(Shield::Clip, &c, &m, at, 0, -0.25), (false, -0.25));
+        assert_eq!(shield(Shield::Off, &c, &m, at, 0, 1.0), (false, 1.0));
+    }
+
+    #[test]
+    fn predictive_replaces_an_action_that_leads_beyond_a_critical_limit() {
+        let m = tank(100);
+        let c = checker(&m, 1.0, None);
+        // rate 0.5 + valve 1 takes the level to 1.5 at once: the fallback (-1) replaces it.
+        assert_eq!(
+            shield(Shield::Predictive, &c, &m, [0.0, 0.5, 0.0], 0, 1.0),
+            (true, -1.0)
+        );
+        // The clip shield does not look ahead.
+        assert_eq!(
+            shield(Shield::Clip, &c, &m, [0.0, 0.5, 0.0], 0, 1.0),
+            (false, 1.0)
+        );
+        // Reaching the limit exactly is not beyond it: level 1, then 1, 0, ... under the fallback.
+        assert_eq!(
+            shield(Shield::Predictive, &c, &m, [0.0, 0.0, 0.0], 0, 1.0),
+            (false, 1.0)
+        );
+        // The fallback itself is never "corrected".
+        assert_eq!(
+            shield(Shield::Predictive, &c, &m, [0.0, 0.5, 0.0], 0, -1.0),
+            (false, -1.0)
+        );
+    }
+
+    #[test]
+    fn the_look_ahead_follows_the_fallback_after_the_first_step() {
+        let m = tank(100);
+        let c = checker(&m, 2.5, None);
+        // One step of valve 1 from rest, then draining: the level peaks at 1. Had the agent's action
+        // been repeated, the level would pass 2.5 within the look-ahead.
+        assert_eq!(
+            shield(Shield::Predictive, &c, &m, [0.0, 0.0, 0.0], 0, 1.0),
+            (false, 1.0)
+        );
+        // With momentum (rate 1) the level is 2 after the step and 3 a step later despite the fallback:
+        // beyond the limit one step after the action, so the action is replaced now...
+        assert_eq!(
+            shield(Shield::Predictive, &c, &m, [0.0, 1.0, 0.0], 0, 1.0),
+            (true, -1.0)
+        );
+    }
+
+    #[test]
+    fn the_look_ahead_stops_at_the_end_of_the_episode() {
+        let m = tank(HORIZON);
+        let c = checker(&m, 2.5, None);
+        // ...but not on the episode's last step, when there is no step after it.
+        let last = HORIZON - 1;
+        assert_eq!(
+            shield(Shield::Predictive, &c, &m, [0.0, 1.0, 0.0], last, 1.0),
+            (false, 1.0)
+        );
+        assert_eq!(
+            shield(Shield::Predictive, &c, &m, [0.0, 1.0, 0.0], last - 1, 1.0),
+            (true, -1.0)
+        );
+    }
+}

@@ -123,4 +123,28 @@ mod tests {
         assert!(!a.check(Some(&[0xff, 0xfe])));
         assert!(BasicAuth::new(&BTreeMap::new()).is_none());
     }
+
+    #[test]
+    fn caches_keep_every_recent_pair_and_skip_long_refused_ones() {
+        let mut users = BTreeMap::new();
+        users.insert("alice".to_string(), bcrypt::hash("a", 4).unwrap());
+        users.insert("carol".to_string(), bcrypt::hash("c", 4).unwrap());
+        let a = BasicAuth::new(&users).unwrap();
+        // Two accepted and two refused pairs: each remembered (no eviction below the caps).
+        assert!(a.check(Some(&header("alice", "a"))));
+        assert!(a.check(Some(&header("carol", "c"))));
+        assert!(!a.check(Some(&header("alice", "x"))));
+        assert!(!a.check(Some(&header("carol", "y"))));
+        assert_eq!(a.check_cached(Some(&header("alice", "a"))), Some(true));
+        assert_eq!(a.check_cached(Some(&header("carol", "c"))), Some(true));
+        assert_eq!(a.check_cached(Some(&header("alice", "x"))), Some(false));
+        assert_eq!(a.check_cached(Some(&header("carol", "y"))), Some(false));
+        // A refused pair is remembered up to REFUSED_MAX_LEN bytes of user + password, not beyond.
+        let fits = "p".repeat(REFUSED_MAX_LEN - "alice".len());
+        assert!(!a.check(Some(&header("alice", &fits))));
+        assert_eq!(a.check_cached(Some(&header("alice", &fits))), Some(false));
+        let long = "p".repeat(REFUSED_MAX_LEN - "alice".len() + 1);
+        assert!(!a.check(Some(&header("alice", &long))));
+        assert_eq!(a.check_cached(Some(&header("alice", &long))), None);
+    }
 }

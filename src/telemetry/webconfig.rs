@@ -245,4 +245,38 @@ mod tests {
         }
         assert_eq!(parse("", base).unwrap(), WebConfig::default());
     }
+
+    #[test]
+    fn client_certificates_need_a_ca_file_resolved_like_the_others() {
+        let y = "tls_server_config:\n  cert_file: c.pem\n  key_file: k.pem\n  \
+                 client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: ca.pem\n";
+        let t = parse(y, Path::new("/etc/x")).unwrap().tls.unwrap();
+        assert_eq!(t.client_auth, ClientAuth::RequireAndVerify);
+        assert_eq!(t.client_ca_file, Some(PathBuf::from("/etc/x/ca.pem")));
+        assert_eq!(t.min_version, TlsVersion::Tls12);
+        assert_eq!(t.max_version, TlsVersion::Tls13);
+        // An empty client_ca_file is no file.
+        let y = "tls_server_config:\n  cert_file: c.pem\n  key_file: k.pem\n  client_ca_file: ''\n";
+        let t = parse(y, Path::new("/etc/x")).unwrap().tls.unwrap();
+        assert_eq!((t.client_auth, t.client_ca_file), (ClientAuth::None, None));
+    }
+
+    #[test]
+    fn load_reads_the_file_and_resolves_paths_beside_it() {
+        let dir = std::env::temp_dir().join(format!("neorl-webconfig-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("web.yml");
+        std::fs::write(
+            &path,
+            format!("tls_server_config:\n  cert_file: c.pem\n  key_file: k.pem\nbasic_auth_users:\n  alice: '{HASH}'\n"),
+        )
+        .unwrap();
+        let c = load(&path).unwrap();
+        assert_eq!(c.tls.unwrap().cert_file, dir.join("c.pem"));
+        assert_eq!(c.users.get("alice").map(String::as_str), Some(HASH));
+        let missing = dir.join("missing.yml");
+        let err = load(&missing).unwrap_err().to_string();
+        assert!(err.contains("cannot read"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
