@@ -40,11 +40,11 @@ def abuse(monkeypatch: pytest.MonkeyPatch) -> Any:
     return _abuse
 
 
-def wait_for(what: str, done: Callable[[], bool]) -> None:
-    """Polls ``done`` until it holds; fails only after :data:`HANG_SECONDS`."""
+def wait_for(what: str, done: Callable[[], bool], state: Callable[[], object] = lambda: "") -> None:
+    """Polls ``done`` until it holds; fails only after :data:`HANG_SECONDS`, showing ``state()``."""
     deadline = time.monotonic() + HANG_SECONDS
     while not done():
-        assert time.monotonic() < deadline, f"hung: {what} after {HANG_SECONDS:.0f} s"
+        assert time.monotonic() < deadline, f"hung: no {what} after {HANG_SECONDS:.0f} s: {state()}"
         time.sleep(0.1)
 
 
@@ -94,8 +94,8 @@ def test_health_probes_hold_while_every_attack_runs_at_once(server: Server, abus
     peak = []
     try:
         # Every attack under way (slowloris holding its 300 connections) before wrk joins in.
-        wait_for("the attackers to start", lambda: tallies[0].replies["opened"] >= 300
-                 and all(t.attempts for t in tallies))  # fmt: skip
+        wait_for("start of every attack", lambda: tallies[0].replies["opened"] >= 300
+                 and all(t.attempts for t in tallies), lambda: "; ".join(map(str, tallies)))  # fmt: skip
         prober = abuse.Prober(port, seconds=14, interval=PROBE_INTERVAL, timeout=HANG_SECONDS)
         wrk = abuse.run_wrk(f"http://127.0.0.1:{port}/metrics", connections=1000, seconds=10)
         peak.append(abuse.proc_sample(server.pid))
@@ -132,14 +132,9 @@ def test_health_probes_hold_while_every_attack_runs_at_once(server: Server, abus
     }, tallies[3]
     # Bounded: memory, threads, descriptors (idle blocking-pool threads retire after 10 s).
     assert peak[0].rss_bytes - before.rss_bytes < 64 << 20, (before, peak)
-    wait_for(
-        f"threads back to {before.threads} ({abuse.proc_sample(server.pid)})",
-        lambda: abuse.proc_sample(server.pid).threads <= before.threads,
-    )
-    wait_for(
-        f"descriptors back within 2 of {before.fds} ({abuse.proc_sample(server.pid)})",
-        lambda: abuse.proc_sample(server.pid).fds <= before.fds + 2,
-    )
+    now = lambda: (before, abuse.proc_sample(server.pid))  # noqa: E731
+    wait_for("return of the threads", lambda: abuse.proc_sample(server.pid).threads <= before.threads, now)
+    wait_for("return of the descriptors", lambda: abuse.proc_sample(server.pid).fds <= before.fds + 2, now)
     assert abuse.http_get(port, "/metrics") == 200
     code, out = server.stop()
     assert code == 0 and "env steps on SIGTERM;" in out
