@@ -12,6 +12,7 @@ pub mod py;
 pub mod rng;
 pub mod safety;
 pub mod spec;
+pub mod step;
 pub mod telemetry;
 pub mod vector;
 

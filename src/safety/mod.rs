@@ -6,6 +6,7 @@ pub mod audit;
 pub mod checker;
 pub mod config;
 pub mod constraints;
+pub mod incidents;
 pub mod monitor;
 pub mod shield;
 

@@ -17,6 +17,7 @@ pub mod process;
 pub mod push;
 pub mod registry;
 pub mod routes;
+pub mod step_metrics;
 pub mod tls;
 pub mod types;
 pub mod webconfig;

@@ -1,0 +1,609 @@
+//! A batch of environments stepped together.
+//!
+//! Layout: one flat `f64` buffer holds every env's row, `[model state | last signals]`, so an env is
+//! one contiguous chunk. The batch is cut into lanes of consecutive envs that the batch's threads
+//! (the caller and its helpers, `crate::pool`) take in turn. A lane works on per-env rows and
+//! readings in reusable scratch and, when done, writes its part of the step's outputs as columns
+//! ([`Columns`], constraint-major [`Readings`]): the arrays Python receives, with no per-env loop
+//! left for the caller. Each env owns its RNG stream, seeded from `(seed + index)` as Gymnasium's
+//! vector envs do, so results never depend on the thread count, the lane size or the batch size:
+//! env `i` of a batch equals a single env seeded the same way.
+
+#[macro_use]
+mod kernel;
+mod lanes;
+mod outputs;
+mod snapshot;
+mod totals;
+
+#[cfg(test)]
+mod safety_tests;
+#[cfg(test)]
+mod tests;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::pool::Pool;
+
+use crate::envs::{Batching, ProcessModel};
+use crate::errors::{try_filled, CoreError};
+use crate::rng::{entropy_seed, Rng};
+use std::sync::{Arc, Mutex};
+
+use crate::safety::audit::{AuditTrail, Source};
+use crate::safety::{incidents, AlarmState, Checker, ConstraintSet, SafetyEvent, Shield};
+use crate::telemetry::env_metrics::EnvMetrics;
+use crate::telemetry::health::SafetyState;
+
+use crate::step::StepView;
+use kernel::{Ctx, Frame, Slot};
+use lanes::{spread, take, take_ref, Lane, Lanes, ReadingColumns, ReadingsMut, Scratch, StepLane};
+use outputs::ColumnsMut;
+pub use outputs::{Columns, OneStep, Readings, ResetOut, Row, StepOut};
+pub use snapshot::Snapshot;
+pub use totals::{Totals, KEEP_INCIDENTS};
+
+/// What happens when an env's episode ends (Gymnasium's `AutoresetMode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Autoreset {
+    /// The step after the end resets the env and returns its first observation (reward 0).
+    NextStep,
+    /// The env resets within the ending step; the last observation goes to `final_obs`.
+    SameStep,
+    /// The caller resets ended envs with a mask.
+    Disabled,
+}
+
+impl Autoreset {
+    /// Parses Gymnasium's mode names (`next_step`, `same_step`, `disabled`), case-insensitively.
+    pub fn parse(s: &str) -> Result<Self, CoreError> {
+        match s.to_ascii_lowercase().replace('_', "").as_str() {
+            "nextstep" => Ok(Autoreset::NextStep),
+            "samestep" => Ok(Autoreset::SameStep),
+            "disabled" => Ok(Autoreset::Disabled),
+            _ => Err(CoreError::config(
+                "autoreset_mode",
+                format!("must be next_step, same_step or disabled, got {s:?}"),
+            )),
+        }
+    }
+}
+
+/// Envs per lane below which splitting costs more than it gains.
+const MIN_LANE: usize = 16;
+
+/// Most envs of one batch: 16.8 million, far beyond what one process steps usefully, and a bound
+/// on what a typo (`num_envs=10**12`) can ask the allocator for.
+pub const MAX_ENVS: usize = 1 << 24;
+
+/// Most threads of a private pool: far more than any machine's cores, and a bound on what a typo
+/// (`num_threads=10**6`) can ask the operating system for.
+pub const MAX_THREADS: usize = 1024;
+
+/// The most signals an env may declare (a stack buffer).
+pub const MAX_SIGNALS: usize = 32;
+
+/// The most action dimensions an env may declare (a stack buffer).
+pub const MAX_ACTIONS: usize = 16;
+
+/// A batch of one environment kind.
+pub struct VecCore {
+    model: Box<dyn ProcessModel>,
+    checker: Checker,
+    shield: Shield,
+    n: usize,
+    state_len: usize,
+    row_len: usize,
+    rows: Vec<f64>,
+    slots: Vec<Slot>,
+    alarms: Vec<AlarmState>,
+    autoreset: Autoreset,
+    frame: Frame,
+    /// A private pool (`num_threads`), or `None` for the shared one.
+    pool: Option<Pool>,
+    audit: Option<(Arc<AuditTrail>, Arc<Source>)>,
+    metrics: Option<Arc<EnvMetrics>>,
+    scratch: Scratch,
+    totals: Arc<Mutex<Totals>>,
+    /// The last [`step_one`](Self::step_one)'s outputs.
+    one: OneStep,
+    /// Every env has been reset since the batch was made or restored (checked once, not on
+    /// every step).
+    all_started: bool,
+}
+
+/// Unix time now, read once per batch.
+fn wall_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+impl VecCore {
+    /// A batch of `n` envs of `model` with its default constraints and no shield;
+    /// `threads = Some(k)` runs on a private pool of k threads.
+    pub fn new(
+        model: Box<dyn ProcessModel>,
+        n: usize,
+        autoreset: Autoreset,
+        threads: Option<usize>,
+    ) -> Result<Self, CoreError> {
+        if n == 0 {
+            return Err(CoreError::config("num_envs", "must be at least 1"));
+        }
+        if n > MAX_ENVS {
+            return Err(CoreError::config(
+                "num_envs",
+                format!("must be at most {MAX_ENVS}, got {n}"),
+            ));
+        }
+        let spec = model.spec();
+        if spec.signals.len() > MAX_SIGNALS || spec.act_dim() > MAX_ACTIONS {
+            return Err(CoreError::config(
+                "env",
+                "declares more signals or actions than supported",
+            ));
+        }
+        let pool = match threads {
+            None => None,
+            Some(k) if k > MAX_THREADS => {
+                return Err(CoreError::config(
+                    "num_threads",
+                    format!("must be at most {MAX_THREADS}, got {k}"),
+                ))
+            }
+            Some(k) => Some(Pool::new(Some(k))?),
+        };
+        let checker = Checker::new(ConstraintSet::defaults(spec), spec);
+        let state_len = model.state_len();
+        let row_len = state_len + spec.signals.len();
+        let base = entropy_seed();
+        let what = format!("{n} {} envs", spec.id);
+        let mut slots = try_filled(
+            Some(n),
+            Slot {
+                rng: Rng::from_seed(base),
+                elapsed: 0,
+                done: false,
+                started: false,
+                episode: 0,
+                ret: 0.0,
+            },
+            "num_envs",
+            &what,
+        )?;
+        for (i, slot) in slots.iter_mut().enumerate() {
+            slot.rng = Rng::from_seed(base.wrapping_add(i as u64));
+        }
+        let rows = try_filled(n.checked_mul(row_len), 0.0, "num_envs", &what)?;
+        let k = checker.len();
+        let alarms = try_filled(n.checked_mul(k), AlarmState::default(), "num_envs", &what)?;
+        let frame = Frame::of(spec);
+        Ok(Self {
+            model,
+            checker,
+            shield: Shield::Off,
+            n,
+            state_len,
+            row_len,
+            rows,
+            slots,
+            alarms,
+            autoreset,
+            frame,
+            pool,
+            audit: None,
+            metrics: None,
+            scratch: Scratch::default(),
+            totals: Arc::new(Mutex::new(Totals::new(k))),
+            one: OneStep::default(),
+            all_started: false,
+        })
+    }
+
+    /// Records every batch step into `metrics` (once per batch, not per env), or stops recording.
+    pub fn set_metrics(&mut self, metrics: Option<Arc<EnvMetrics>>) {
+        if let Some(m) = &metrics {
+            m.set_active(self.n as i64);
+            m.set_safety_state(if self.checker.is_empty() {
+                SafetyState::Inactive
+            } else {
+                SafetyState::Active
+            });
+        }
+        self.metrics = metrics;
+        self.link_audit_losses();
+    }
+
+    /// Lets the audit trail report its losses to the registry recorded into.
+    fn link_audit_losses(&self) {
+        if let (Some((trail, _)), Some(m)) = (&self.audit, &self.metrics) {
+            trail.report_losses_to(m.audit_losses());
+        }
+    }
+
+    /// The metrics handle, if recording.
+    pub fn metrics(&self) -> Option<&Arc<EnvMetrics>> {
+        self.metrics.as_ref()
+    }
+
+    /// One metrics update for a batch step (see [`EnvMetrics::record_step`]); with autoreset
+    /// disabled, a shutdown leaves the batch's safety layer shut down.
+    fn record(&self, view: &StepView<'_>, seconds: f64) {
+        let Some(m) = &self.metrics else { return };
+        let shut_down = m.record_step(view, seconds, &self.checker.set);
+        if shut_down && self.autoreset == Autoreset::Disabled {
+            m.set_safety_state(SafetyState::ShutDown);
+        }
+    }
+
+    /// Sends this batch's safety events to `trail` from now on.
+    pub fn set_audit(&mut self, trail: Option<Arc<AuditTrail>>) {
+        let spec = self.model.spec();
+        self.audit = trail.map(|t| {
+            let src = Source {
+                env_id: spec.id.to_string(),
+                constraints: self.checker.set.clone(),
+                dt_seconds: self.checker.dt_seconds,
+            };
+            (t, Arc::new(src))
+        });
+        self.link_audit_losses();
+    }
+
+    /// Gives incident events their ids (see [`incidents::assign_ids`]) and sends the events to
+    /// the audit trail.
+    fn publish(&mut self, events: &mut [SafetyEvent]) {
+        if events.is_empty() {
+            return;
+        }
+        incidents::assign_ids(events, &mut self.alarms, self.checker.len());
+        if let Some((trail, src)) = &self.audit {
+            trail.events(src, events.to_vec());
+        }
+    }
+
+    /// Replaces the constraint set and the shield (before the first reset); refused, nothing
+    /// changed, if the alarms of that many constraints cannot be allocated.
+    pub fn set_safety(&mut self, set: ConstraintSet, shield: Shield) -> Result<(), CoreError> {
+        let what = format!("the alarms of {} constraints in {} envs", set.len(), self.n);
+        self.alarms = try_filled(
+            self.n.checked_mul(set.len()),
+            AlarmState::default(),
+            "constraints",
+            &what,
+        )?;
+        self.lock_totals().clone_from(&Totals::new(set.len()));
+        self.checker = Checker::new(set, self.model.spec());
+        self.shield = shield;
+        Ok(())
+    }
+
+    /// The running safety counts (shared: they stay readable while the batch steps).
+    pub fn totals(&self) -> Arc<Mutex<Totals>> {
+        self.totals.clone()
+    }
+
+    fn lock_totals(&self) -> std::sync::MutexGuard<'_, Totals> {
+        // Nothing panics while holding the lock; a poisoned one still holds whole counts.
+        self.totals.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The model (spec, dimensions).
+    pub fn model(&self) -> &dyn ProcessModel {
+        self.model.as_ref()
+    }
+
+    /// The safety evaluation (constraints, ramps).
+    pub fn checker(&self) -> &Checker {
+        &self.checker
+    }
+
+    /// The shield in use.
+    pub fn shield(&self) -> Shield {
+        self.shield
+    }
+
+    /// Number of envs.
+    pub fn num_envs(&self) -> usize {
+        self.n
+    }
+
+    /// The autoreset mode.
+    pub fn autoreset(&self) -> Autoreset {
+        self.autoreset
+    }
+
+    fn lane_len(&self) -> usize {
+        let threads = self.pool().num_threads();
+        // A few lanes per thread balance uneven work (adaptive integration) without tiny tasks.
+        self.n.div_ceil(threads * 4).max(MIN_LANE)
+    }
+
+    /// The batch's threads: its private pool or the shared one.
+    fn pool(&self) -> &Pool {
+        self.pool.as_ref().unwrap_or_else(|| Pool::shared())
+    }
+
+    /// Resets the envs selected by `mask` (all if `None`); `seeds[i] = Some(s)` reseeds env i.
+    pub fn reset(
+        &mut self,
+        seeds: Option<&[Option<u64>]>,
+        mask: Option<&[bool]>,
+    ) -> Result<ResetOut, CoreError> {
+        if let Some(s) = seeds {
+            if s.len() != self.n {
+                return Err(CoreError::config(
+                    "seed",
+                    format!("needs {} seeds, got {}", self.n, s.len()),
+                ));
+            }
+        }
+        if let Some(m) = mask {
+            if m.len() != self.n {
+                return Err(CoreError::config(
+                    "reset_mask",
+                    format!("must have one entry per env ({}), got {}", self.n, m.len()),
+                ));
+            }
+        }
+        let (n, od, k) = (self.n, self.model.spec().obs_dim(), self.checker.len());
+        let mut obs = vec![0.0f32; n * od];
+        let mut readings = Readings::zeros(n * k);
+        let lane = self.lane_len();
+        let ctx = ctx!(self, wall_now());
+        let work = self.scratch.fit(n, k);
+        let lanes = Lanes::split(
+            lane,
+            &mut self.rows,
+            &mut self.slots,
+            &mut self.alarms,
+            &mut obs,
+            (&mut work.readings, &mut readings),
+            (ctx.row_len, od, k),
+        );
+        let pool = self.pool.as_ref().unwrap_or_else(|| Pool::shared());
+        let events = pool.map(lanes, |mut l| {
+            let mut events = Vec::new();
+            for j in 0..l.len() {
+                let i = l.first + j;
+                if mask.is_none_or(|m| m[i]) {
+                    if let Some(Some(s)) = seeds.map(|s| s[i]) {
+                        l.slots[j].rng = Rng::from_seed(s);
+                    }
+                    ctx.reset_lane_env(&mut l, j, k, &mut events);
+                }
+                ctx.observe_one(&mut l, j, k);
+            }
+            l.commit();
+            events
+        });
+        let mut events: Vec<SafetyEvent> = events.into_iter().flatten().collect();
+        self.publish(&mut events);
+        self.lock_totals().add_events(&events);
+        Ok(ResetOut {
+            obs,
+            readings,
+            events,
+        })
+    }
+
+    /// Steps every env with normalised actions (`num_envs x act_dim`, row-major).
+    pub fn step(&mut self, actions: &[f64]) -> Result<StepOut, CoreError> {
+        let same_step = self.autoreset == Autoreset::SameStep;
+        if self.n == 1 && !same_step {
+            return self
+                .step_one(actions)
+                .map(|one| StepOut::of_one(one.clone()));
+        }
+        let started = std::time::Instant::now();
+        self.validate(actions)?;
+        let spec = self.model.spec();
+        let (n, od, ad, k) = (self.n, spec.obs_dim(), spec.act_dim(), self.checker.len());
+        let fin = if same_step { n } else { 0 };
+        let mut out = StepOut {
+            obs: vec![0.0; n * od],
+            cols: Columns::new(n),
+            action: vec![0.0; n * ad],
+            readings: Readings::zeros(n * k),
+            final_obs: vec![0.0; fin * od],
+            final_readings: Readings::zeros(fin * k),
+            events: Vec::new(),
+        };
+        let lane = self.lane_len();
+        let ctx = ctx!(self, wall_now());
+        let work = self.scratch.fit(n, k);
+        let lanes = Lanes::split(
+            lane,
+            &mut self.rows,
+            &mut self.slots,
+            &mut self.alarms,
+            &mut out.obs,
+            (&mut work.readings, &mut out.readings),
+            (ctx.row_len, od, k),
+        );
+        let mut extra: Vec<StepLane<'_>> = Vec::with_capacity(lanes.len());
+        {
+            let mut acts = actions;
+            let mut rows = work.rows.as_mut_slice();
+            let mut cols = out.cols.view();
+            let mut phys = out.action.as_mut_slice();
+            let mut fobs = out.final_obs.as_mut_slice();
+            let mut fr = ReadingColumns::of(&mut out.final_readings, fin, k);
+            for l in &lanes {
+                let m = l.len();
+                let fm = if same_step { m } else { 0 };
+                extra.push(StepLane {
+                    actions: take_ref(&mut acts, m * ad),
+                    rows: take(&mut rows, m),
+                    cols: cols.take(m),
+                    phys: take(&mut phys, m * ad),
+                    final_obs: take(&mut fobs, fm * od),
+                    final_readings: fr.take(fm),
+                });
+            }
+        }
+        let mut pairs: Vec<(Lane<'_>, StepLane<'_>)> = lanes.into_iter().zip(extra).collect();
+        let pool = self.pool.as_ref().unwrap_or_else(|| Pool::shared());
+        let events = if ctx.model.batching() == Batching::WholeBatch {
+            // Three rounds, the middle one over the whole batch (see `Batching::WholeBatch`).
+            let refs: Vec<&mut (Lane<'_>, StepLane<'_>)> = pairs.iter_mut().collect();
+            let preps = pool.map(refs, |(l, e)| ctx.prepare_lane(l, e, (ad, k)));
+            let rewards: Vec<Vec<f64>> = {
+                let mut items = Vec::with_capacity(n);
+                for ((l, e), p) in pairs.iter_mut().zip(&preps) {
+                    items.extend(ctx.lane_items(l, e, ad, &p.pre));
+                }
+                ctx.model.step_batch(&mut items, pool);
+                let mut stepped = items.iter().map(|it| it.reward);
+                preps.iter().map(|p| spread(&p.pre, &mut stepped)).collect()
+            };
+            let rounds: Vec<_> = pairs.into_iter().zip(preps).zip(rewards).collect();
+            pool.map(rounds, |(((mut l, mut e), p), r)| {
+                ctx.finish_lane(&mut l, &mut e, (od, k), p, &r)
+            })
+        } else {
+            pool.map(pairs, |(mut l, mut e)| {
+                let mut events = Vec::new();
+                for j in 0..l.len() {
+                    ctx.step_env(&mut l, &mut e, j, (od, ad, k), &mut events);
+                }
+                l.commit();
+                e.commit();
+                events
+            })
+        };
+        let mut events: Vec<SafetyEvent> = events.into_iter().flatten().collect();
+        Ok(self.conclude(out, &mut events, started))
+    }
+
+    /// Steps a batch of one env as [`step`](Self::step) does and returns its row instead of
+    /// columns: the single env's step, stepped directly (the model's own `step`, the same
+    /// arithmetic as a batch's) with nothing allocated beyond its outputs. Same-step autoreset
+    /// takes the batch's way.
+    pub fn step_one(&mut self, action: &[f64]) -> Result<&OneStep, CoreError> {
+        if self.n != 1 {
+            return Err(CoreError::config(
+                "num_envs",
+                format!("step_one steps a batch of one env, this one has {}", self.n),
+            ));
+        }
+        if self.autoreset == Autoreset::SameStep {
+            let mut out = self.step(action)?;
+            self.one = OneStep {
+                row: out.row(0),
+                obs: std::mem::take(&mut out.obs),
+                action: std::mem::take(&mut out.action),
+                readings: std::mem::take(&mut out.readings),
+                events: std::mem::take(&mut out.events),
+            };
+            return Ok(&self.one);
+        }
+        let started = std::time::Instant::now();
+        self.validate(action)?;
+        let spec = self.model.spec();
+        let (od, ad, k) = (spec.obs_dim(), spec.act_dim(), self.checker.len());
+        // The outputs live in the batch and are overwritten in place: nothing allocated per step.
+        let one = &mut self.one;
+        one.obs.resize(od, 0.0);
+        one.action.resize(ad, 0.0);
+        one.readings.values.resize(k, 0.0);
+        one.readings.margins.resize(k, 0.0);
+        one.readings.active.resize(k, false);
+        let mut events = std::mem::take(&mut one.events);
+        events.clear();
+        {
+            let ctx = ctx!(self, wall_now());
+            let work = self.scratch.fit(1, k);
+            let mut l = Lane {
+                first: 0,
+                od,
+                rows: &mut self.rows,
+                slots: &mut self.slots,
+                alarms: &mut self.alarms,
+                obs: &mut one.obs,
+                readings: ReadingsMut::of(&mut one.readings),
+                out: ReadingColumns::none(),
+            };
+            let mut e = StepLane {
+                actions: action,
+                rows: &mut work.rows,
+                cols: ColumnsMut::none(),
+                phys: &mut one.action,
+                final_obs: &mut [],
+                final_readings: ReadingColumns::none(),
+            };
+            ctx.step_env(&mut l, &mut e, 0, (od, ad, k), &mut events);
+            one.row = work.rows[0];
+        }
+        self.publish(&mut events);
+        self.one.events = events;
+        let one = &self.one;
+        self.account(
+            &StepView::of_one(&one.row, &one.readings.active, &one.events),
+            started,
+        );
+        Ok(&self.one)
+    }
+
+    /// Publishes and records a step's events; `out` with them.
+    fn conclude(
+        &mut self,
+        mut out: StepOut,
+        events: &mut Vec<SafetyEvent>,
+        started: std::time::Instant,
+    ) -> StepOut {
+        self.publish(events);
+        out.events = std::mem::take(events);
+        self.account(&out.view(), started);
+        out
+    }
+
+    /// Records a step into the metrics and the running totals.
+    fn account(&self, view: &StepView<'_>, started: std::time::Instant) {
+        self.record(view, started.elapsed().as_secs_f64());
+        self.lock_totals().add_step(view);
+    }
+
+    fn validate(&mut self, actions: &[f64]) -> Result<(), CoreError> {
+        let ad = self.model.spec().act_dim();
+        if actions.len() != self.n * ad {
+            return Err(CoreError::action(format!(
+                "expected {} values ({} envs x {} action dims), got {}",
+                self.n * ad,
+                self.n,
+                ad,
+                actions.len()
+            )));
+        }
+        // A branch-free pass the compiler vectorizes; the search only when a value is wrong.
+        if !actions.iter().fold(true, |ok, a| ok & a.is_finite()) {
+            let k = actions.iter().position(|a| !a.is_finite()).unwrap_or(0);
+            return Err(CoreError::InvalidAction {
+                env: Some(k / ad),
+                element: Some(k % ad),
+                message: format!("must be finite, got {}", actions[k]),
+            });
+        }
+        if !self.all_started {
+            if let Some(i) = self.slots.iter().position(|s| !s.started) {
+                return Err(CoreError::ResetNeeded(format!(
+                    "env {i} has not been reset: call reset() before step()"
+                )));
+            }
+            self.all_started = true;
+        }
+        if self.autoreset == Autoreset::Disabled {
+            if let Some(i) = self.slots.iter().position(|s| s.done) {
+                // One message for the single env (reset()) and the vector env (a reset mask).
+                return Err(CoreError::ResetNeeded(format!(
+                    "env {i} has ended its episode: call reset() before step() (a vector env with \
+                     autoreset disabled can reset just the ended envs with \
+                     reset(options={{'reset_mask': ...}}))"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
