@@ -441,9 +441,9 @@ fn run_batch(
     }
     // A tampered snapshot (a pickle edited by hand): refused, or restored and stepped without panic.
     let mut snap = core.snapshot();
-    if !snap.rows.is_empty() {
-        let i = usize::from(b.u16()) % snap.rows.len();
-        snap.rows[i] = b.number();
+    if !snap.states.is_empty() {
+        let i = usize::from(b.u16()) % snap.states.len();
+        snap.states[i] = b.number();
         snap.elapsed[0] = u32::from(b.u16());
         if core.restore(&snap).is_ok() {
             for _ in 0..3 {

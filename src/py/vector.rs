@@ -469,7 +469,7 @@ impl CoreVecEnv {
         PyTuple::new(
             py,
             [
-                s.rows.into_pyarray(py).into_any(),
+                s.states.into_pyarray(py).into_any(),
                 s.rngs.into_pyarray(py).into_any(),
                 s.elapsed.into_pyarray(py).into_any(),
                 s.done.into_pyarray(py).into_any(),
@@ -498,7 +498,7 @@ impl CoreVecEnv {
         alarm_reals: PyReadonlyArray1<'_, f64>,
     ) -> PyResult<()> {
         let snap = Snapshot {
-            rows: rows.as_array().to_vec(),
+            states: rows.as_array().to_vec(),
             rngs: rngs.as_array().to_vec(),
             elapsed: elapsed.as_array().to_vec(),
             done: done.as_array().to_vec(),

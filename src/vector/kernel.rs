@@ -31,7 +31,7 @@ macro_rules! ctx {
             checker: &$s.checker,
             shield: $s.shield,
             state_len: $s.state_len,
-            row_len: $s.row_len,
+            stride: $s.stride,
             autoreset: $s.autoreset,
             frame: &$s.frame,
             wall: $wall,
@@ -95,7 +95,7 @@ pub(super) struct Ctx<'a> {
     pub(super) checker: &'a Checker,
     pub(super) shield: Shield,
     pub(super) state_len: usize,
-    pub(super) row_len: usize,
+    pub(super) stride: usize,
     pub(super) autoreset: Autoreset,
     pub(super) frame: &'a Frame,
     pub(super) wall: f64,
@@ -114,13 +114,13 @@ impl Ctx<'_> {
     pub(super) fn reset_one(
         &self,
         env: usize,
-        row: &mut [f64],
+        chunk: &mut [f64],
         slot: &mut Slot,
         alarms: &mut [AlarmState],
         events: &mut Vec<SafetyEvent>,
     ) {
         self.checker.close_all(alarms, self.at(env, slot), events);
-        let (state, last) = row.split_at_mut(self.state_len);
+        let (state, last) = chunk.split_at_mut(self.state_len);
         self.model.reset(state, &mut slot.rng);
         self.model.signals(state, last);
         slot.elapsed = 0;
@@ -137,10 +137,10 @@ impl Ctx<'_> {
         k: usize,
         events: &mut Vec<SafetyEvent>,
     ) {
-        let row = &mut l.rows[j * self.row_len..(j + 1) * self.row_len];
+        let chunk = &mut l.states[j * self.stride..(j + 1) * self.stride];
         self.reset_one(
             l.first + j,
-            row,
+            chunk,
             &mut l.slots[j],
             &mut l.alarms[j * k..(j + 1) * k],
             events,
@@ -149,9 +149,9 @@ impl Ctx<'_> {
 
     /// Observation and readings of env `j` of the lane without stepping it.
     pub(super) fn observe_one(&self, l: &mut Lane<'_>, j: usize, k: usize) {
-        let (od, row_len, elapsed) = (l.od, self.row_len, l.slots[j].elapsed);
-        let row = &l.rows[j * row_len..(j + 1) * row_len];
-        let (state, last) = row.split_at(self.state_len);
+        let (od, stride, elapsed) = (l.od, self.stride, l.slots[j].elapsed);
+        let chunk = &l.states[j * stride..(j + 1) * stride];
+        let (state, last) = chunk.split_at(self.state_len);
         let obs = &mut l.obs[j * od..(j + 1) * od];
         self.model.observe(state, elapsed, obs);
         self.frame.clamp_obs(obs);
@@ -174,9 +174,9 @@ impl Ctx<'_> {
     ) {
         if let Some((clipped, shielded)) = self.prepare_one(l, e, j, (ad, k), events) {
             let slot = &mut l.slots[j];
-            let start = j * self.row_len;
+            let start = j * self.stride;
             let reward = self.model.step(
-                &mut l.rows[start..start + self.state_len],
+                &mut l.states[start..start + self.state_len],
                 &e.phys[j * ad..(j + 1) * ad],
                 slot.elapsed,
                 &mut slot.rng,
@@ -216,14 +216,14 @@ impl Ctx<'_> {
         pre: &'x [Option<(u32, bool)>],
     ) -> impl Iterator<Item = StepItem<'x>> + 'x {
         let state_len = self.state_len;
-        l.rows
-            .chunks_exact_mut(self.row_len)
+        l.states
+            .chunks_exact_mut(self.stride)
             .zip(l.slots.iter_mut())
             .zip(e.phys.chunks_exact(ad.max(1)))
             .zip(pre)
             .filter(|(_, p)| p.is_some())
-            .map(move |(((row, slot), action), _)| StepItem {
-                state: &mut row[..state_len],
+            .map(move |(((chunk, slot), action), _)| StepItem {
+                state: &mut chunk[..state_len],
                 action,
                 t: slot.elapsed,
                 rng: &mut slot.rng,
@@ -267,10 +267,10 @@ impl Ctx<'_> {
         if self.autoreset == Autoreset::NextStep && l.slots[j].done {
             self.reset_lane_env(l, j, k, events);
             self.observe_one(l, j, k);
-            e.rows[j] = Row::default();
+            e.results[j] = Row::default();
             return None;
         }
-        let row = &mut l.rows[j * self.row_len..(j + 1) * self.row_len];
+        let chunk = &mut l.states[j * self.stride..(j + 1) * self.stride];
         let slot = &mut l.slots[j];
         let alarms = &mut l.alarms[j * k..(j + 1) * k];
         let phys = &mut e.phys[j * ad..(j + 1) * ad];
@@ -279,7 +279,7 @@ impl Ctx<'_> {
             .frame
             .to_physical(&e.actions[j * ad..(j + 1) * ad], phys);
         // 2. The shield.
-        let (state, last) = row.split_at_mut(self.state_len);
+        let (state, last) = chunk.split_at_mut(self.state_len);
         let view = shield::View {
             model: self.model,
             state,
@@ -306,10 +306,10 @@ impl Ctx<'_> {
         events: &mut Vec<SafetyEvent>,
     ) {
         let env = l.first + j;
-        let row = &mut l.rows[j * self.row_len..(j + 1) * self.row_len];
+        let chunk = &mut l.states[j * self.stride..(j + 1) * self.stride];
         let slot = &mut l.slots[j];
         let alarms = &mut l.alarms[j * k..(j + 1) * k];
-        let (state, last) = row.split_at_mut(self.state_len);
+        let (state, last) = chunk.split_at_mut(self.state_len);
         slot.elapsed += 1;
         let obs = &mut l.obs[j * od..(j + 1) * od];
         self.model.observe(state, slot.elapsed, obs);
@@ -327,7 +327,7 @@ impl Ctx<'_> {
         let terminated = o.shutdown.is_some();
         let truncated = !terminated && slot.elapsed >= self.frame.horizon;
         let done = terminated || truncated;
-        e.rows[j] = Row {
+        e.results[j] = Row {
             reward,
             cost: o.cost,
             terminated,
@@ -348,7 +348,7 @@ impl Ctx<'_> {
             e.final_readings.store(j, l.readings.outputs(j, k));
             self.reset_lane_env(l, j, k, events);
             self.observe_one(l, j, k);
-            e.rows[j].reset_in_step = true;
+            e.results[j].reset_in_step = true;
         }
     }
 }

@@ -160,17 +160,17 @@ impl<'a> ReadingsMut<'a> {
     }
 }
 
-/// What a batch reuses from step to step: the lanes' working rows and readings.
+/// What a batch reuses from step to step: the lanes' working per-env results and readings.
 #[derive(Debug, Default)]
 pub(super) struct Scratch {
-    pub(super) rows: Vec<Row>,
+    pub(super) results: Vec<Row>,
     pub(super) readings: Readings,
 }
 
 impl Scratch {
     /// Sized for `n` envs and `k` constraints (every entry is written before it is read).
     pub(super) fn fit(&mut self, n: usize, k: usize) -> &mut Self {
-        self.rows.resize(n, Row::default());
+        self.results.resize(n, Row::default());
         self.readings.values.resize(n * k, 0.0);
         self.readings.margins.resize(n * k, 0.0);
         self.readings.active.resize(n * k, false);
@@ -182,7 +182,7 @@ impl Scratch {
 pub(super) struct Lane<'a> {
     pub(super) first: usize,
     pub(super) od: usize,
-    pub(super) rows: &'a mut [f64],
+    pub(super) states: &'a mut [f64],
     pub(super) slots: &'a mut [Slot],
     pub(super) alarms: &'a mut [AlarmState],
     pub(super) obs: &'a mut [f32],
@@ -206,9 +206,9 @@ impl Lane<'_> {
 /// Step-only inputs and outputs of a lane.
 pub(super) struct StepLane<'a> {
     pub(super) actions: &'a [f64],
-    /// Working rows.
-    pub(super) rows: &'a mut [Row],
-    /// Where the rows go when the lane is done.
+    /// Working per-env results.
+    pub(super) results: &'a mut [Row],
+    /// Where the results go when the lane is done.
     pub(super) cols: ColumnsMut<'a>,
     pub(super) phys: &'a mut [f64],
     pub(super) final_obs: &'a mut [f32],
@@ -216,9 +216,9 @@ pub(super) struct StepLane<'a> {
 }
 
 impl StepLane<'_> {
-    /// Hands the lane's rows over to the output columns.
+    /// Hands the lane's results over to the output columns.
     pub(super) fn commit(&mut self) {
-        self.cols.fill(self.rows);
+        self.cols.fill(self.results);
     }
 }
 
@@ -228,12 +228,12 @@ impl Lanes {
     #[allow(clippy::too_many_arguments)]
     pub(super) fn split<'a>(
         lane: usize,
-        mut rows: &'a mut [f64],
+        mut states: &'a mut [f64],
         mut slots: &'a mut [Slot],
         mut alarms: &'a mut [AlarmState],
         mut obs: &'a mut [f32],
         (work, out): (&'a mut Readings, &'a mut Readings),
-        (row_len, od, k): (usize, usize, usize),
+        (stride, od, k): (usize, usize, usize),
     ) -> Vec<Lane<'a>> {
         let n = slots.len();
         let mut w = ReadingsMut::of(work);
@@ -245,7 +245,7 @@ impl Lanes {
             lanes.push(Lane {
                 first,
                 od,
-                rows: take(&mut rows, m * row_len),
+                states: take(&mut states, m * stride),
                 slots: take(&mut slots, m),
                 alarms: take(&mut alarms, m * k),
                 obs: take(&mut obs, m * od),

@@ -1,8 +1,9 @@
 //! A batch of environments stepped together.
 //!
-//! Layout: one flat `f64` buffer holds every env's row, `[model state | last signals]`, so an env is
-//! one contiguous chunk. The batch is cut into lanes of consecutive envs that the batch's threads
-//! (the caller and its helpers, `crate::pool`) take in turn. A lane works on per-env rows and
+//! Layout: one flat `f64` buffer, `states`, holds every env's chunk of `stride` values, `[model
+//! state | last signals]`, so an env is one contiguous chunk. The batch is cut into lanes of
+//! consecutive envs that the batch's threads (the caller and its helpers, `crate::pool`) take in
+//! turn. A lane works on per-env results and
 //! readings in reusable scratch and, when done, writes its part of the step's outputs as columns
 //! ([`Columns`], constraint-major [`Readings`]): the arrays Python receives, with no per-env loop
 //! left for the caller. Each env owns its RNG stream, seeded from `(seed + index)` as Gymnasium's
@@ -93,8 +94,8 @@ pub struct VecCore {
     shield: Shield,
     n: usize,
     state_len: usize,
-    row_len: usize,
-    rows: Vec<f64>,
+    stride: usize,
+    states: Vec<f64>,
     slots: Vec<Slot>,
     alarms: Vec<AlarmState>,
     autoreset: Autoreset,
@@ -157,7 +158,7 @@ impl VecCore {
         };
         let checker = Checker::new(ConstraintSet::defaults(spec), spec);
         let state_len = model.state_len();
-        let row_len = state_len + spec.signals.len();
+        let stride = state_len + spec.signals.len();
         let base = entropy_seed();
         let what = format!("{n} {} envs", spec.id);
         let mut slots = try_filled(
@@ -176,7 +177,7 @@ impl VecCore {
         for (i, slot) in slots.iter_mut().enumerate() {
             slot.rng = Rng::from_seed(base.wrapping_add(i as u64));
         }
-        let rows = try_filled(n.checked_mul(row_len), 0.0, "num_envs", &what)?;
+        let states = try_filled(n.checked_mul(stride), 0.0, "num_envs", &what)?;
         let k = checker.len();
         let alarms = try_filled(n.checked_mul(k), AlarmState::default(), "num_envs", &what)?;
         let frame = Frame::of(spec);
@@ -186,8 +187,8 @@ impl VecCore {
             shield: Shield::Off,
             n,
             state_len,
-            row_len,
-            rows,
+            stride,
+            states,
             slots,
             alarms,
             autoreset,
@@ -356,12 +357,12 @@ impl VecCore {
         let work = self.scratch.fit(n, k);
         let lanes = Lanes::split(
             lane,
-            &mut self.rows,
+            &mut self.states,
             &mut self.slots,
             &mut self.alarms,
             &mut obs,
             (&mut work.readings, &mut readings),
-            (ctx.row_len, od, k),
+            (ctx.stride, od, k),
         );
         let pool = self.pool.as_ref().unwrap_or_else(|| Pool::shared());
         let events = pool.map(lanes, |mut l| {
@@ -416,17 +417,17 @@ impl VecCore {
         let work = self.scratch.fit(n, k);
         let lanes = Lanes::split(
             lane,
-            &mut self.rows,
+            &mut self.states,
             &mut self.slots,
             &mut self.alarms,
             &mut out.obs,
             (&mut work.readings, &mut out.readings),
-            (ctx.row_len, od, k),
+            (ctx.stride, od, k),
         );
         let mut extra: Vec<StepLane<'_>> = Vec::with_capacity(lanes.len());
         {
             let mut acts = actions;
-            let mut rows = work.rows.as_mut_slice();
+            let mut results = work.results.as_mut_slice();
             let mut cols = out.cols.view();
             let mut phys = out.action.as_mut_slice();
             let mut fobs = out.final_obs.as_mut_slice();
@@ -436,7 +437,7 @@ impl VecCore {
                 let fm = if same_step { m } else { 0 };
                 extra.push(StepLane {
                     actions: take_ref(&mut acts, m * ad),
-                    rows: take(&mut rows, m),
+                    results: take(&mut results, m),
                     cols: cols.take(m),
                     phys: take(&mut phys, m * ad),
                     final_obs: take(&mut fobs, fm * od),
@@ -519,7 +520,7 @@ impl VecCore {
             let mut l = Lane {
                 first: 0,
                 od,
-                rows: &mut self.rows,
+                states: &mut self.states,
                 slots: &mut self.slots,
                 alarms: &mut self.alarms,
                 obs: &mut one.obs,
@@ -528,14 +529,14 @@ impl VecCore {
             };
             let mut e = StepLane {
                 actions: action,
-                rows: &mut work.rows,
+                results: &mut work.results,
                 cols: ColumnsMut::none(),
                 phys: &mut one.action,
                 final_obs: &mut [],
                 final_readings: ReadingColumns::none(),
             };
             ctx.step_env(&mut l, &mut e, 0, (od, ad, k), &mut events);
-            one.row = work.rows[0];
+            one.row = work.results[0];
         }
         self.publish(&mut events);
         self.one.events = events;

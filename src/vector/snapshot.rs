@@ -8,8 +8,8 @@ use crate::safety::{incidents, AlarmState};
 /// A snapshot of a batch's full state (for pickling and copying).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Snapshot {
-    /// The flat row buffer.
-    pub rows: Vec<f64>,
+    /// The flat state buffer (each env's model state and last signals).
+    pub states: Vec<f64>,
     /// RNG state words, four per env.
     pub rngs: Vec<u64>,
     /// Steps taken per env.
@@ -33,7 +33,7 @@ impl VecCore {
     /// A copy of the full state.
     pub fn snapshot(&self) -> Snapshot {
         Snapshot {
-            rows: self.rows.clone(),
+            states: self.states.clone(),
             rngs: self.slots.iter().flat_map(|s| s.rng.state()).collect(),
             elapsed: self.slots.iter().map(|s| s.elapsed).collect(),
             done: self.slots.iter().map(|s| s.done).collect(),
@@ -52,7 +52,7 @@ impl VecCore {
     pub fn restore(&mut self, snap: &Snapshot) -> Result<(), CoreError> {
         let (n, k) = (self.n, self.checker.len());
         let (iw, rw) = (AlarmState::INT_WORDS, AlarmState::REAL_WORDS);
-        let ok = snap.rows.len() == self.rows.len()
+        let ok = snap.states.len() == self.states.len()
             && snap.rngs.len() == 4 * n
             && snap.elapsed.len() == n
             && snap.done.len() == n
@@ -67,7 +67,7 @@ impl VecCore {
                 self.model.spec().id
             )));
         }
-        if snap.rows.iter().any(|v| !v.is_finite()) {
+        if snap.states.iter().any(|v| !v.is_finite()) {
             return Err(CoreError::State(
                 "snapshot holds non-finite state values".into(),
             ));
@@ -106,7 +106,7 @@ impl VecCore {
                 "snapshot episode count of env {i} is out of range"
             )));
         }
-        self.rows.copy_from_slice(&snap.rows);
+        self.states.copy_from_slice(&snap.states);
         for (i, slot) in self.slots.iter_mut().enumerate() {
             let w = &snap.rngs[4 * i..4 * i + 4];
             slot.rng = Rng::from_state([w[0], w[1], w[2], w[3]]);
