@@ -3,9 +3,7 @@
     python benches/bench_telemetry.py [--quick]
 
 1. Metrics on vs off for a ChemicalReactor batch step at N = 1024 and N = 1 (``make_vec``), and for
-   the single env's ``env.step`` (``make``). Where the batch takes ``metrics=`` it is compared
-   directly; otherwise the per-batch recording cost (measured in Rust, what the batch adds once per
-   step) is divided by the batch step's time.
+   the single env's ``env.step`` (``make``).
 2. One scrape of the full registry (encode, and a real HTTP GET on a kept-alive connection): median.
 3. Stepping at N = 1024 while another process scrapes 100 times a second: slowdown.
 4. One counter increment and one histogram observation from Python, ours vs prometheus_client.
@@ -17,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import inspect
 import os
 import statistics
 import subprocess
@@ -28,21 +25,18 @@ import timeit
 import numpy as np
 
 import neorl_industrial as ni
-from neorl_industrial import _core
 from neorl_industrial.exporter import start_http_server
 from neorl_industrial.metrics import Counter, Histogram, Registry
 
 ENV = "ChemicalReactor-v0"
-# A batch at N envs with horizon 60 ends about N/60 episodes per step; one constraint violated.
-CONSTRAINTS = 3
 
 
-def step_seconds(n: int, steps: int, core: bool = False, **kwargs: object) -> float:
-    """Seconds per batch step: ``VectorIndustrialEnv.step``, or the native step alone if ``core``."""
+def step_seconds(n: int, steps: int, **kwargs: object) -> float:
+    """Seconds per batch step of ``VectorIndustrialEnv.step``."""
     env = ni.make_vec(ENV, num_envs=n, **kwargs)
     env.reset(seed=0)
     actions = np.zeros(env.action_space.shape, dtype=np.float32)
-    step = env._core.step if core else env.step
+    step = env.step
     for _ in range(20):
         step(actions)
     t0 = time.perf_counter()
@@ -82,36 +76,15 @@ def bench_single_on_off(steps: int, reps: int) -> None:
     )
 
 
-def metrics_switch_supported() -> bool:
-    return "metrics" in inspect.signature(ni.VectorIndustrialEnv.__init__).parameters
-
-
 def bench_on_off(n: int, steps: int, reps: int) -> None:
-    base = [step_seconds(n, steps) for _ in range(reps)]
-    t_step = statistics.median(base)
-    if metrics_switch_supported():
-        on, off = [], []
-        for _ in range(reps):
-            on.append(step_seconds(n, steps, metrics=True))
-            off.append(step_seconds(n, steps, metrics=False))
-        ratio = statistics.median(on) / statistics.median(off) - 1
-        print(
-            f"  make_vec N={n:5d}: step {statistics.median(off) * 1e6:9.1f} us off, {statistics.median(on) * 1e6:9.1f} us on -> overhead {ratio * 100:+.2f}%  (limit 3%)"
-        )
-        return
-    t_core = statistics.median(step_seconds(n, steps, core=True) for _ in range(reps))
-    returns = max(1, n // 60) if n > 1 else 1
-    heavy = statistics.median(_core._bench_record_batch(20_000, returns, CONSTRAINTS) for _ in range(reps))
-    quiet = statistics.median(_core._bench_record_batch(20_000, 0, 0) for _ in range(reps))
-    print(f"  N={n:5d}: VectorEnv.step {t_step * 1e6:8.1f} us, native step {t_core * 1e6:8.1f} us")
-    for label, rec in (
-        (f"{returns} returns + {CONSTRAINTS} violations", heavy),
-        ("no episode end, no violation", quiet),
-    ):
-        print(
-            f"           record_batch, {label:30s} {rec * 1e9:5.0f} ns -> {rec / t_step * 100:.3f}% of VectorEnv.step, "
-            f"{rec / t_core * 100:.3f}% of the native step (limit 3%)"
-        )
+    on, off = [], []
+    for _ in range(reps):
+        on.append(step_seconds(n, steps, metrics=True))
+        off.append(step_seconds(n, steps, metrics=False))
+    ratio = statistics.median(on) / statistics.median(off) - 1
+    print(
+        f"  make_vec N={n:5d}: step {statistics.median(off) * 1e6:9.1f} us off, {statistics.median(on) * 1e6:9.1f} us on -> overhead {ratio * 100:+.2f}%  (limit 3%)"
+    )
 
 
 def bench_scrape(reps: int) -> None:

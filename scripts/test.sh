@@ -16,18 +16,18 @@ if ! command -v promtool >/dev/null || ! command -v amtool >/dev/null || ! comma
         prometheus prometheus-alertmanager prometheus-pushgateway wrk
 fi
 
-echo "== install (builds the Rust extension in release mode)"
-"$PY" -m pip install -q -e ".[test]"
+echo "== install (builds the Rust extension in release mode, with the test-only hooks)"
+MATURIN_PEP517_ARGS="--features test-hooks" "$PY" -m pip install -q -e ".[test]"
 # The IndustrialBenchmark reference implementation (tests/test_reference_data.py, benches/): its
 # model needs numpy only; --no-deps keeps out the unmaintained `gym` it declares for a wrapper.
 "$PY" -m pip install -q --no-deps "industrial-benchmark-python==2.0"
 
 echo "== cargo test"
-cargo test --release --quiet
+cargo test --release --quiet --features fuzzing
 
 echo "== lint and stubs"
 cargo fmt --check
-cargo clippy --release --quiet -- -D warnings
+cargo clippy --release --quiet --all-targets --all-features -- -D warnings
 ruff check python tests benches fuzz
 "$PY" -m mypy.stubtest neorl_industrial._core
 

@@ -5,6 +5,7 @@
 pub mod elementary;
 pub mod envs;
 pub mod errors;
+#[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod integrate;
 pub mod pool;
@@ -43,8 +44,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(py::logging::set_log_rate_limit, m)?)?;
     m.add_function(wrap_pyfunction!(py::logging::pump_exporter_logs, m)?)?;
     m.add_function(wrap_pyfunction!(py::logging::wake_exporter_log_pump, m)?)?;
+    #[cfg(feature = "test-hooks")]
     m.add_function(wrap_pyfunction!(py::logging::_log_from_rust_threads, m)?)?;
-    m.add_function(wrap_pyfunction!(py::telemetry::_bench_record_batch, m)?)?;
     py::logging::install(m.py())?;
     Ok(())
 }

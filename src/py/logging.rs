@@ -63,6 +63,7 @@ pub fn set_log_rate_limit(window_seconds: f64, burst: u32) -> PyResult<()> {
 
 /// Test hook: ``threads`` Rust threads each log ``events`` safety events while this call waits
 /// for them with the GIL released (the pattern every batch step follows). Returns events sent.
+#[cfg(feature = "test-hooks")]
 #[pyfunction]
 pub fn _log_from_rust_threads(py: Python<'_>, threads: usize, events: usize) -> usize {
     py.detach(|| {

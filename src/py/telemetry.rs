@@ -457,38 +457,3 @@ impl EnvMetricsHandle {
         py.detach(|| m.log_violation(k, env_index, current_value, limit))
     }
 }
-
-/// Bench hook: mean seconds of one `EnvMetrics::record_batch` (the per-batch cost an env adds),
-/// on a throwaway registry, with `returns` finished episodes and `constraints` constraints each
-/// violated once per batch step. Runs with the GIL released.
-#[pyfunction]
-pub fn _bench_record_batch(
-    py: Python<'_>,
-    calls: usize,
-    returns: usize,
-    constraints: usize,
-) -> f64 {
-    py.detach(|| {
-        let reg = Registry::new(1000);
-        let types: Vec<String> = (0..constraints).map(|k| format!("type{k}")).collect();
-        let names: Vec<String> = (0..constraints).map(|k| format!("constraint{k}")).collect();
-        let sev = vec!["warning"; constraints];
-        let m = reg.env_metrics("Bench-v0", &types, &sev, &names);
-        let rets: Vec<f64> = (0..returns).map(|i| i as f64 - 3.0).collect();
-        let ones = vec![1u64; constraints];
-        let zeros = vec![0u64; constraints];
-        let start = std::time::Instant::now();
-        for _ in 0..calls {
-            m.record_batch(std::hint::black_box(&BatchRecord {
-                env_steps: 1024,
-                episode_returns: &rets,
-                step_seconds: 0.001,
-                violations: &ones,
-                shutdowns: &zeros,
-                shield_interventions: 1,
-                response_seconds: &[],
-            }));
-        }
-        start.elapsed().as_secs_f64() / calls.max(1) as f64
-    })
-}
