@@ -29,7 +29,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<py::safety::PyAuditTrail>()?;
     m.add_class::<py::safety::PyMonitor>()?;
     m.add_function(wrap_pyfunction!(py::vector::env_ids, m)?)?;
-    m.add("EVENT_KINDS", py::vector::EVENT_KINDS.to_vec())?;
+    m.add("EVENT_KINDS", py::events::EVENT_KINDS.to_vec())?;
     m.add("MAX_ENVS", vector::MAX_ENVS)?;
     m.add("MAX_THREADS", vector::MAX_THREADS)?;
     m.add_class::<py::telemetry::MetricsRegistry>()?;

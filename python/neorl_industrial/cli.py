@@ -29,43 +29,12 @@ from typing import Any
 import numpy as np
 
 from . import env_ids, make_vec, spec
+from ._progress import Progress
 from .exceptions import ConfigError, NeorlError
 from .policies import POLICIES, default_policy, make_policy
 from .safety import AuditTrail
 
 __all__ = ["main", "run_fleet"]
-
-
-class _Progress:
-    """A progress bar on stderr (tqdm when installed, a plain one otherwise; silent when disabled)."""
-
-    def __init__(self, total: int, desc: str, enabled: bool) -> None:
-        self.bar: Any = None
-        self.enabled = enabled
-        self.total, self.done, self.desc, self.t0 = total, 0, desc, time.perf_counter()
-        if enabled:
-            try:
-                from tqdm import tqdm
-
-                self.bar = tqdm(total=total, desc=desc, unit="step", unit_scale=True, file=sys.stderr)
-            except ImportError:
-                self.bar = None
-
-    def update(self, n: int) -> None:
-        self.done += n
-        if self.bar is not None:
-            self.bar.update(n)
-        elif self.enabled:
-            frac = self.done / max(self.total, 1)
-            bar = "#" * int(30 * frac)
-            sys.stderr.write(f"\r{self.desc} [{bar:<30}] {100 * frac:5.1f}%")
-            sys.stderr.flush()
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-        elif self.enabled:
-            sys.stderr.write("\n")
 
 
 @contextmanager
@@ -192,7 +161,7 @@ def _run(
     done_batches = 0
     shutdowns = 0
     interrupted = None
-    bar = _Progress(batches * num_envs, f"{envs.env_id} x{num_envs}", progress)
+    bar = Progress(batches * num_envs, f"{envs.env_id} x{num_envs}", progress)
     t0 = time.perf_counter()
     try:
         for _ in range(batches):

@@ -30,13 +30,14 @@ from typing import Any
 import numpy as np
 
 from . import _noise, make_vec
+from ._dataset_layout import keep_mask, metadata
+from ._progress import Progress
 from .exceptions import ConfigError
 from .policies import default_policy, make_policy
 
 __all__ = ["QUALITIES", "generate", "save", "load", "to_neorl", "describe", "to_minari"]
 
 QUALITIES = ("random", "medium", "expert", "mixed")
-FORMAT_VERSION = 1
 
 
 class _QualityPolicy:
@@ -69,12 +70,6 @@ class _QualityPolicy:
 
     def episode_end(self, done: np.ndarray) -> None:
         self.base.episode_end(done)
-
-
-def _progress(total: int, desc: str, enabled: bool) -> Any:
-    from .cli import _Progress
-
-    return _Progress(total, desc, enabled)
 
 
 def generate(
@@ -111,7 +106,7 @@ def generate(
     cols: dict[str, list[np.ndarray]] = {
         k: [] for k in ("obs", "act", "rew", "next", "term", "trunc", "cost", "viol")
     }
-    bar = _progress(steps * num_envs, f"{envs.env_id} {quality}", progress)
+    bar = Progress(steps * num_envs, f"{envs.env_id} {quality}", progress)
     try:
         for _ in range(steps):
             action = policy(obs)
@@ -137,7 +132,7 @@ def generate(
         bar.close()
     # (steps, envs, ...) -> env-major order: each env's timeline contiguous.
     data = {k: np.swapaxes(np.stack(v), 0, 1) for k, v in cols.items()}
-    keep = _keep_mask(data["term"] | data["trunc"], n_transitions, n_episodes)
+    keep = keep_mask(data["term"] | data["trunc"], n_transitions, n_episodes)
     flat = {k: v[keep] for k, v in data.items()}
     ds = {
         "observations": flat["obs"].astype(np.float32),
@@ -149,63 +144,8 @@ def generate(
         "costs": flat["cost"].astype(np.float32),
         "violations": flat["viol"].astype(bool),
     }
-    ds["metadata"] = _metadata(envs, quality, seed, num_envs, env_offset, env_kwargs, ds)
+    ds["metadata"] = metadata(envs, quality, seed, num_envs, env_offset, env_kwargs, ds)
     return ds
-
-
-def _keep_mask(done: np.ndarray, n_transitions: int | None, n_episodes: int | None) -> np.ndarray:
-    n_envs, steps = done.shape
-    if n_transitions is not None:
-        keep = np.zeros(n_envs * steps, dtype=bool)
-        keep[:n_transitions] = True
-        return keep.reshape(n_envs, steps)
-    # Whole episodes only, the first n_episodes in env-major order.
-    keep = np.zeros_like(done)
-    count = 0
-    for i in range(n_envs):
-        ends = np.flatnonzero(done[i])
-        take = min(len(ends), n_episodes - count)
-        if take > 0:
-            keep[i, : ends[take - 1] + 1] = True
-            count += take
-        if count >= n_episodes:
-            break
-    if count < n_episodes:
-        raise ConfigError(
-            f"n_episodes: only {count} episodes completed; use more num_envs"
-        )  # pragma: no cover
-    return keep
-
-
-def _metadata(envs: Any, quality: str, seed: int, num_envs: int, offset: int, kwargs: dict, ds: dict) -> dict:
-    from . import __version__
-
-    ends = ds["terminals"] | ds["timeouts"]
-    returns, acc = [], 0.0
-    for r, e in zip(ds["rewards"], ends, strict=True):
-        acc += float(r)
-        if e:
-            returns.append(acc)
-            acc = 0.0
-    return {
-        "format_version": FORMAT_VERSION,
-        "env_id": envs.env_id,
-        "env_spec": envs.core_spec,
-        "env_kwargs": {
-            k: v for k, v in kwargs.items() if isinstance(v, (int, float, str, bool, list, type(None)))
-        },
-        "quality": quality,
-        "policy": f"{default_policy(envs.env_id)} baseline, quality {quality}",
-        "seed": seed,
-        "num_envs": num_envs,
-        "env_offset": offset,
-        "constraint_names": list(envs.constraint_names),
-        "n_transitions": int(len(ds["rewards"])),
-        "n_episodes": len(returns),
-        "mean_return": float(np.mean(returns)) if returns else None,
-        "std_return": float(np.std(returns)) if returns else None,
-        "versions": {"neorl_industrial": __version__, "numpy": np.__version__},
-    }
 
 
 def save(dataset: Mapping[str, Any], path: str | os.PathLike[str]) -> Path:

@@ -42,8 +42,10 @@ from typing import Any
 import numpy as np
 
 from . import make_vec
+from ._dataset_layout import keep_mask, metadata
 from ._fleet_worker import FleetWorker, PolicyFactory
-from .datasets import QUALITIES, _keep_mask, _metadata, _progress, generate
+from ._progress import Progress
+from .datasets import QUALITIES, generate
 from .exceptions import ConfigError, NeorlError
 from .metrics import Registry
 from .policies import default_policy, make_policy
@@ -233,7 +235,7 @@ def generate_dataset(
     task = ray.remote(_dataset_chunk).options(**options)
     ranges = _split(num_envs, num_workers)
     refs = [task.remote(env_id, quality, steps, seed, n, off, task_kwargs) for off, n in ranges]
-    bar = _progress(steps * num_envs, f"{probe.env_id} {quality} x{num_workers} workers", progress)
+    bar = Progress(steps * num_envs, f"{probe.env_id} {quality} x{num_workers} workers", progress)
     try:
         chunks = _gather(refs, list(range(num_workers)), timeout, bar, [n * steps for _, n in ranges])
     except BaseException:
@@ -243,9 +245,9 @@ def generate_dataset(
     finally:
         bar.close()
     data = {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
-    keep = _keep_mask(data["terminals"] | data["timeouts"], n_transitions, n_episodes)
+    keep = keep_mask(data["terminals"] | data["timeouts"], n_transitions, n_episodes)
     ds: dict[str, Any] = {k: v[keep] for k, v in data.items()}
-    ds["metadata"] = _metadata(probe, quality, seed, num_envs, 0, env_kwargs, ds)
+    ds["metadata"] = metadata(probe, quality, seed, num_envs, 0, env_kwargs, ds)
     probe.close()
     return ds
 
@@ -411,7 +413,7 @@ class FleetPool:
         refs = [a.run.remote(batch_steps) for a in self.actors]
         sizes = [batch_steps * self.num_envs] * len(self.actors)
         show = sys.stderr.isatty() if progress is None else progress
-        bar = _progress(sum(sizes), f"{self.env_id} x{len(self.actors)} fleets", show)
+        bar = Progress(sum(sizes), f"{self.env_id} x{len(self.actors)} fleets", show)
         try:
             out = _gather(refs, self._names(), timeout, bar, sizes)
         finally:

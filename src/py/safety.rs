@@ -9,7 +9,7 @@ use pyo3::types::PyTuple;
 
 use crate::errors::CoreError;
 use crate::py::convert;
-use crate::py::vector::events_columns;
+use crate::py::events::events_columns;
 use crate::safety::audit::AuditTrail;
 use crate::safety::config;
 use crate::safety::monitor::Monitor;

@@ -56,35 +56,175 @@ pub struct Builtins {
     pub all: Vec<Arc<MetricFamily>>,
 }
 
-struct Maker {
-    limit: usize,
-    overflow: Arc<OverflowFamily>,
-    all: Vec<Arc<MetricFamily>>,
+/// One built-in family: kind, name, help, labels, buckets and whether it is a safety family.
+struct Def {
+    kind: Kind,
+    name: &'static str,
+    help: &'static str,
+    labels: &'static [&'static str],
+    buckets: &'static [f64],
+    safety: bool,
 }
 
-impl Maker {
-    fn make(
-        &mut self,
-        kind: Kind,
-        name: &str,
-        help: &str,
-        labels: &[&str],
-        buckets: &[f64],
-        safety: bool,
-    ) -> Result<Arc<MetricFamily>, CoreError> {
-        let labels: Vec<String> = labels.iter().map(|s| s.to_string()).collect();
-        let spec = FamilySpec {
-            kind,
-            name,
-            help,
-            labels: &labels,
-            buckets,
-            safety,
-        };
-        let f = Arc::new(MetricFamily::new(&spec, self.limit, self.overflow.clone())?);
-        self.all.push(f.clone());
-        Ok(f)
+const fn def(
+    kind: Kind,
+    name: &'static str,
+    help: &'static str,
+    labels: &'static [&'static str],
+    buckets: &'static [f64],
+    safety: bool,
+) -> Def {
+    Def {
+        kind,
+        name,
+        help,
+        labels,
+        buckets,
+        safety,
     }
+}
+
+use Kind::{Counter, Gauge, Histogram as Hist};
+
+/// The built-in families, in exposition order.
+const FAMILIES: [Def; 15] = [
+    def(
+        Gauge,
+        "neorl_industrial_build_info",
+        "Build of neorl-industrial (always 1).",
+        &["version", "target", "profile"],
+        &[],
+        false,
+    ),
+    def(
+        Counter,
+        "safety_violations_total",
+        "Safety constraint violations (activations), by constraint type and severity.",
+        &["constraint_type", "severity"],
+        &[],
+        true,
+    ),
+    def(
+        Counter,
+        "emergency_shutdowns_total",
+        "Emergency shutdowns, by reason (the constraint that tripped).",
+        &["reason"],
+        &[],
+        true,
+    ),
+    def(
+        Hist,
+        "safety_response_time_seconds",
+        "Time from violation detection to the safety response.",
+        &[],
+        &RESPONSE_BUCKETS,
+        true,
+    ),
+    def(
+        Counter,
+        "human_interventions_total",
+        "Manual overrides by an operator, by reason.",
+        &["reason"],
+        &[],
+        true,
+    ),
+    def(
+        Counter,
+        "shield_interventions_total",
+        "Actions replaced by the safety shield, by environment.",
+        &["env"],
+        &[],
+        true,
+    ),
+    def(
+        Gauge,
+        "last_safety_violation_timestamp_seconds",
+        "Unix time of the last batch step with a safety violation (0: none yet).",
+        &[],
+        &[],
+        true,
+    ),
+    def(
+        Counter,
+        "audit_events_dropped_total",
+        "Audit trail events lost: the queue was full, the disk failed, or the trail was closed.",
+        &[],
+        &[],
+        true,
+    ),
+    def(
+        Hist,
+        "inference_latency_seconds",
+        "Time spent computing actions (policy inference).",
+        &[],
+        &INFERENCE_BUCKETS,
+        false,
+    ),
+    def(
+        Counter,
+        "actions_computed_total",
+        "Actions computed by monitored policies.",
+        &[],
+        &[],
+        false,
+    ),
+    def(
+        Gauge,
+        "active_environments",
+        "Environments in live batches.",
+        &[],
+        &[],
+        false,
+    ),
+    def(
+        Hist,
+        "episode_reward",
+        "Return of each finished episode.",
+        &[],
+        &REWARD_BUCKETS,
+        false,
+    ),
+    def(
+        Counter,
+        "episodes_total",
+        "Finished episodes, by environment.",
+        &["env"],
+        &[],
+        false,
+    ),
+    def(
+        Counter,
+        "env_steps_total",
+        "Environment transitions, by environment.",
+        &["env"],
+        &[],
+        false,
+    ),
+    def(
+        Hist,
+        "step_latency_seconds",
+        "Wall time of one batch step, by environment (one observation per batch step).",
+        &["env"],
+        &STEP_BUCKETS,
+        false,
+    ),
+];
+
+fn make(
+    d: &Def,
+    limit: usize,
+    overflow: &Arc<OverflowFamily>,
+) -> Result<Arc<MetricFamily>, CoreError> {
+    let labels: Vec<String> = d.labels.iter().map(|s| s.to_string()).collect();
+    let spec = FamilySpec {
+        kind: d.kind,
+        name: d.name,
+        help: d.help,
+        labels: &labels,
+        buckets: d.buckets,
+        safety: d.safety,
+    };
+    Ok(Arc::new(MetricFamily::new(&spec, limit, overflow.clone())?))
 }
 
 fn counter(f: &MetricFamily) -> Result<CounterF, CoreError> {
@@ -114,160 +254,46 @@ fn histogram(f: &MetricFamily) -> Result<Histogram, CoreError> {
 impl Builtins {
     /// Creates every built-in family with `limit` label sets each.
     pub fn new(limit: usize, overflow: Arc<OverflowFamily>) -> Result<Self, CoreError> {
-        use Kind::{Counter, Gauge, Histogram as Hist};
-        let mut m = Maker {
-            limit,
-            overflow,
-            all: Vec::new(),
+        let all = FAMILIES
+            .iter()
+            .map(|d| make(d, limit, &overflow))
+            .collect::<Result<Vec<_>, _>>()?;
+        let by_name = |name: &str| -> Result<Arc<MetricFamily>, CoreError> {
+            FAMILIES
+                .iter()
+                .position(|d| d.name == name)
+                .map(|i| all[i].clone())
+                .ok_or_else(|| CoreError::Metric(format!("no built-in family {name}")))
         };
-        let info = m.make(
-            Gauge,
-            "neorl_industrial_build_info",
-            "Build of neorl-industrial (always 1).",
-            &["version", "target", "profile"],
-            &[],
-            false,
-        )?;
         let profile = if cfg!(debug_assertions) {
             "debug"
         } else {
             "release"
         };
         let target = format!("{}-{}", std::env::consts::ARCH, std::env::consts::OS);
+        let info = by_name("neorl_industrial_build_info")?;
         if let AnyChild::Gauge(g) = info
             .child(&[env!("CARGO_PKG_VERSION"), &target, profile])?
             .0
         {
             g.set(1.0);
         }
-        let safety_violations = m.make(
-            Counter,
-            "safety_violations_total",
-            "Safety constraint violations (activations), by constraint type and severity.",
-            &["constraint_type", "severity"],
-            &[],
-            true,
-        )?;
-        let emergency_shutdowns = m.make(
-            Counter,
-            "emergency_shutdowns_total",
-            "Emergency shutdowns, by reason (the constraint that tripped).",
-            &["reason"],
-            &[],
-            true,
-        )?;
-        let safety_response = m.make(
-            Hist,
-            "safety_response_time_seconds",
-            "Time from violation detection to the safety response.",
-            &[],
-            &RESPONSE_BUCKETS,
-            true,
-        )?;
-        let human_interventions = m.make(
-            Counter,
-            "human_interventions_total",
-            "Manual overrides by an operator, by reason.",
-            &["reason"],
-            &[],
-            true,
-        )?;
-        let shield_interventions = m.make(
-            Counter,
-            "shield_interventions_total",
-            "Actions replaced by the safety shield, by environment.",
-            &["env"],
-            &[],
-            true,
-        )?;
-        let last_violation = m.make(
-            Gauge,
-            "last_safety_violation_timestamp_seconds",
-            "Unix time of the last batch step with a safety violation (0: none yet).",
-            &[],
-            &[],
-            true,
-        )?;
-        let audit_dropped = m.make(
-            Counter,
-            "audit_events_dropped_total",
-            "Audit trail events lost: the queue was full, the disk failed, or the trail was closed.",
-            &[],
-            &[],
-            true,
-        )?;
-        let inference_latency = m.make(
-            Hist,
-            "inference_latency_seconds",
-            "Time spent computing actions (policy inference).",
-            &[],
-            &INFERENCE_BUCKETS,
-            false,
-        )?;
-        let actions_computed = m.make(
-            Counter,
-            "actions_computed_total",
-            "Actions computed by monitored policies.",
-            &[],
-            &[],
-            false,
-        )?;
-        let active_environments = m.make(
-            Gauge,
-            "active_environments",
-            "Environments in live batches.",
-            &[],
-            &[],
-            false,
-        )?;
-        let episode_reward = m.make(
-            Hist,
-            "episode_reward",
-            "Return of each finished episode.",
-            &[],
-            &REWARD_BUCKETS,
-            false,
-        )?;
-        let episodes = m.make(
-            Counter,
-            "episodes_total",
-            "Finished episodes, by environment.",
-            &["env"],
-            &[],
-            false,
-        )?;
-        let env_steps = m.make(
-            Counter,
-            "env_steps_total",
-            "Environment transitions, by environment.",
-            &["env"],
-            &[],
-            false,
-        )?;
-        let step_latency = m.make(
-            Hist,
-            "step_latency_seconds",
-            "Wall time of one batch step, by environment (one observation per batch step).",
-            &["env"],
-            &STEP_BUCKETS,
-            false,
-        )?;
         Ok(Self {
-            inference_latency: histogram(&inference_latency)?,
-            actions_computed: counter(&actions_computed)?,
-            active_environments: gauge(&active_environments)?,
-            episode_reward: histogram(&episode_reward)?,
-            safety_response: histogram(&safety_response)?,
-            last_violation: gauge(&last_violation)?,
-            audit_dropped: counter(&audit_dropped)?,
-            safety_violations,
-            emergency_shutdowns,
-            human_interventions,
-            shield_interventions,
-            episodes,
-            env_steps,
-            step_latency,
-            all: m.all,
+            inference_latency: histogram(by_name("inference_latency_seconds")?.as_ref())?,
+            actions_computed: counter(by_name("actions_computed_total")?.as_ref())?,
+            active_environments: gauge(by_name("active_environments")?.as_ref())?,
+            episode_reward: histogram(by_name("episode_reward")?.as_ref())?,
+            safety_response: histogram(by_name("safety_response_time_seconds")?.as_ref())?,
+            last_violation: gauge(by_name("last_safety_violation_timestamp_seconds")?.as_ref())?,
+            audit_dropped: counter(by_name("audit_events_dropped_total")?.as_ref())?,
+            safety_violations: by_name("safety_violations_total")?,
+            emergency_shutdowns: by_name("emergency_shutdowns_total")?,
+            human_interventions: by_name("human_interventions_total")?,
+            shield_interventions: by_name("shield_interventions_total")?,
+            episodes: by_name("episodes_total")?,
+            env_steps: by_name("env_steps_total")?,
+            step_latency: by_name("step_latency_seconds")?,
+            all,
         })
     }
 }

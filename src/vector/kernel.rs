@@ -1,27 +1,10 @@
 //! One env's step and reset inside a lane: the code every thread of a batch runs.
 
-use super::lanes::{Lane, Prepared, StepLane};
+use super::lanes::{Lane, Prepared, Slot, StepLane};
 use super::outputs::Row;
 use super::{Autoreset, MAX_SIGNALS};
 use crate::envs::{ProcessModel, StepItem};
-use crate::rng::Rng;
 use crate::safety::{shield, AlarmState, At, Checker, SafetyEvent, Shield};
-
-/// Per-env bookkeeping besides the model state.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Slot {
-    pub(super) rng: Rng,
-    /// Steps taken in the current episode.
-    pub(super) elapsed: u32,
-    /// The episode ended at the last step.
-    pub(super) done: bool,
-    /// The env has been reset at least once.
-    pub(super) started: bool,
-    /// Episodes started so far.
-    pub(super) episode: u64,
-    /// Return of the current episode so far.
-    pub(super) ret: f64,
-}
 
 /// The shared step context, built from disjoint fields so the lanes can borrow the buffers.
 macro_rules! ctx {

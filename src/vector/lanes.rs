@@ -1,59 +1,24 @@
 //! Cutting a batch into lanes of consecutive envs, and the lanes' views of the outputs.
 
-use super::kernel::Slot;
 use super::outputs::{ColumnsMut, Readings, Row};
+use super::slices::{take, Slices};
+use crate::rng::Rng;
 use crate::safety::{AlarmState, Outputs, SafetyEvent};
 
-/// Splits off the first `len` elements of a mutable slice.
-pub(super) fn take<'a, T>(s: &mut &'a mut [T], len: usize) -> &'a mut [T] {
-    let (head, tail) = std::mem::take(s).split_at_mut(len);
-    *s = tail;
-    head
-}
-
-pub(super) fn take_ref<'a, T>(s: &mut &'a [T], len: usize) -> &'a [T] {
-    let (head, tail) = s.split_at(len);
-    *s = tail;
-    head
-}
-
-/// Constraints whose column slices a lane holds in place; more go on the heap.
-pub(super) const INLINE_COLUMNS: usize = 4;
-
-/// Slices of `k` columns: in place for the usual handful of constraints, so that splitting a
-/// batch into lanes allocates nothing per lane.
-pub(super) enum Slices<'a, T> {
-    Inline([&'a mut [T]; INLINE_COLUMNS], usize),
-    Heap(Vec<&'a mut [T]>),
-}
-
-impl<'a, T> Slices<'a, T> {
-    pub(super) fn collect(it: impl ExactSizeIterator<Item = &'a mut [T]>) -> Self {
-        if it.len() > INLINE_COLUMNS {
-            return Self::Heap(it.collect());
-        }
-        let mut held: [&'a mut [T]; INLINE_COLUMNS] = Default::default();
-        let mut len = 0;
-        for (slot, s) in held.iter_mut().zip(it) {
-            *slot = s;
-            len += 1;
-        }
-        Self::Inline(held, len)
-    }
-
-    pub(super) fn as_mut(&mut self) -> &mut [&'a mut [T]] {
-        match self {
-            Self::Inline(held, len) => &mut held[..*len],
-            Self::Heap(v) => v,
-        }
-    }
-}
-
-impl<T> Default for Slices<'_, T> {
-    /// No columns.
-    fn default() -> Self {
-        Self::Inline(Default::default(), 0)
-    }
+/// Per-env bookkeeping besides the model state.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Slot {
+    pub(super) rng: Rng,
+    /// Steps taken in the current episode.
+    pub(super) elapsed: u32,
+    /// The episode ended at the last step.
+    pub(super) done: bool,
+    /// The env has been reset at least once.
+    pub(super) started: bool,
+    /// Episodes started so far.
+    pub(super) episode: u64,
+    /// Return of the current episode so far.
+    pub(super) ret: f64,
 }
 
 /// A lane's part of a [`Readings`] (constraint-major): per constraint, the lane's envs.

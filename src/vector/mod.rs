@@ -14,6 +14,7 @@
 mod kernel;
 mod lanes;
 mod outputs;
+mod slices;
 mod snapshot;
 mod totals;
 
@@ -37,10 +38,11 @@ use crate::telemetry::env_metrics::EnvMetrics;
 use crate::telemetry::health::SafetyState;
 
 use crate::step::StepView;
-use kernel::{Ctx, Frame, Slot};
-use lanes::{spread, take, take_ref, Lane, Lanes, ReadingColumns, ReadingsMut, Scratch, StepLane};
+use kernel::{Ctx, Frame};
+use lanes::{spread, Lane, Lanes, ReadingColumns, ReadingsMut, Scratch, Slot, StepLane};
 use outputs::ColumnsMut;
 pub use outputs::{Columns, OneStep, Readings, ResetOut, Row, StepOut};
+use slices::{take, take_ref};
 pub use snapshot::Snapshot;
 pub use totals::{Totals, KEEP_INCIDENTS};
 

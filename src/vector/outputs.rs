@@ -1,6 +1,6 @@
 //! What a batch step and a reset hand back: per-env rows and columns, constraint readings.
 
-use super::lanes::take;
+use super::slices::take;
 use crate::safety::SafetyEvent;
 pub use crate::step::Row;
 use crate::step::StepView;

@@ -1,6 +1,6 @@
 //! The batch: determinism over threads and lanes, autoreset modes, snapshots, bad actions.
 
-use super::lanes::{Slices, INLINE_COLUMNS};
+use super::slices::{Slices, INLINE_COLUMNS};
 use super::*;
 use crate::envs;
 

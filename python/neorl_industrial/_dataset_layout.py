@@ -1,0 +1,71 @@
+"""What every way of generating a dataset shares: which transitions to keep, and the metadata.
+
+Used by :mod:`neorl_industrial.datasets` (in process) and :mod:`neorl_industrial.distributed` (Ray
+workers), so both lay datasets out the same way.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .exceptions import ConfigError
+from .policies import default_policy
+
+# The layout of a saved dataset; load() refuses other versions.
+FORMAT_VERSION = 1
+
+def keep_mask(done: np.ndarray, n_transitions: int | None, n_episodes: int | None) -> np.ndarray:
+    n_envs, steps = done.shape
+    if n_transitions is not None:
+        keep = np.zeros(n_envs * steps, dtype=bool)
+        keep[:n_transitions] = True
+        return keep.reshape(n_envs, steps)
+    # Whole episodes only, the first n_episodes in env-major order.
+    keep = np.zeros_like(done)
+    count = 0
+    for i in range(n_envs):
+        ends = np.flatnonzero(done[i])
+        take = min(len(ends), n_episodes - count)
+        if take > 0:
+            keep[i, : ends[take - 1] + 1] = True
+            count += take
+        if count >= n_episodes:
+            break
+    if count < n_episodes:
+        raise ConfigError(
+            f"n_episodes: only {count} episodes completed; use more num_envs"
+        )  # pragma: no cover
+    return keep
+
+
+def metadata(envs: Any, quality: str, seed: int, num_envs: int, offset: int, kwargs: dict, ds: dict) -> dict:
+    from . import __version__
+
+    ends = ds["terminals"] | ds["timeouts"]
+    returns, acc = [], 0.0
+    for r, e in zip(ds["rewards"], ends, strict=True):
+        acc += float(r)
+        if e:
+            returns.append(acc)
+            acc = 0.0
+    return {
+        "format_version": FORMAT_VERSION,
+        "env_id": envs.env_id,
+        "env_spec": envs.core_spec,
+        "env_kwargs": {
+            k: v for k, v in kwargs.items() if isinstance(v, (int, float, str, bool, list, type(None)))
+        },
+        "quality": quality,
+        "policy": f"{default_policy(envs.env_id)} baseline, quality {quality}",
+        "seed": seed,
+        "num_envs": num_envs,
+        "env_offset": offset,
+        "constraint_names": list(envs.constraint_names),
+        "n_transitions": int(len(ds["rewards"])),
+        "n_episodes": len(returns),
+        "mean_return": float(np.mean(returns)) if returns else None,
+        "std_return": float(np.std(returns)) if returns else None,
+        "versions": {"neorl_industrial": __version__, "numpy": np.__version__},
+    }
