@@ -293,7 +293,7 @@ fn value(b: &mut Bytes<'_>, names: &[&str], depth: u32) -> Value {
 /// A constraint configuration built from the bytes, for an env the first byte picks.
 pub fn fuzz_constraint_config(data: &[u8]) {
     let mut b = Bytes(data);
-    let id = b.pick(envs::IDS);
+    let id = b.pick(&envs::IDS);
     let Ok(model) = envs::make(id, Vec::new()) else {
         panic!("{id} without options must build")
     };
@@ -347,7 +347,7 @@ const OPTIONS: &[&str] = &[
 /// An env with options, batch size, autoreset mode, shield, seed and actions from the bytes.
 pub fn fuzz_process_model(data: &[u8]) {
     let mut b = Bytes(data);
-    let id = b.pick(envs::IDS);
+    let id = b.pick(&envs::IDS);
     let cfg: Config = (0..b.u8() % 3)
         .map(|_| (b.pick(OPTIONS).to_string(), option_value(&mut b)))
         .collect();

@@ -235,6 +235,9 @@ unsafe fn advance_queue_avx2<Q: JobQueue<2>>(queue: &mut Q) {
     dopri5_queue::<2, AVX2_LANES, _, _>(rhs_lanes::<AVX2_LANES>, queue, DT_MIN, TOL);
 }
 
+/// The registry id.
+pub const ID: &str = "ChemicalReactor-v0";
+
 /// The exothermic CSTR.
 #[derive(Debug, Clone)]
 pub struct ChemicalReactor {
@@ -275,7 +278,7 @@ impl ChemicalReactor {
         }
         let x0_spread = take_number(config, "x0_spread", 0.0, 0.0, 0.2)?;
         let noise = take_number(config, "noise", 0.0, 0.0, 0.5)?;
-        reject_unknown(config, "ChemicalReactor-v0", OPTIONS)?;
+        reject_unknown(config, ID, OPTIONS)?;
         Ok(Self {
             spec: spec(horizon as u32),
             setpoints,
@@ -325,7 +328,7 @@ impl ChemicalReactor {
 
 fn spec(horizon: u32) -> EnvSpec {
     EnvSpec {
-        id: "ChemicalReactor-v0",
+        id: ID,
         description: "Exothermic CSTR: track a concentration set-point by setting the coolant temperature",
         observations: vec![
             Variable::new("Ca", "concentration of A", "mol/L", 0.0, 1.0),

@@ -132,6 +132,9 @@ pub fn steady_state(v: [f64; 2]) -> [f64; 4] {
     ]
 }
 
+/// The registry id.
+pub const ID: &str = "FourTank-v0";
+
 /// The quadruple-tank process.
 #[derive(Debug, Clone)]
 pub struct FourTank {
@@ -152,7 +155,7 @@ impl FourTank {
         }
         let x0_spread = take_number(config, "x0_spread", 0.0, 0.0, 0.3)?;
         let noise = take_number(config, "noise", 0.0, 0.0, 0.2)?;
-        reject_unknown(config, "FourTank-v0", OPTIONS)?;
+        reject_unknown(config, ID, OPTIONS)?;
         Ok(Self {
             spec: spec(horizon as u32),
             x0_spread,
@@ -266,7 +269,7 @@ fn spec(horizon: u32) -> EnvSpec {
     let mut signals = levels();
     signals.extend(actions.iter().cloned());
     EnvSpec {
-        id: "FourTank-v0",
+        id: ID,
         description:
             "Quadruple-tank process: track set-points on two upper tank levels with two pumps",
         observations,

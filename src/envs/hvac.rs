@@ -332,6 +332,9 @@ pub fn energy_cost(p: &[f64], price: f64) -> f64 {
     electric * DT_H * price
 }
 
+/// The registry id.
+pub const ID: &str = "HVAC-v0";
+
 /// The three-zone building.
 #[derive(Debug, Clone)]
 pub struct Hvac {
@@ -362,7 +365,7 @@ impl Hvac {
         let gains = take_number(config, "internal_gains", 1.0, 0.0, 3.0)?;
         let x0_spread = take_number(config, "x0_spread", 1.0, 0.0, 5.0)?;
         let noise = take_number(config, "noise", 0.0, 0.0, 1.0)?;
-        reject_unknown(config, "HVAC-v0", OPTIONS)?;
+        reject_unknown(config, ID, OPTIONS)?;
         let (phi, gamma) = discretise(&system_matrix(), DT_H);
         let bounds = temperature_bounds(&climate, gains, x0_spread, noise);
         Ok(Self {
@@ -580,7 +583,7 @@ fn spec(horizon: u32, c: &Climate, bounds: (f64, f64), summer: bool) -> EnvSpec 
     let p = |name, description| Variable::new(name, description, "kW", -P_MAX, P_MAX);
     let safe = if summer { -SAFE_LEVEL } else { SAFE_LEVEL };
     EnvSpec {
-        id: "HVAC-v0",
+        id: ID,
         description: "Three-zone office floor: heat or cool each zone to keep occupants comfortable at the least energy cost",
         observations: observations(c, bounds),
         actions: vec![

@@ -130,7 +130,8 @@ const P_STEP: usize = 32; // steps taken in the current setpoint segment
 const P_CH: usize = 33; // setpoint change per step in the current segment
 const STATE_LEN: usize = 34;
 
-const ID: &str = "IndustrialBenchmark-v0";
+/// The registry id.
+pub const ID: &str = "IndustrialBenchmark-v0";
 const OPTIONS: &[&str] = &["setpoint", "stationary_setpoint", "horizon"];
 
 /// Effective velocity and gain `(ve, ge)` in `[0, 1]` (`EffectiveAction.py`).

@@ -169,34 +169,89 @@ pub(crate) fn reject_unknown(config: &Config, id: &str, known: &[&str]) -> Resul
     }
 }
 
-/// Ids of every registered environment, in catalogue order.
-pub const IDS: &[&str] = &[
-    "ChemicalReactor-v0",
-    "IndustrialBenchmark-v0",
-    "FourTank-v0",
-    "Pipeline-v0",
-    "PowerGrid-v0",
-    "HVAC-v0",
+/// Builds a boxed model of type `M` from options.
+fn build<M: ProcessModel + 'static>(
+    new: fn(&mut Config) -> Result<M, CoreError>,
+    config: &mut Config,
+) -> Result<Box<dyn ProcessModel>, CoreError> {
+    Ok(Box::new(new(config)?))
+}
+
+/// One registered environment: its id and its constructor.
+struct Entry {
+    id: &'static str,
+    make: fn(&mut Config) -> Result<Box<dyn ProcessModel>, CoreError>,
+}
+
+/// The registry, in catalogue order: one row per environment. Every other list of environments
+/// (ids, the Python classes, the catalogue) is derived from it.
+const REGISTRY: [Entry; 6] = [
+    Entry {
+        id: chemical_reactor::ID,
+        make: |c| build(chemical_reactor::ChemicalReactor::new, c),
+    },
+    Entry {
+        id: industrial_benchmark::ID,
+        make: |c| build(industrial_benchmark::IndustrialBenchmark::new, c),
+    },
+    Entry {
+        id: four_tank::ID,
+        make: |c| build(four_tank::FourTank::new, c),
+    },
+    Entry {
+        id: pipeline::ID,
+        make: |c| build(pipeline::Pipeline::new, c),
+    },
+    Entry {
+        id: power_grid::ID,
+        make: |c| build(power_grid::PowerGrid::new, c),
+    },
+    Entry {
+        id: hvac::ID,
+        make: |c| build(hvac::Hvac::new, c),
+    },
 ];
+
+/// Ids of every registered environment, in catalogue order.
+pub const IDS: [&str; REGISTRY.len()] = {
+    let mut ids = [""; REGISTRY.len()];
+    let mut i = 0;
+    while i < REGISTRY.len() {
+        ids[i] = REGISTRY[i].id;
+        i += 1;
+    }
+    ids
+};
 
 /// Builds a model from its id and options.
 pub fn make(id: &str, mut config: Config) -> Result<Box<dyn ProcessModel>, CoreError> {
     let id = id.strip_prefix("neorl_industrial/").unwrap_or(id);
-    match id {
-        "ChemicalReactor-v0" => Ok(Box::new(chemical_reactor::ChemicalReactor::new(
-            &mut config,
-        )?)),
-        "IndustrialBenchmark-v0" => Ok(Box::new(industrial_benchmark::IndustrialBenchmark::new(
-            &mut config,
-        )?)),
-
-        "FourTank-v0" => Ok(Box::new(four_tank::FourTank::new(&mut config)?)),
-        "Pipeline-v0" => Ok(Box::new(pipeline::Pipeline::new(&mut config)?)),
-        "PowerGrid-v0" => Ok(Box::new(power_grid::PowerGrid::new(&mut config)?)),
-        "HVAC-v0" => Ok(Box::new(hvac::Hvac::new(&mut config)?)),
-        _ => Err(CoreError::UnknownEnv {
+    match REGISTRY.iter().find(|e| e.id == id) {
+        Some(e) => (e.make)(&mut config),
+        None => Err(CoreError::UnknownEnv {
             id: id.to_string(),
             known: IDS.join(", "),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_registry_row_builds_the_model_its_id_names() {
+        for (i, id) in IDS.iter().enumerate() {
+            assert!(!IDS[..i].contains(id), "{id} registered twice");
+            let model = make(id, Vec::new()).expect("default options are valid");
+            assert_eq!(model.spec().id, *id);
+            let prefixed =
+                make(&format!("neorl_industrial/{id}"), Vec::new()).expect("prefixed id");
+            assert_eq!(prefixed.spec().id, *id);
+        }
+        let err = make("Nope-v0", Vec::new())
+            .err()
+            .expect("unknown id refused");
+        assert!(err.to_string().contains("Nope-v0") && err.to_string().contains(IDS[0]));
     }
 }

@@ -96,6 +96,9 @@ fn push_front(slots: &mut [f64], newest: f64) {
     slots[0] = newest;
 }
 
+/// The registry id.
+pub const ID: &str = "Pipeline-v0";
+
 /// The pipeline.
 #[derive(Debug, Clone)]
 pub struct Pipeline {
@@ -112,7 +115,7 @@ impl Pipeline {
                 format!("must be a whole number, got {horizon}"),
             ));
         }
-        reject_unknown(config, "Pipeline-v0", OPTIONS)?;
+        reject_unknown(config, ID, OPTIONS)?;
         Ok(Self {
             spec: spec(horizon as u32),
         })
@@ -180,7 +183,7 @@ fn constraint(
 fn spec(horizon: u32) -> EnvSpec {
     let dq = Variable::new("dq", "gate flow change", "1", -MAX_ACTION, MAX_ACTION);
     EnvSpec {
-        id: "Pipeline-v0",
+        id: ID,
         description:
             "Pipe with a 20-step transport delay: steer the downstream flow onto a switching target",
         observations: observations(),

@@ -151,6 +151,9 @@ pub fn primary_steady_state(pl: [f64; 2]) -> (f64, f64) {
     (df, pl[1] + B * df)
 }
 
+/// The registry id.
+pub const ID: &str = "PowerGrid-v0";
+
 /// The two-area load-frequency control process.
 #[derive(Debug, Clone)]
 pub struct PowerGrid {
@@ -175,7 +178,7 @@ impl PowerGrid {
         let disturbance_rate = take_number(config, "disturbance_rate", DISTURBANCE_RATE, 0.0, 1.0)?;
         let noise = take_number(config, "noise", 0.0, 0.0, 0.05)?;
         let initial_load = take_initial_load(config)?;
-        reject_unknown(config, "PowerGrid-v0", OPTIONS)?;
+        reject_unknown(config, ID, OPTIONS)?;
         Ok(Self {
             spec: spec(horizon as u32),
             load_step,
@@ -312,7 +315,7 @@ fn constraints() -> Vec<ConstraintSpec> {
 
 fn spec(horizon: u32) -> EnvSpec {
     EnvSpec {
-        id: "PowerGrid-v0",
+        id: ID,
         description: "Two-area load-frequency control: set both areas' AGC set-points to bring frequency and tie-line flow back after step loads",
         observations: observations(),
         actions: vec![
