@@ -12,15 +12,13 @@
 //! Time in minutes. The agent sets the coolant temperature Tc; above about 304 K the reactor runs
 //! away thermally, which is what the safety constraints are about.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
-
 use super::{
     reject_unknown, take, take_number, Batching, Config, ConfigValue, ProcessModel, StepItem, Team,
 };
 use crate::elementary;
 use crate::errors::CoreError;
-use crate::integrate::{dopri5_lanes, dopri5_queue, InPlace, Job, JobQueue, LaneRhs, Tolerance};
+use crate::integrate::shared::{self, LaneModel};
+use crate::integrate::{dopri5_lanes, Job, LaneRhs, Tolerance};
 use crate::rng::Rng;
 use crate::spec::{ConstraintKind, ConstraintSpec, EnvSpec, Severity, Variable};
 
@@ -98,141 +96,43 @@ pub fn rhs(x: &[f64; 2], tc: f64) -> [f64; 2] {
     ]
 }
 
-/// [`rhs`] for `L` reactors at once (lane `l`: state `x[.][l]`, coolant `tc[l]`).
-#[inline(always)]
-fn rhs_lanes<const L: usize>(x: &LaneRhs<2, L>, tc: &[f64; L]) -> LaneRhs<2, L> {
-    let mut out = [[0.0; L]; 2];
-    for l in 0..L {
-        let d = rhs(&[x[0][l], x[1][l]], tc[l]);
-        out[0][l] = d[0];
-        out[1][l] = d[1];
-    }
-    out
-}
+/// The reactor as a lane model: [`rhs`] for `L` reactors at once, each over one step of `DT_MIN`
+/// (see [`crate::integrate::shared`]).
+pub struct Cstr;
 
-/// Reactors integrated side by side (see [`dopri5_lanes`]): eight fill the core's pipelines with
-/// SSE2 (measured: 3.5x the throughput of one at a time), sixteen with AVX2 (4-5x).
-const LANES: usize = 8;
-const AVX2_LANES: usize = 16;
+impl LaneModel<2> for Cstr {
+    const SPAN: f64 = DT_MIN;
+    const TOL: Tolerance = TOL;
+
+    #[inline(always)]
+    fn rhs<const L: usize>(x: &LaneRhs<2, L>, tc: &[f64; L]) -> LaneRhs<2, L> {
+        let mut out = [[0.0; L]; 2];
+        for l in 0..L {
+            let d = rhs(&[x[0][l], x[1][l]], tc[l]);
+            out[0][l] = d[0];
+            out[1][l] = d[1];
+        }
+        out
+    }
+}
 
 /// Integrates the CSTR over one step of `DT_MIN` at constant coolant `tc`.
 pub fn advance(x: [f64; 2], tc: f64, h: &mut f64) -> [f64; 2] {
     let mut job = [Job { x, p: tc, h: *h }];
-    dopri5_lanes::<2, 1, _>(rhs_lanes::<1>, &mut job, DT_MIN, TOL);
+    dopri5_lanes::<2, 1, _>(Cstr::rhs::<1>, &mut job, DT_MIN, TOL);
     *h = job[0].h;
     job[0].x
 }
 
 /// Integrates many reactors over one step each; the same results as [`advance`] one by one.
-/// Few jobs take fewer lanes (idle lanes cost as much as busy ones).
 pub fn advance_many(jobs: &mut [Job<2>]) {
-    match jobs.len() {
-        0 => {}
-        1 => dopri5_lanes::<2, 1, _>(rhs_lanes::<1>, jobs, DT_MIN, TOL),
-        2..LANES => dopri5_lanes::<2, 2, _>(rhs_lanes::<2>, jobs, DT_MIN, TOL),
-        _ => advance_queue(&mut InPlace::new(jobs)),
-    }
+    shared::advance_many::<2, Cstr>(jobs);
 }
 
-/// Integrates many reactors over one step each on every thread of `team`; the same results as
-/// [`advance`] one by one, whatever the team.
-///
-/// Why a shared queue: a step's cost varies a hundredfold between reactors (a calm one takes a
-/// handful of trial steps; one in runaway, stiff, a few hundred), so fixed shares per thread
-/// leave threads idle behind the one that drew the runaways, and a thread's lanes idle behind
-/// its last long problem. Every thread's lanes take problems from one queue, costliest first
-/// (the step size each problem last needed predicts its cost), so long problems start early and
-/// the short ones fill in around them.
+/// Integrates many reactors over one step each on every thread of `team` (see
+/// [`shared::advance_shared`]); the same results as [`advance`] one by one, whatever the team.
 pub fn advance_shared(jobs: &mut [Job<2>], team: &dyn Team) {
-    if jobs.len() < LANES {
-        return advance_many(jobs);
-    }
-    let order = costliest_first(jobs);
-    let cursor = AtomicUsize::new(0);
-    let solved: Mutex<Vec<(usize, Job<2>)>> = Mutex::new(Vec::with_capacity(jobs.len()));
-    let input: &[Job<2>] = jobs;
-    team.run(&|| {
-        let mut queue = SharedQueue {
-            jobs: input,
-            order: &order,
-            cursor: &cursor,
-            solved: Vec::new(),
-        };
-        advance_queue(&mut queue);
-        solved
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .append(&mut queue.solved);
-    });
-    for (i, job) in solved.into_inner().unwrap_or_else(|p| p.into_inner()) {
-        jobs[i] = job;
-    }
-}
-
-/// Job indices by expected cost, costliest first: bucketed by `log2(DT_MIN / h)` (trial steps
-/// grow with `1 / h`), in index order within a bucket. A counting sort: linear time.
-fn costliest_first(jobs: &[Job<2>]) -> Vec<u32> {
-    const BUCKETS: usize = 16;
-    let bucket = |j: &Job<2>| -> usize {
-        let r = DT_MIN / j.h;
-        if !(r.is_finite() && r > 1.0) {
-            return BUCKETS - 1; // a full-span first try: the cheapest
-        }
-        let log2 = ((r.to_bits() >> 52) & 0x7ff) as usize - 1023;
-        BUCKETS - 1 - log2.min(BUCKETS - 1)
-    };
-    let mut starts = [0usize; BUCKETS + 1];
-    for j in jobs {
-        starts[bucket(j) + 1] += 1;
-    }
-    for b in 0..BUCKETS {
-        starts[b + 1] += starts[b];
-    }
-    let mut order = vec![0u32; jobs.len()];
-    for (i, j) in jobs.iter().enumerate() {
-        let b = bucket(j);
-        order[starts[b]] = i as u32;
-        starts[b] += 1;
-    }
-    order
-}
-
-/// The problems of a batch handed out in `order` to every thread that asks, one at a time.
-struct SharedQueue<'a> {
-    jobs: &'a [Job<2>],
-    order: &'a [u32],
-    cursor: &'a AtomicUsize,
-    solved: Vec<(usize, Job<2>)>,
-}
-
-impl JobQueue<2> for SharedQueue<'_> {
-    fn take(&mut self) -> Option<(usize, Job<2>)> {
-        let k = self.cursor.fetch_add(1, Ordering::Relaxed);
-        let i = *self.order.get(k)? as usize;
-        Some((i, self.jobs[i]))
-    }
-
-    fn put(&mut self, id: usize, job: Job<2>) {
-        self.solved.push((id, job));
-    }
-}
-
-/// The full-width lanes over a queue, with AVX2 where the CPU has it (twice the lanes per
-/// instruction of the SSE2 baseline; the same IEEE operations, so the same results).
-fn advance_queue<Q: JobQueue<2>>(queue: &mut Q) {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU supports AVX2, checked just above.
-        unsafe { advance_queue_avx2(queue) };
-        return;
-    }
-    dopri5_queue::<2, LANES, _, _>(rhs_lanes::<LANES>, queue, DT_MIN, TOL);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn advance_queue_avx2<Q: JobQueue<2>>(queue: &mut Q) {
-    dopri5_queue::<2, AVX2_LANES, _, _>(rhs_lanes::<AVX2_LANES>, queue, DT_MIN, TOL);
+    shared::advance_shared::<2, Cstr>(jobs, team);
 }
 
 /// The registry id.
@@ -549,9 +449,9 @@ mod tests {
                 j.x = advance(j.x, j.p, &mut j.h);
             }
         });
-        let l2 = time(&|a| dopri5_lanes::<2, 2, _>(rhs_lanes::<2>, a, DT_MIN, TOL));
-        let l4 = time(&|a| dopri5_lanes::<2, 4, _>(rhs_lanes::<4>, a, DT_MIN, TOL));
-        let l8 = time(&|a| dopri5_lanes::<2, 8, _>(rhs_lanes::<8>, a, DT_MIN, TOL));
+        let l2 = time(&|a| dopri5_lanes::<2, 2, _>(Cstr::rhs::<2>, a, DT_MIN, TOL));
+        let l4 = time(&|a| dopri5_lanes::<2, 4, _>(Cstr::rhs::<4>, a, DT_MIN, TOL));
+        let l8 = time(&|a| dopri5_lanes::<2, 8, _>(Cstr::rhs::<8>, a, DT_MIN, TOL));
         let many = time(&|a| advance_many(a));
         println!("min ns/step: single {single:.0}, 2 lanes {l2:.0}, 4 lanes {l4:.0}, 8 lanes {l8:.0}, advance_many {many:.0}");
     }

@@ -8,7 +8,10 @@
 //!
 //! [`dopri5_lanes`] runs the same method over a batch of independent problems, several side by
 //! side in lanes, for models whose right-hand side is cheap enough that a single problem's
-//! serial stage chain would leave the core idle (the reactor).
+//! serial stage chain would leave the core idle (the reactor); [`shared`] feeds those lanes from
+//! one queue shared by a team of threads.
+
+pub mod shared;
 
 /// Fixed-size ODE state.
 pub type Vector<const N: usize> = [f64; N];
@@ -234,7 +237,7 @@ fn lane_axpy<const N: usize, const L: usize>(
 ///
 /// Every lane does exactly the arithmetic a lane of `dopri5_lanes::<N, 1>` does, so a problem's
 /// result does not depend on `L`, on its neighbours or on the order of `jobs`.
-#[inline(always)] // into the callers' target features (see chemical_reactor::advance_queue)
+#[inline(always)] // into the callers' target features (see shared::advance_queue)
 pub fn dopri5_lanes<const N: usize, const L: usize, F>(
     f: F,
     jobs: &mut [Job<N>],
@@ -283,7 +286,7 @@ impl<const N: usize> JobQueue<N> for InPlace<'_, N> {
 /// [`dopri5_lanes`] over the problems of a queue, which may be shared with other threads each
 /// running their own lanes: a lane whose problem ends takes the next one from the queue.
 #[allow(clippy::needless_range_loop)] // lanes are indexed in step across several arrays
-#[inline(always)] // into the callers' target features (see chemical_reactor::advance_queue)
+#[inline(always)] // into the callers' target features (see shared::advance_queue)
 pub fn dopri5_queue<const N: usize, const L: usize, F, Q>(
     f: F,
     jobs: &mut Q,
