@@ -1,34 +1,32 @@
 from __future__ import annotations
 
 import json
+from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
+import neorl_industrial as ni
+
 DATA = Path(__file__).parent / "data"
 # A test that cannot run without a privilege CI may lack (mounting a tmpfs needs root) skips with a
 # reason starting with this; every other missing prerequisite fails the test.
 NEEDS_PRIVILEGE = "needs privilege"
 
-# Every environment in the catalogue, with options that make its start stochastic (so seeds matter).
-ENV_IDS = [
-    "ChemicalReactor-v0",
-    "IndustrialBenchmark-v0",
-    "FourTank-v0",
-    "Pipeline-v0",
-    "PowerGrid-v0",
-    "HVAC-v0",
-]
-STOCHASTIC_OPTIONS = {
-    "ChemicalReactor-v0": {"x0_spread": 0.1, "noise": 0.01},
-    "IndustrialBenchmark-v0": {},
-    "FourTank-v0": {"x0_spread": 0.1, "noise": 0.01},
-    "Pipeline-v0": {},
-    "PowerGrid-v0": {"noise": 0.01},
-    "HVAC-v0": {"noise": 0.1},
-}
+# Every environment in the catalogue (the Rust registry's order).
+ENV_IDS = ni.env_ids()
+# Options that make an env's start stochastic, so that seeds matter (an env not listed needs none).
+STOCHASTIC_OPTIONS: defaultdict[str, dict[str, Any]] = defaultdict(
+    dict,
+    {
+        "ChemicalReactor-v0": {"x0_spread": 0.1, "noise": 0.01},
+        "FourTank-v0": {"x0_spread": 0.1, "noise": 0.01},
+        "PowerGrid-v0": {"noise": 0.01},
+        "HVAC-v0": {"noise": 0.1},
+    },
+)
 
 
 @pytest.fixture(params=ENV_IDS)

@@ -14,18 +14,11 @@ from __future__ import annotations
 from typing import Any
 
 from . import _core
+from . import envs as _envs
 from . import logging as logging  # installs the field filters on the Rust loggers
 from ._registration import register_envs
-from .envs import (
-    ChemicalReactorEnv,
-    FourTankEnv,
-    HVACEnv,
-    IndustrialBenchmarkEnv,
-    IndustrialEnv,
-    PipelineEnv,
-    PowerGridEnv,
-    pipeline_normalized_score,
-)
+from .envs import *  # noqa: F403  (IndustrialEnv, one class per environment, pipeline_normalized_score)
+from .envs import IndustrialEnv
 from .exceptions import (
     ConcurrentUseError,
     ConfigError,
@@ -43,18 +36,10 @@ from .vector import VectorIndustrialEnv
 __version__: str = _core.__version__
 
 __all__ = [
-    "ChemicalReactorEnv",
     "ConcurrentUseError",
     "ConfigError",
-    "FourTankEnv",
-    "HVACEnv",
-    "PipelineEnv",
-    "PowerGridEnv",
-    "pipeline_normalized_score",
     "EnvClosedError",
     "ExporterError",
-    "IndustrialBenchmarkEnv",
-    "IndustrialEnv",
     "InvalidActionError",
     "MetricError",
     "NeorlError",
@@ -67,6 +52,7 @@ __all__ = [
     "make_vec",
     "spec",
 ]
+__all__ += _envs.__all__
 
 
 def env_ids() -> list[str]:

@@ -69,6 +69,11 @@ def _seed_value(seed: int | None) -> int | None:
     return int(seed) % (1 << 64)
 
 
+# Every environment class, by id: filled by ``IndustrialEnv.__init_subclass__`` as the classes below
+# are defined (the ids come from the Rust registry; ``tests/test_registry.py`` checks both agree).
+ENV_CLASSES: dict[str, type[IndustrialEnv]] = {}
+
+
 class IndustrialEnv(gym.Env[np.ndarray, np.ndarray]):
     """Base class: one environment of the catalogue, stepped by the Rust core.
 
@@ -99,6 +104,17 @@ class IndustrialEnv(gym.Env[np.ndarray, np.ndarray]):
 
     env_id: ClassVar[str] = ""
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 4}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Registers a subclass that names an ``env_id`` of the Rust registry."""
+        super().__init_subclass__(**kwargs)
+        if not cls.env_id:
+            return
+        if cls.env_id not in _core.env_ids():
+            raise TypeError(f"{cls.__name__}.env_id {cls.env_id!r} is not in the Rust registry")
+        if cls.env_id in ENV_CLASSES:
+            raise TypeError(f"{cls.__name__}: {cls.env_id!r} is already {ENV_CLASSES[cls.env_id].__name__}'s")
+        ENV_CLASSES[cls.env_id] = cls
 
     def __init__(
         self,
@@ -636,16 +652,3 @@ class HVACEnv(IndustrialEnv):
 def pipeline_normalized_score(episode_return: float) -> float:
     """NeoRL-2's normalised score of a Pipeline-v0 episode return: 0 at -296, 100 at 751."""
     return (episode_return + 296.0) / (751.0 + 296.0) * 100.0
-
-
-ENV_CLASSES: dict[str, type[IndustrialEnv]] = {
-    cls.env_id: cls
-    for cls in (
-        ChemicalReactorEnv,
-        IndustrialBenchmarkEnv,
-        FourTankEnv,
-        PipelineEnv,
-        PowerGridEnv,
-        HVACEnv,
-    )
-}
