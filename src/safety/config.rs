@@ -587,4 +587,239 @@ mod tests {
             assert!(err.starts_with(want), "{err:?} should start with {want:?}");
         }
     }
+
+    fn ok(cfg: &Value) -> ConstraintSet {
+        build(cfg, SIGNALS, &defaults()).expect("valid")
+    }
+
+    fn err(cfg: &Value) -> String {
+        build(cfg, SIGNALS, &defaults()).unwrap_err().to_string()
+    }
+
+    fn band(low: f64, high: f64) -> Value {
+        map(&[(
+            "b",
+            map(&[
+                ("kind", Value::Str("band".into())),
+                ("signal", Value::Str("P".into())),
+                ("low", Value::Num(low)),
+                ("high", Value::Num(high)),
+            ]),
+        )])
+    }
+
+    #[test]
+    fn messages_describe_the_value_and_list_the_names() {
+        let e = err(&map(&[("nope", Value::Null)]));
+        assert!(
+            e.ends_with("no such constraint to drop; known: temperature_high, coolant_ramp"),
+            "{e}"
+        );
+        for (v, shown) in [
+            (Value::Null, "None"),
+            (Value::Bool(true), "true"),
+            (Value::Num(2.5), "2.5"),
+            (Value::List(vec![]), "a list"),
+            (map(&[]), "a mapping"),
+        ] {
+            let e = err(&map(&[("temperature_high", map(&[("severity", v)]))]));
+            assert!(
+                e.ends_with(&format!("must be a string, got {shown}")),
+                "{e}"
+            );
+        }
+        let e = err(&map(&[(
+            "temperature_high",
+            map(&[("weight", Value::Str("x".into()))]),
+        )]));
+        assert!(e.ends_with("must be a finite number, got \"x\""), "{e}");
+        let e = err(&map(&[("temperature_high", Value::Num(1.0))]));
+        assert!(e.ends_with("must be a mapping or None, got 1"), "{e}");
+    }
+
+    #[test]
+    fn list_entries_need_unique_names() {
+        let item = |name: &str| {
+            map(&[
+                ("name", Value::Str(name.into())),
+                ("kind", Value::Str("upper".into())),
+                ("signal", Value::Str("T".into())),
+                ("limit", Value::Num(1.0)),
+            ])
+        };
+        let set = ok(&Value::List(vec![item("a"), item("b")]));
+        assert_eq!(set.len(), 2);
+        let e = err(&Value::List(vec![item("a"), item("b"), item("a")]));
+        assert!(
+            e.starts_with("constraints[2].name: duplicate constraint name \"a\""),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn numbers_must_be_finite_and_some_non_negative() {
+        for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            let e = err(&map(&[(
+                "temperature_high",
+                map(&[("limit", Value::Num(bad))]),
+            )]));
+            assert!(e.contains("must be a finite number"), "{e}");
+        }
+        // Zero is allowed where negatives are not; a scale must be positive.
+        let set = ok(&map(&[(
+            "temperature_high",
+            map(&[
+                ("weight", Value::Num(0.0)),
+                ("penalty", Value::Num(0.0)),
+                ("deadband", Value::Num(0.0)),
+                ("scale", Value::Num(2.0)),
+            ]),
+        )]));
+        assert_eq!(set.constraints[0].weight, 0.0);
+        assert_eq!(set.constraints[0].scale, 2.0);
+        for scale in [0.0, -1.0] {
+            let e = err(&map(&[(
+                "temperature_high",
+                map(&[("scale", Value::Num(scale))]),
+            )]));
+            assert!(e.contains(".scale: must be > 0"), "{e}");
+        }
+        let e = err(&map(&[(
+            "temperature_high",
+            map(&[("penalty", Value::Num(-0.5))]),
+        )]));
+        assert!(e.contains(".penalty: must be >= 0"), "{e}");
+    }
+
+    #[test]
+    fn on_delay_is_any_whole_u32() {
+        let top = f64::from(u32::MAX);
+        let set = ok(&map(&[(
+            "temperature_high",
+            map(&[("on_delay", Value::Num(top))]),
+        )]));
+        assert_eq!(set.constraints[0].on_delay, u32::MAX);
+        let e = err(&map(&[(
+            "temperature_high",
+            map(&[("on_delay", Value::Num(top + 1.0))]),
+        )]));
+        assert!(e.contains("must be a whole number of steps"), "{e}");
+    }
+
+    #[test]
+    fn a_band_needs_low_not_above_high() {
+        let set = ok(&band(2.0, 2.0));
+        assert_eq!(set.constraints[2].limit_near(1.0), 2.0);
+        assert!(ok(&band(1.0, 3.0)).len() == 3);
+        let e = err(&band(3.0, 1.0));
+        assert!(
+            e.starts_with("constraints.b.low: must not exceed high"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn overrides_move_each_bound_of_a_band_and_a_linear_b() {
+        let mut base = defaults();
+        base.constraints.push(Constraint::new(
+            "p_band",
+            "pressure",
+            Kind::Band {
+                signal: 2,
+                low: 1.0,
+                high: 3.0,
+            },
+            Severity::Warning,
+        ));
+        base.constraints.push(Constraint::new(
+            "lin",
+            "mix",
+            Kind::Linear {
+                terms: vec![(0, 1.0)],
+                b: 4.0,
+            },
+            Severity::Warning,
+        ));
+        let set = build(
+            &map(&[
+                (
+                    "p_band",
+                    map(&[("low", Value::Num(0.5)), ("high", Value::Num(2.5))]),
+                ),
+                ("lin", map(&[("b", Value::Num(6.0))])),
+            ]),
+            SIGNALS,
+            &base,
+        )
+        .expect("valid");
+        assert_eq!(
+            set.constraints[2].kind,
+            Kind::Band {
+                signal: 2,
+                low: 0.5,
+                high: 2.5
+            }
+        );
+        // The default scale follows the new bounds; the linear b moves too.
+        assert_eq!(set.constraints[2].scale, 2.0);
+        assert_eq!(set.constraints[3].limit(), 6.0);
+        // Equal bounds are a band of width 0; crossing bounds are refused.
+        let same = build(
+            &map(&[("p_band", map(&[("low", Value::Num(3.0))]))]),
+            SIGNALS,
+            &base,
+        )
+        .expect("valid");
+        assert_eq!(same.constraints[2].limit_near(0.0), 3.0);
+        for (key, x) in [("low", 3.5), ("high", 0.5)] {
+            let e = build(
+                &map(&[("p_band", map(&[(key, Value::Num(x))]))]),
+                SIGNALS,
+                &base,
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(
+                e.starts_with("constraints.p_band.low: must not exceed high"),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn same_kind_overrides_fields_and_another_kind_redeclares() {
+        let mut base = defaults();
+        base.constraints[0].penalty = 5.0;
+        let set = build(
+            &map(&[(
+                "temperature_high",
+                map(&[
+                    ("kind", Value::Str("upper".into())),
+                    ("limit", Value::Num(300.0)),
+                ]),
+            )]),
+            SIGNALS,
+            &base,
+        )
+        .expect("valid");
+        let c = &set.constraints[0];
+        assert_eq!((c.limit(), c.penalty), (300.0, 5.0));
+        assert_eq!(c.constraint_type, "temperature");
+        // Another kind: declared whole, on the same signal unless one is named.
+        let set = ok(&map(&[(
+            "coolant_ramp",
+            map(&[
+                ("kind", Value::Str("abs".into())),
+                ("limit", Value::Num(2.0)),
+            ]),
+        )]));
+        assert_eq!(
+            set.constraints[1].kind,
+            Kind::Abs {
+                signal: 1,
+                limit: 2.0
+            }
+        );
+        assert_eq!(set.constraints[1].constraint_type, "coolant_ramp");
+    }
 }

@@ -323,4 +323,96 @@ mod tests {
             1.0
         );
     }
+
+    #[test]
+    fn kinds_name_themselves_and_their_signal() {
+        let kinds = [
+            Kind::Upper {
+                signal: 3,
+                limit: 1.0,
+            },
+            Kind::Lower {
+                signal: 3,
+                limit: 1.0,
+            },
+            Kind::Band {
+                signal: 3,
+                low: 0.0,
+                high: 1.0,
+            },
+            Kind::Abs {
+                signal: 3,
+                limit: 1.0,
+            },
+            Kind::Rate {
+                signal: 3,
+                limit: 1.0,
+            },
+            Kind::Linear {
+                terms: vec![(3, 1.0)],
+                b: 1.0,
+            },
+        ];
+        let names: Vec<_> = kinds.iter().map(Kind::as_str).collect();
+        assert_eq!(names, ["upper", "lower", "band", "abs", "rate", "linear"]);
+        let signals: Vec<_> = kinds.iter().map(Kind::signal).collect();
+        assert_eq!(signals, [Some(3), Some(3), Some(3), Some(3), Some(3), None]);
+    }
+
+    #[test]
+    fn default_scales_and_band_limits() {
+        let band = c(Kind::Band {
+            signal: 0,
+            low: 20.0,
+            high: 24.0,
+        });
+        assert_eq!(band.scale, 4.0);
+        assert_eq!(band.limit(), 24.0);
+        // The midpoint belongs to the upper half.
+        assert_eq!(band.limit_near(22.0), 24.0);
+        assert_eq!(band.limit_near(21.9), 20.0);
+        let lin = c(Kind::Linear {
+            terms: vec![(0, 1.0)],
+            b: -3.0,
+        });
+        assert_eq!((lin.scale, lin.limit()), (3.0, -3.0));
+        let lower = c(Kind::Lower {
+            signal: 0,
+            limit: -8.0,
+        });
+        assert_eq!(lower.scale, 8.0);
+        // A band of width 0 and a non-finite limit fall back to 1.
+        let flat = c(Kind::Band {
+            signal: 0,
+            low: 2.0,
+            high: 2.0,
+        });
+        assert_eq!(flat.scale, 1.0);
+        let inf = c(Kind::Upper {
+            signal: 0,
+            limit: f64::INFINITY,
+        });
+        assert_eq!(inf.scale, 1.0);
+    }
+
+    #[test]
+    fn a_set_writes_each_value_in_order() {
+        let set = ConstraintSet {
+            constraints: vec![
+                c(Kind::Upper {
+                    signal: 1,
+                    limit: 0.0,
+                }),
+                c(Kind::Rate {
+                    signal: 0,
+                    limit: 0.0,
+                }),
+            ],
+        };
+        assert_eq!((set.len(), set.is_empty()), (2, false));
+        assert!(ConstraintSet::default().is_empty());
+        let mut v = [0.0; 2];
+        set.values(&[5.0, 7.0], &[2.0, 0.0], &mut v);
+        assert_eq!(v, [7.0, 3.0]);
+    }
 }

@@ -182,4 +182,92 @@ mod tests {
         assert_eq!(c.active, vec![false, true, false, false]);
         assert!(m.check(&[1.0], 2.0).is_err());
     }
+
+    /// Three systems, three signals, two constraints: `[a, b, c]` with a <= 10 (critical) and
+    /// |c - c_prev| <= 1.
+    fn three() -> Monitor {
+        let set = ConstraintSet {
+            constraints: vec![
+                Constraint::new(
+                    "a_high",
+                    "a",
+                    Kind::Upper {
+                        signal: 0,
+                        limit: 10.0,
+                    },
+                    Severity::Critical,
+                ),
+                Constraint::new(
+                    "c_rate",
+                    "rate",
+                    Kind::Rate {
+                        signal: 2,
+                        limit: 1.0,
+                    },
+                    Severity::Warning,
+                ),
+            ],
+        };
+        Monitor::new(set, 3, 3, 0.5).expect("monitor")
+    }
+
+    #[test]
+    fn each_system_has_its_own_rows() {
+        let mut m = three();
+        assert_eq!(m.constraints().len(), 2);
+        assert_eq!(m.constraints().constraints[1].name, "c_rate");
+        let c = m
+            .check(&[1.0, 0.0, 5.0, 11.0, 0.0, 6.0, 12.0, 0.0, 7.0], 0.0)
+            .expect("check");
+        assert_eq!(c.values, vec![1.0, 0.0, 11.0, 0.0, 12.0, 0.0]);
+        assert_eq!(c.margins, vec![9.0, 1.0, -1.0, 1.0, -2.0, 1.0]);
+        assert_eq!(c.active, vec![false, false, true, false, true, false]);
+        // A critical alarm opens an incident and shuts its system down.
+        let events: Vec<_> = c
+            .events
+            .iter()
+            .map(|e| (e.kind, e.env, e.constraint))
+            .collect();
+        use crate::safety::checker::EventKind::{EmergencyShutdown, IncidentOpened};
+        assert_eq!(
+            events,
+            vec![
+                (IncidentOpened, 1, Some(0)),
+                (EmergencyShutdown, 1, Some(0)),
+                (IncidentOpened, 2, Some(0)),
+                (EmergencyShutdown, 2, Some(0)),
+            ]
+        );
+        // Rates against each system's own previous values.
+        let c = m
+            .check(&[1.0, 0.0, 5.5, 1.0, 0.0, 8.0, 1.0, 0.0, 7.0], 1.0)
+            .expect("check");
+        assert_eq!(c.values, vec![1.0, 0.5, 1.0, 2.0, 1.0, 0.0]);
+        assert_eq!(c.margins, vec![9.0, 0.5, 9.0, -1.0, 9.0, 1.0]);
+        assert_eq!(c.active, vec![false, false, false, true, false, false]);
+        assert!(c.events.iter().all(|e| e.step == 1));
+        // The wrong number of values is refused, whatever the layout.
+        for len in [3, 4, 6, 8, 10] {
+            assert!(m.check(&vec![0.0; len], 2.0).is_err(), "{len}");
+        }
+    }
+
+    #[test]
+    fn reset_forgets_alarms_steps_and_previous_values() {
+        let mut m = three();
+        m.check(&[11.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0], 0.0)
+            .expect("check");
+        m.reset();
+        // No rate against the values before the reset, the alarm starts anew at step 0.
+        let c = m
+            .check(&[11.0, 0.0, 9.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0], 5.0)
+            .expect("check");
+        assert_eq!(c.values[1], 0.0);
+        assert_eq!(c.events.len(), 2);
+        assert_eq!((c.events[0].step, c.events[0].wall), (0, 5.0));
+        assert!(Monitor::new(ConstraintSet::default(), 1, 0, 1.0).is_err());
+        for dt in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+            assert!(Monitor::new(ConstraintSet::default(), 1, 1, dt).is_err());
+        }
+    }
 }
