@@ -106,6 +106,11 @@ class CoreVecEnv:
         npt.NDArray[np.bool_],
         _Events,
     ]: ...
+    def reset_info(
+        self,
+        seeds: list[int | None] | None = None,
+        mask: npt.NDArray[np.bool_] | None = None,
+    ) -> tuple[npt.NDArray[np.float32], dict[str, Any]]: ...
     def step(self, actions: Any) -> dict[str, Any]: ...
     def step_info(
         self, actions: Any

@@ -179,54 +179,21 @@ class VectorIndustrialEnv(VectorEnv):
         if "reset_mask" in opts:
             mask = self._check_mask(opts["reset_mask"])
         with self._exclusive:
-            obs, values, margins, active, _ = self._core.reset(seeds, mask)
-        sel = np.ones(self.num_envs, dtype=np.bool_) if mask is None else mask.copy()
-        info: dict[str, Any] = {}
-        self._put_readings(info, values, margins, active, sel)
-        return obs, info
+            return self._core.reset_info(seeds, mask)  # type: ignore[no-any-return]
 
     def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         """Steps every env with normalised actions of shape ``(num_envs, act_dim)`` (``(num_envs,)`` too
         for one-dimensional actions), under the same rules as a single env's ``step``: any real dtype and
         layout; bool/complex/object/string dtypes, another shape, NaN or inf raise
         :class:`~neorl_industrial.InvalidActionError` naming the env and element, and no env steps."""
-        # The core builds the usual info itself; with same-step autoreset some env ends and
-        # resets in most steps, and that info is built here.
-        if self.autoreset_mode != AutoresetMode.SAME_STEP:
-            with self._exclusive:
-                return self._core.step_info(actions)  # type: ignore[no-any-return]
         with self._exclusive:
-            out = self._core.step(actions)
-        stepped = out["stepped"]
-        everyone = np.ones(self.num_envs, dtype=np.bool_)
-        info: dict[str, Any] = {}
-        fmask = out.get("final_mask")
-        if fmask is not None and fmask.any():
-            final_obs = np.full(self.num_envs, None, dtype=object)
-            for i in np.flatnonzero(fmask):
-                final_obs[i] = out["final_obs"][i]
-            info["final_obs"] = final_obs
-            info["_final_obs"] = fmask.copy()
-            final_info: dict[str, Any] = {}
-            self._put_step_info(final_info, out, fmask)
-            self._put_readings(
-                final_info, out["final_values"], out["final_margins"], out["final_active"], fmask
-            )
-            info["final_info"] = final_info
-            info["_final_info"] = fmask.copy()
-            # Ended envs report their reset info; the others their step info.
-            self._put_step_info(info, out, stepped & ~fmask)
-        else:
-            # Envs that were not stepped already hold zeros in every step column.
-            self._put_step_info(info, out, stepped, zeros_outside=True)
-        self._put_readings(info, out["values"], out["margins"], out["active"], everyone)
-        return out["obs"], out["reward"], out["terminated"], out["truncated"], info
+            return self._core.step_info(actions)  # type: ignore[no-any-return]
 
     def close_extras(self, **kwargs: Any) -> None:
         # The batch's memory goes now; any later use raises EnvClosedError naming the env.
         self._core = _ClosedCore(f"{self.env_id} x{self.num_envs}")  # type: ignore[assignment]
 
-    # --------------------------------------------------------------- infos
+    # -------------------------------------------------------------- options
     def _check_mask(self, mask: Any) -> np.ndarray:
         if not isinstance(mask, np.ndarray):
             raise ConfigError(f"reset_mask: must be a numpy array, got {type(mask).__name__}")
@@ -237,53 +204,6 @@ class VectorIndustrialEnv(VectorEnv):
         if not mask.any():
             raise ConfigError("reset_mask: must select at least one env")
         return mask
-
-    def _put_readings(
-        self,
-        info: dict[str, Any],
-        values: np.ndarray,
-        margins: np.ndarray,
-        active: np.ndarray,
-        mask: np.ndarray,
-    ) -> None:
-        """``constraints``, ``margins`` and ``violations``: one array per constraint name (the
-        tables are ``(k, num_envs)``: row ``j`` is constraint ``j``)."""
-        every = bool(mask.all())
-        if not every and not mask.any():
-            return
-        for key, table, zero in (
-            ("constraints", values, 0.0),
-            ("margins", margins, 0.0),
-            ("violations", active, False),
-        ):
-            sub: dict[str, Any] = {}
-            for j, name in enumerate(self.constraint_names):
-                # The table is fresh every step, so its columns can be handed out as they are.
-                sub[name] = table[j] if every else np.where(mask, table[j], zero)
-                sub[f"_{name}"] = mask.copy()
-            info[key] = sub
-            info[f"_{key}"] = mask.copy()
-
-    def _put_step_info(
-        self, info: dict[str, Any], out: dict[str, Any], mask: np.ndarray, zeros_outside: bool = False
-    ) -> None:
-        every = bool(mask.all())
-        if not every and not mask.any():
-            return
-        every = every or zeros_outside
-        info["action"] = out["action"] if every else np.where(mask[:, None], out["action"], 0.0)
-        info["_action"] = mask.copy()
-        for key, zero in (("clipped", 0), ("cost", 0.0), ("shield", False)):
-            info[key] = out[key] if every else np.where(mask, out[key], zero)
-            info[f"_{key}"] = mask.copy()
-        shutdown = out["shutdown"]
-        down = mask & (shutdown >= 0)
-        if down.any():
-            reasons = np.full(self.num_envs, None, dtype=object)
-            for i in np.flatnonzero(down):
-                reasons[i] = self.constraint_names[int(shutdown[i])]
-            info["shutdown_reason"] = reasons
-            info["_shutdown_reason"] = down
 
     # ------------------------------------------------------------- pickling
     def __getstate__(self) -> dict[str, Any]:

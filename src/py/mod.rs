@@ -3,6 +3,7 @@
 pub mod convert;
 pub mod events;
 pub mod exporter;
+pub mod info;
 pub mod logging;
 pub mod safety;
 pub mod telemetry;

@@ -4,12 +4,13 @@ use std::sync::{Arc, Mutex};
 
 use numpy::{IntoPyArray, PyArray1, PyReadonlyArray1};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList, PyString, PyTuple};
+use pyo3::types::{PyDict, PyList, PyTuple};
 
 use crate::envs;
 use crate::errors::CoreError;
 use crate::py::convert;
 use crate::py::events::events_columns;
+use crate::py::info::{Dims, InfoKeys};
 use crate::py::safety::PyAuditTrail;
 use crate::py::telemetry::MetricsRegistry;
 use crate::safety::config;
@@ -31,51 +32,8 @@ use crate::vector::{Autoreset, Readings, Snapshot, StepOut, Totals, VecCore};
 #[pyclass(module = "neorl_industrial._core")]
 pub struct CoreVecEnv {
     core: VecCore,
-    names: Vec<Py<PyString>>,
-    /// `_<name>`: the mask keys of the vector info's per-constraint entries.
-    mask_names: Vec<Py<PyString>>,
-    keys: Keys,
-}
-
-/// Interned info keys.
-struct Keys {
-    action: Py<PyString>,
-    constraints: Py<PyString>,
-    margins: Py<PyString>,
-    violations: Py<PyString>,
-    clipped: Py<PyString>,
-    cost: Py<PyString>,
-    shield: Py<PyString>,
-    shutdown: Py<PyString>,
-    /// `_<key>` of the keys above, in the same order.
-    masks: [Py<PyString>; 8],
-}
-
-impl Keys {
-    fn new(py: Python<'_>) -> Self {
-        let k = |s: &str| PyString::intern(py, s).unbind();
-        Self {
-            action: k("action"),
-            constraints: k("constraints"),
-            margins: k("margins"),
-            violations: k("violations"),
-            clipped: k("clipped"),
-            cost: k("cost"),
-            shield: k("shield"),
-            shutdown: k("shutdown_reason"),
-            masks: [
-                "_action",
-                "_constraints",
-                "_margins",
-                "_violations",
-                "_clipped",
-                "_cost",
-                "_shield",
-                "_shutdown_reason",
-            ]
-            .map(k),
-        }
-    }
+    /// Gymnasium's info keys and the constraint names.
+    info: InfoKeys,
 }
 
 fn variables<'py>(py: Python<'py>, vars: &[Variable]) -> PyResult<Bound<'py, PyList>> {
@@ -146,21 +104,15 @@ impl CoreVecEnv {
             let m = reg.inner().env_metrics(id, &types, &severities, &names);
             core.set_metrics(Some(m));
         }
-        let constraints = &core.checker().set.constraints;
-        let names = constraints
+        let names: Vec<String> = core
+            .checker()
+            .set
+            .constraints
             .iter()
-            .map(|c| PyString::intern(py, &c.name).unbind())
+            .map(|c| c.name.clone())
             .collect();
-        let mask_names = constraints
-            .iter()
-            .map(|c| PyString::intern(py, &format!("_{}", c.name)).unbind())
-            .collect();
-        Ok(Self {
-            core,
-            names,
-            mask_names,
-            keys: Keys::new(py),
-        })
+        let info = InfoKeys::new(py, &names);
+        Ok(Self { core, info })
     }
 
     /// Batch size.
@@ -348,34 +300,43 @@ impl CoreVecEnv {
     }
 
     /// Steps every env as :meth:`step` does and returns Gymnasium's ``(obs, reward, terminated,
-    /// truncated, info)`` with the vector info for a step in which no env ended and reset within
-    /// the step (next-step or disabled autoreset): the Gymnasium vector env's own call, which
-    /// builds nothing it would drop.
+    /// truncated, info)`` in the batch's autoreset mode: the vector env's own call (Gymnasium's
+    /// info layout, with ``final_obs`` / ``final_info`` where envs ended and reset within the step).
     fn step_info<'py>(
         &mut self,
         py: Python<'py>,
         actions: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyTuple>> {
         let out = self.step_core(py, actions)?;
-        let (n, od, ad) = (self.core.num_envs(), self.obs_dim(), self.act_dim());
-        let c = out.cols;
-        let step = StepInfo {
-            stepped: &c.stepped,
-            shutdown: &c.shutdown,
-            action: convert::array2(py, out.action, n, ad)?.into_any(),
-            clipped: convert::array1(py, c.clipped).into_any(),
-            cost: convert::array1(py, c.cost).into_any(),
-            shield: convert::array1(py, c.shielded).into_any(),
+        let dims = Dims {
+            n: self.core.num_envs(),
+            od: self.obs_dim(),
+            ad: self.act_dim(),
         };
-        let info = self.vector_info(py, step, &out.readings)?;
-        (
-            convert::array2(py, out.obs, n, od)?,
-            convert::array1(py, c.reward),
-            convert::array1(py, c.terminated),
-            convert::array1(py, c.truncated),
-            info,
+        self.info.step(py, out, dims)
+    }
+
+    /// Resets as :meth:`reset` does and returns Gymnasium's ``(obs, info)``: the readings of the
+    /// envs reset (``mask``; every env if None).
+    #[pyo3(signature = (seeds=None, mask=None))]
+    fn reset_info<'py>(
+        &mut self,
+        py: Python<'py>,
+        seeds: Option<Vec<Option<u64>>>,
+        mask: Option<PyReadonlyArray1<'py, bool>>,
+    ) -> PyResult<Bound<'py, PyTuple>> {
+        let mask: Option<Vec<bool>> = mask.map(|m| m.as_array().to_vec());
+        let core = &mut self.core;
+        let out = py.detach(|| core.reset(seeds.as_deref(), mask.as_deref()))?;
+        let (n, od) = (self.core.num_envs(), self.obs_dim());
+        let info = self.info.reset(py, &out.readings, mask.as_deref(), n)?;
+        PyTuple::new(
+            py,
+            [
+                convert::array2(py, out.obs, n, od)?.into_any(),
+                info.into_any(),
+            ],
         )
-            .into_pyobject(py)
     }
 
     /// The batch's running safety counts (see :class:`SafetyTotals`).
@@ -477,7 +438,7 @@ impl CoreVecEnv {
         let core = &mut self.core;
         let out = py.detach(|| core.reset(seeds.as_deref(), None))?;
         let info = PyDict::new(py);
-        put_readings(py, (&self.names, &self.keys), &info, &out.readings)?;
+        self.info.single_readings(py, &info, &out.readings)?;
         PyTuple::new(
             py,
             [convert::array1(py, out.obs).into_any(), info.into_any()],
@@ -496,15 +457,14 @@ impl CoreVecEnv {
         // Python's logging without releasing the GIL: no other Rust thread waits for it.
         let out = self.core.step_one(&acts)?;
         let r = out.row;
-        let k = &self.keys;
         let info = PyDict::new(py);
-        info.set_item(k.action.bind(py), PyArray1::from_slice(py, &out.action))?;
-        info.set_item(k.clipped.bind(py), r.clipped)?;
-        info.set_item(k.cost.bind(py), r.cost)?;
-        info.set_item(k.shield.bind(py), r.shielded)?;
-        put_readings(py, (&self.names, k), &info, &out.readings)?;
+        let action = PyArray1::from_slice(py, &out.action).into_any();
+        self.info
+            .single_step(py, &info, (action, r.clipped, r.cost, r.shielded))?;
+        self.info.single_readings(py, &info, &out.readings)?;
         if let Some(i) = r.shutdown {
-            info.set_item(k.shutdown.bind(py), self.names[usize::from(i)].bind(py))?;
+            let reason = self.info.names[usize::from(i)].bind(py);
+            info.set_item(self.info.shutdown.bind(py), reason)?;
         }
         (
             PyArray1::from_slice(py, &out.obs),
@@ -525,83 +485,6 @@ impl CoreVecEnv {
             convert::array2(py, r.active, k, n)?.into_any(),
         ])
     }
-
-    /// The vector env's info for a step in which no env ended and reset (Gymnasium's layout: a
-    /// value array and a `_key` mask per key). Step entries are masked by the envs that stepped
-    /// (their columns hold zeros elsewhere), readings cover every env.
-    fn vector_info<'py>(
-        &self,
-        py: Python<'py>,
-        step: StepInfo<'_, 'py>,
-        r: &Readings,
-    ) -> PyResult<Bound<'py, PyDict>> {
-        let (n, k) = (self.core.num_envs(), self.names.len());
-        let (keys, info) = (&self.keys, PyDict::new(py));
-        if step.stepped.iter().any(|&s| s) {
-            let [m_action, _, _, _, m_clipped, m_cost, m_shield, m_shutdown] = &keys.masks;
-            for (key, mask, value) in [
-                (&keys.action, m_action, step.action),
-                (&keys.clipped, m_clipped, step.clipped),
-                (&keys.cost, m_cost, step.cost),
-                (&keys.shield, m_shield, step.shield),
-            ] {
-                info.set_item(key.bind(py), value)?;
-                info.set_item(mask.bind(py), PyArray1::from_slice(py, step.stepped))?;
-            }
-            let down = |i: usize| step.stepped[i] && step.shutdown[i] >= 0;
-            if (0..n).any(down) {
-                let reasons: Vec<Py<PyAny>> = (0..n)
-                    .map(|i| match usize::try_from(step.shutdown[i]) {
-                        Ok(c) if down(i) && c < k => self.names[c].clone_ref(py).into_any(),
-                        _ => py.None(),
-                    })
-                    .collect();
-                let mask: Vec<bool> = (0..n).map(down).collect();
-                info.set_item(keys.shutdown.bind(py), PyArray1::from_vec(py, reasons))?;
-                info.set_item(m_shutdown.bind(py), convert::array1(py, mask))?;
-            }
-        }
-        let everyone = vec![true; n];
-        let [_, m_constraints, m_margins, m_violations, ..] = &keys.masks;
-        macro_rules! table {
-            ($key:expr, $mask:expr, $table:expr) => {{
-                let sub = PyDict::new(py);
-                for (j, col) in $table.chunks_exact(n).enumerate() {
-                    sub.set_item(self.names[j].bind(py), PyArray1::from_slice(py, col))?;
-                    sub.set_item(
-                        self.mask_names[j].bind(py),
-                        PyArray1::from_slice(py, &everyone),
-                    )?;
-                }
-                info.set_item($key.bind(py), sub)?;
-                info.set_item($mask.bind(py), PyArray1::from_slice(py, &everyone))?;
-            }};
-        }
-        table!(keys.constraints, m_constraints, r.values);
-        table!(keys.margins, m_margins, r.margins);
-        table!(keys.violations, m_violations, r.active);
-        Ok(info)
-    }
-}
-
-/// Single env: ``constraints``, ``margins`` and ``violations`` dicts keyed by constraint name.
-fn put_readings(
-    py: Python<'_>,
-    (names, k): (&[Py<PyString>], &Keys),
-    info: &Bound<'_, PyDict>,
-    r: &Readings,
-) -> PyResult<()> {
-    let (values, margins, active) = (PyDict::new(py), PyDict::new(py), PyDict::new(py));
-    for (j, name) in names.iter().enumerate() {
-        let name = name.bind(py);
-        values.set_item(name, r.values[j])?;
-        margins.set_item(name, r.margins[j])?;
-        active.set_item(name, r.active[j])?;
-    }
-    info.set_item(k.constraints.bind(py), values)?;
-    info.set_item(k.margins.bind(py), margins)?;
-    info.set_item(k.violations.bind(py), active)?;
-    Ok(())
 }
 
 /// A batch's running safety counts since it was made, and its most recent closed incidents
@@ -678,16 +561,6 @@ impl SafetyTotals {
         let closed: Vec<SafetyEvent> = self.get().closed.iter().copied().collect();
         events_columns(py, &closed)
     }
-}
-
-/// A step's entries of the vector info, the arrays already built.
-struct StepInfo<'a, 'py> {
-    stepped: &'a [bool],
-    shutdown: &'a [i64],
-    action: Bound<'py, PyAny>,
-    clipped: Bound<'py, PyAny>,
-    cost: Bound<'py, PyAny>,
-    shield: Bound<'py, PyAny>,
 }
 
 /// The single-env face of a batch of one: Gymnasium's ``reset`` and ``step`` return values, built

@@ -1,0 +1,343 @@
+//! Gymnasium's infos, built once, here, for every autoreset mode.
+//!
+//! Vector infos follow Gymnasium's layout: per key a value array over the envs and a `_key` bool
+//! mask saying which envs it holds; per-constraint entries are dicts of such pairs keyed by
+//! constraint name. A step's own entries (`action`, `clipped`, `cost`, `shield`,
+//! `shutdown_reason`) cover the envs that stepped; the readings (`constraints`, `margins`,
+//! `violations`) cover every env. With same-step autoreset, the envs that ended and reset within
+//! the step report their reset readings, and what they ended with goes to `final_obs` and
+//! `final_info` (masked by `_final_obs` / `_final_info`). The single env's info is the same keys
+//! with plain values.
+
+use numpy::{Element, PyArray1};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyString, PyTuple};
+
+use crate::py::convert;
+use crate::vector::{Columns, Readings, StepOut};
+
+/// Interned info keys and the batch's constraint names.
+pub struct InfoKeys {
+    /// Constraint names, in the batch's order.
+    pub names: Vec<Py<PyString>>,
+    /// `_<name>`: the mask keys of the per-constraint entries.
+    mask_names: Vec<Py<PyString>>,
+    action: Py<PyString>,
+    constraints: Py<PyString>,
+    margins: Py<PyString>,
+    violations: Py<PyString>,
+    clipped: Py<PyString>,
+    cost: Py<PyString>,
+    shield: Py<PyString>,
+    /// `shutdown_reason`.
+    pub shutdown: Py<PyString>,
+    final_obs: Py<PyString>,
+    final_info: Py<PyString>,
+    /// `_<key>` of the keys above, in the same order.
+    masks: [Py<PyString>; 10],
+}
+
+/// Dimensions of a batch: envs, observation and action sizes.
+#[derive(Debug, Clone, Copy)]
+pub struct Dims {
+    /// Envs.
+    pub n: usize,
+    /// Observation size.
+    pub od: usize,
+    /// Action size.
+    pub ad: usize,
+}
+
+/// `values` where `mask` holds, `zero` elsewhere; `width` values per env.
+fn masked<T: Element + Copy>(values: &[T], mask: &[bool], width: usize, zero: T) -> Vec<T> {
+    values
+        .chunks_exact(width.max(1))
+        .zip(mask)
+        .flat_map(|(row, &m)| row.iter().map(move |&v| if m { v } else { zero }))
+        .collect()
+}
+
+impl InfoKeys {
+    /// The keys of a batch whose constraints are `names`.
+    pub fn new(py: Python<'_>, names: &[String]) -> Self {
+        let k = |s: &str| PyString::intern(py, s).unbind();
+        Self {
+            names: names
+                .iter()
+                .map(|s| PyString::intern(py, s).unbind())
+                .collect(),
+            mask_names: names
+                .iter()
+                .map(|s| PyString::intern(py, &format!("_{s}")).unbind())
+                .collect(),
+            action: k("action"),
+            constraints: k("constraints"),
+            margins: k("margins"),
+            violations: k("violations"),
+            clipped: k("clipped"),
+            cost: k("cost"),
+            shield: k("shield"),
+            shutdown: k("shutdown_reason"),
+            final_obs: k("final_obs"),
+            final_info: k("final_info"),
+            masks: [
+                "_action",
+                "_constraints",
+                "_margins",
+                "_violations",
+                "_clipped",
+                "_cost",
+                "_shield",
+                "_shutdown_reason",
+                "_final_obs",
+                "_final_info",
+            ]
+            .map(k),
+        }
+    }
+
+    /// Gymnasium's `(obs, reward, terminated, truncated, info)` of a batch step, in any
+    /// autoreset mode.
+    pub fn step<'py>(
+        &self,
+        py: Python<'py>,
+        out: StepOut,
+        d: Dims,
+    ) -> PyResult<Bound<'py, PyTuple>> {
+        let info = PyDict::new(py);
+        let c = &out.cols;
+        if c.reset_in_step.iter().any(|&r| r) {
+            let fmask = &c.reset_in_step;
+            let rows: Vec<Py<PyAny>> = (0..d.n)
+                .map(|i| {
+                    if fmask[i] {
+                        let row = &out.final_obs[i * d.od..(i + 1) * d.od];
+                        PyArray1::from_slice(py, row).into_any().unbind()
+                    } else {
+                        py.None()
+                    }
+                })
+                .collect();
+            let [.., m_final_obs, m_final_info] = &self.masks;
+            info.set_item(self.final_obs.bind(py), PyArray1::from_vec(py, rows))?;
+            info.set_item(m_final_obs.bind(py), PyArray1::from_slice(py, fmask))?;
+            let ended = PyDict::new(py);
+            self.put_step(py, &ended, &out, fmask, d)?;
+            self.put_readings(py, &ended, &out.final_readings, fmask, d.n)?;
+            info.set_item(self.final_info.bind(py), ended)?;
+            info.set_item(m_final_info.bind(py), PyArray1::from_slice(py, fmask))?;
+            // The ended envs report their reset info; the others their step's.
+            let stepped: Vec<bool> = c
+                .stepped
+                .iter()
+                .zip(fmask)
+                .map(|(&s, &f)| s && !f)
+                .collect();
+            self.put_step(py, &info, &out, &stepped, d)?;
+        } else if c.stepped.iter().any(|&s| s) {
+            // Envs that did not step hold zeros in every step column: hand the columns over whole.
+            self.put_whole_step(py, &info, &out, d)?;
+        }
+        let everyone = vec![true; d.n];
+        self.put_readings(py, &info, &out.readings, &everyone, d.n)?;
+        let StepOut { obs, cols, .. } = out;
+        let Columns {
+            reward,
+            terminated,
+            truncated,
+            ..
+        } = cols;
+        (
+            convert::array2(py, obs, d.n, d.od)?,
+            convert::array1(py, reward),
+            convert::array1(py, terminated),
+            convert::array1(py, truncated),
+            info,
+        )
+            .into_pyobject(py)
+    }
+
+    /// The info of a reset of the envs in `mask` (every env if `None`): their readings.
+    pub fn reset<'py>(
+        &self,
+        py: Python<'py>,
+        readings: &Readings,
+        mask: Option<&[bool]>,
+        n: usize,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let info = PyDict::new(py);
+        let everyone;
+        let mask = match mask {
+            Some(m) => m,
+            None => {
+                everyone = vec![true; n];
+                &everyone
+            }
+        };
+        self.put_readings(py, &info, readings, mask, n)?;
+        Ok(info)
+    }
+
+    /// The step entries of the envs in `mask` (zeros elsewhere), with their masks.
+    fn put_step(
+        &self,
+        py: Python<'_>,
+        info: &Bound<'_, PyDict>,
+        out: &StepOut,
+        mask: &[bool],
+        d: Dims,
+    ) -> PyResult<()> {
+        if !mask.iter().any(|&m| m) {
+            return Ok(());
+        }
+        let c = &out.cols;
+        let [m_action, _, _, _, m_clipped, m_cost, m_shield, ..] = &self.masks;
+        let action = masked(&out.action, mask, d.ad, 0.0);
+        info.set_item(
+            self.action.bind(py),
+            convert::array2(py, action, d.n, d.ad)?,
+        )?;
+        info.set_item(
+            self.clipped.bind(py),
+            PyArray1::from_vec(py, masked(&c.clipped, mask, 1, 0)),
+        )?;
+        info.set_item(
+            self.cost.bind(py),
+            PyArray1::from_vec(py, masked(&c.cost, mask, 1, 0.0)),
+        )?;
+        info.set_item(
+            self.shield.bind(py),
+            PyArray1::from_vec(py, masked(&c.shielded, mask, 1, false)),
+        )?;
+        for m in [m_action, m_clipped, m_cost, m_shield] {
+            info.set_item(m.bind(py), PyArray1::from_slice(py, mask))?;
+        }
+        self.put_shutdown(py, info, &c.shutdown, mask)
+    }
+
+    /// The step entries when every env that did not step holds zeros already (no env ended and
+    /// reset within the step): the columns as they are, masked by the envs that stepped.
+    fn put_whole_step(
+        &self,
+        py: Python<'_>,
+        info: &Bound<'_, PyDict>,
+        out: &StepOut,
+        d: Dims,
+    ) -> PyResult<()> {
+        let c = &out.cols;
+        let [m_action, _, _, _, m_clipped, m_cost, m_shield, ..] = &self.masks;
+        info.set_item(
+            self.action.bind(py),
+            convert::array2(py, out.action.clone(), d.n, d.ad)?,
+        )?;
+        info.set_item(self.clipped.bind(py), PyArray1::from_slice(py, &c.clipped))?;
+        info.set_item(self.cost.bind(py), PyArray1::from_slice(py, &c.cost))?;
+        info.set_item(self.shield.bind(py), PyArray1::from_slice(py, &c.shielded))?;
+        for m in [m_action, m_clipped, m_cost, m_shield] {
+            info.set_item(m.bind(py), PyArray1::from_slice(py, &c.stepped))?;
+        }
+        self.put_shutdown(py, info, &c.shutdown, &c.stepped)
+    }
+
+    /// `shutdown_reason`: the critical constraint's name where an env in `mask` shut down.
+    fn put_shutdown(
+        &self,
+        py: Python<'_>,
+        info: &Bound<'_, PyDict>,
+        shutdown: &[i64],
+        mask: &[bool],
+    ) -> PyResult<()> {
+        let k = self.names.len();
+        let down: Vec<bool> = shutdown
+            .iter()
+            .zip(mask)
+            .map(|(&s, &m)| m && s >= 0)
+            .collect();
+        if !down.iter().any(|&d| d) {
+            return Ok(());
+        }
+        let reasons: Vec<Py<PyAny>> = shutdown
+            .iter()
+            .zip(&down)
+            .map(|(&s, &d)| match usize::try_from(s) {
+                Ok(c) if d && c < k => self.names[c].clone_ref(py).into_any(),
+                _ => py.None(),
+            })
+            .collect();
+        info.set_item(self.shutdown.bind(py), PyArray1::from_vec(py, reasons))?;
+        info.set_item(self.masks[7].bind(py), PyArray1::from_vec(py, down))?;
+        Ok(())
+    }
+
+    /// `constraints`, `margins` and `violations` of the envs in `mask` (zeros elsewhere): a
+    /// dict per key, one array and one mask per constraint name.
+    fn put_readings(
+        &self,
+        py: Python<'_>,
+        info: &Bound<'_, PyDict>,
+        r: &Readings,
+        mask: &[bool],
+        n: usize,
+    ) -> PyResult<()> {
+        if !mask.iter().any(|&m| m) {
+            return Ok(());
+        }
+        let every = mask.iter().all(|&m| m);
+        let [_, m_constraints, m_margins, m_violations, ..] = &self.masks;
+        macro_rules! table {
+            ($key:expr, $mask:expr, $table:expr, $zero:expr) => {{
+                let sub = PyDict::new(py);
+                for (j, col) in $table.chunks_exact(n.max(1)).enumerate() {
+                    let values = if every {
+                        PyArray1::from_slice(py, col)
+                    } else {
+                        PyArray1::from_vec(py, masked(col, mask, 1, $zero))
+                    };
+                    sub.set_item(self.names[j].bind(py), values)?;
+                    sub.set_item(self.mask_names[j].bind(py), PyArray1::from_slice(py, mask))?;
+                }
+                info.set_item($key.bind(py), sub)?;
+                info.set_item($mask.bind(py), PyArray1::from_slice(py, mask))?;
+            }};
+        }
+        table!(self.constraints, m_constraints, r.values, 0.0);
+        table!(self.margins, m_margins, r.margins, 0.0);
+        table!(self.violations, m_violations, r.active, false);
+        Ok(())
+    }
+
+    /// A single env's readings: ``constraints``, ``margins`` and ``violations`` dicts keyed by
+    /// constraint name, plain values.
+    pub fn single_readings(
+        &self,
+        py: Python<'_>,
+        info: &Bound<'_, PyDict>,
+        r: &Readings,
+    ) -> PyResult<()> {
+        let (values, margins, active) = (PyDict::new(py), PyDict::new(py), PyDict::new(py));
+        for (j, name) in self.names.iter().enumerate() {
+            let name = name.bind(py);
+            values.set_item(name, r.values[j])?;
+            margins.set_item(name, r.margins[j])?;
+            active.set_item(name, r.active[j])?;
+        }
+        info.set_item(self.constraints.bind(py), values)?;
+        info.set_item(self.margins.bind(py), margins)?;
+        info.set_item(self.violations.bind(py), active)?;
+        Ok(())
+    }
+
+    /// A single env's step entries: plain values under the same keys as the vector info's.
+    pub fn single_step(
+        &self,
+        py: Python<'_>,
+        info: &Bound<'_, PyDict>,
+        (action, clipped, cost, shielded): (Bound<'_, PyAny>, u32, f64, bool),
+    ) -> PyResult<()> {
+        info.set_item(self.action.bind(py), action)?;
+        info.set_item(self.clipped.bind(py), clipped)?;
+        info.set_item(self.cost.bind(py), cost)?;
+        info.set_item(self.shield.bind(py), shielded)?;
+        Ok(())
+    }
+}
