@@ -690,7 +690,7 @@ def test_metrics_reference_documents_exactly_the_exported_metrics() -> None:
         assert documented[name][0] == kind, name
     for path in (
         "src/telemetry/",
-        "src/vector.rs",
+        "src/vector/",
         "neorl_industrial.metrics",
         "time_inference()",
         "MonitoredPolicy",
