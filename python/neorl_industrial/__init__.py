@@ -87,7 +87,7 @@ def make_vec(env_id: str, num_envs: int = 1, **kwargs: Any) -> VectorIndustrialE
 
 def spec(env_id: str) -> dict[str, Any]:
     """The spec of an environment: variables with units and bounds, dt, horizon, constraints."""
-    return _core.CoreVecEnv(_env_class(env_id).env_id, 1).spec()
+    return _core.CoreVecEnv(_env_class(env_id).env_id, 1, "disabled").spec()
 
 
 register_envs()

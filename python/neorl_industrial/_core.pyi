@@ -73,8 +73,8 @@ class CoreVecEnv:
     def __new__(
         cls,
         env_id: str,
-        num_envs: int = 1,
-        autoreset_mode: str = "next_step",
+        num_envs: int,
+        autoreset_mode: str,
         num_threads: int | None = None,
         config: dict[str, Any] | None = None,
         constraints: Any = None,

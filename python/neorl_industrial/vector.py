@@ -28,24 +28,12 @@ from .safety import SafetyStats, load_constraints, open_audit_trail
 
 __all__ = ["VectorIndustrialEnv"]
 
-_MODES = {
-    AutoresetMode.NEXT_STEP: "next_step",
-    AutoresetMode.SAME_STEP: "same_step",
-    AutoresetMode.DISABLED: "disabled",
+# The core's mode names, as Gymnasium's enum.
+_MODE_OF_CORE = {
+    "next_step": AutoresetMode.NEXT_STEP,
+    "same_step": AutoresetMode.SAME_STEP,
+    "disabled": AutoresetMode.DISABLED,
 }
-
-
-def _mode(value: AutoresetMode | str) -> AutoresetMode:
-    if isinstance(value, AutoresetMode):
-        return value
-    # Accept the enum's names and values in any case, with or without underscores.
-    key = str(value).replace("_", "").lower()
-    for mode in AutoresetMode:
-        if key == mode.value.lower():
-            return mode
-    raise ConfigError(
-        f"autoreset_mode: must be one of next_step, same_step, disabled (or AutoresetMode), got {value!r}"
-    )
 
 
 def _seeds(seed: int | list[int | None] | None, n: int) -> list[int | None] | None:
@@ -113,22 +101,10 @@ class VectorIndustrialEnv(VectorEnv):
         metrics: bool = True,
         **options: Any,
     ) -> None:
-        if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
-            raise ConfigError(f"num_envs: must be a positive integer, got {num_envs!r}")
-        if num_envs > _core.MAX_ENVS:
-            raise ConfigError(f"num_envs: must be at most {_core.MAX_ENVS}, got {num_envs}")
-        if num_threads is not None and (
-            isinstance(num_threads, bool) or not isinstance(num_threads, (int, np.integer)) or num_threads < 1
-        ):
-            raise ConfigError(f"num_threads: must be a positive integer or None, got {num_threads!r}")
-        if num_threads is not None and num_threads > _core.MAX_THREADS:
-            raise ConfigError(f"num_threads: must be at most {_core.MAX_THREADS}, got {num_threads}")
         if render_mode is not None:
             raise ConfigError(f"render_mode: vector envs do not render, got {render_mode!r}")
-        mode = _mode(autoreset_mode)
         self.env_id = env_id.removeprefix("neorl_industrial/")
         self._options = dict(options)
-        self._num_threads = None if num_threads is None else int(num_threads)
         self._safety_args = {
             "constraints": constraints,
             "shield": shield,
@@ -136,11 +112,12 @@ class VectorIndustrialEnv(VectorEnv):
             "metrics": metrics,
         }
         trail = open_audit_trail(audit_log)
+        # The core checks num_envs, num_threads and the mode (an AutoresetMode goes by its value).
         self._core = _core.CoreVecEnv(
             self.env_id,
-            int(num_envs),
-            _MODES[mode],
-            self._num_threads,
+            num_envs,
+            autoreset_mode.value if isinstance(autoreset_mode, AutoresetMode) else autoreset_mode,
+            num_threads,
             self._options,
             load_constraints(constraints),
             check_shield(shield),
@@ -149,7 +126,9 @@ class VectorIndustrialEnv(VectorEnv):
         )
         self.audit_trail = trail
         self.core_spec: dict[str, Any] = self._core.spec()
-        self.num_envs = int(num_envs)
+        self.num_envs: int = self._core.num_envs
+        self._num_threads = None if num_threads is None else int(num_threads)
+        mode = _MODE_OF_CORE[self._core.autoreset_mode]
         self.autoreset_mode = mode
         self.metadata = {**self.metadata, "autoreset_mode": mode}
         self.render_mode = None

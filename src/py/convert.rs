@@ -270,6 +270,36 @@ fn is_number(obj: &Bound<'_, PyAny>) -> bool {
     }
 }
 
+/// A count argument (``num_envs``, ``num_threads``) as `usize`: a Python int or numpy integer,
+/// never a bool, a float or a string. Only types are settled here: the batch checks the value
+/// (at least 1, at most its limit). A negative integer is refused here (no `usize` holds it), an
+/// integer beyond `usize` with the batch's limit, `max`, so that it reads as the batch's message.
+pub fn count(obj: &Bound<'_, PyAny>, field: &str, what: &str, max: usize) -> PyResult<usize> {
+    let integer =
+        !obj.is_instance_of::<PyBool>() && !obj.is_instance_of::<PyFloat>() && is_number(obj);
+    let refuse = || CoreError::config(field, format!("must be {what}, got {}", repr(obj)));
+    if !integer {
+        return Err(refuse().into());
+    }
+    match obj.extract::<i128>() {
+        Ok(v) if v < 0 => Err(refuse().into()),
+        Ok(v) => usize::try_from(v).map_err(|_| {
+            CoreError::config(field, format!("must be at most {max}, got {v}")).into()
+        }),
+        Err(_) => Err(CoreError::config(
+            field,
+            format!("must be at most {max}, got {}", repr(obj)),
+        )
+        .into()),
+    }
+}
+
+/// `repr(obj)`, or its type name where `repr` fails.
+fn repr(obj: &Bound<'_, PyAny>) -> String {
+    obj.repr()
+        .map_or_else(|_| type_name(obj), |r| r.to_string())
+}
+
 /// A real number as `f64`; an integer too large for a float is a configuration error.
 fn number(obj: &Bound<'_, PyAny>, field: &str) -> PyResult<f64> {
     obj.extract::<f64>().map_err(|e| {

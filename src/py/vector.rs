@@ -4,7 +4,7 @@ use std::sync::{Arc, Mutex};
 
 use numpy::{IntoPyArray, PyArray1, PyReadonlyArray1};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList, PyTuple};
+use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 
 use crate::envs;
 use crate::errors::CoreError;
@@ -16,7 +16,9 @@ use crate::py::telemetry::MetricsRegistry;
 use crate::safety::config;
 use crate::safety::{Kind, SafetyEvent, Shield};
 use crate::spec::Variable;
-use crate::vector::{Autoreset, Readings, Snapshot, StepOut, Totals, VecCore};
+use crate::vector::{
+    Autoreset, Readings, Snapshot, StepOut, Totals, VecCore, MAX_ENVS, MAX_THREADS,
+};
 
 /// A batch of environments in Rust.
 ///
@@ -53,14 +55,14 @@ fn variables<'py>(py: Python<'py>, vars: &[Variable]) -> PyResult<Bound<'py, PyL
 #[pymethods]
 impl CoreVecEnv {
     #[new]
-    #[pyo3(signature = (env_id, num_envs=1, autoreset_mode="next_step", num_threads=None, config=None, constraints=None, shield=None, audit=None, registry=None))]
+    #[pyo3(signature = (env_id, num_envs, autoreset_mode, num_threads=None, config=None, constraints=None, shield=None, audit=None, registry=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
         env_id: &str,
-        num_envs: usize,
-        autoreset_mode: &str,
-        num_threads: Option<usize>,
+        num_envs: &Bound<'_, PyAny>,
+        autoreset_mode: &Bound<'_, PyAny>,
+        num_threads: Option<&Bound<'_, PyAny>>,
         config: Option<&Bound<'_, PyDict>>,
         constraints: Option<&Bound<'_, PyAny>>,
         shield: Option<&str>,
@@ -70,12 +72,15 @@ impl CoreVecEnv {
         let cfg = convert::config(config)?;
         let model = envs::make(env_id, cfg)?;
         let shield = Shield::parse(shield)?;
-        let mut core = VecCore::new(
-            model,
-            num_envs,
-            Autoreset::parse(autoreset_mode)?,
-            num_threads,
-        )?;
+        let num_envs = convert::count(num_envs, "num_envs", "a positive integer", MAX_ENVS)?;
+        let num_threads = num_threads
+            .map(|t| convert::count(t, "num_threads", "a positive integer or None", MAX_THREADS))
+            .transpose()?;
+        let mode = match autoreset_mode.cast::<PyString>() {
+            Ok(s) => Autoreset::parse(s.to_str()?)?,
+            Err(_) => return Err(Autoreset::refuse(&autoreset_mode.repr()?.to_string()).into()),
+        };
+        let mut core = VecCore::new(model, num_envs, mode, num_threads)?;
         let set = match constraints {
             None => core.checker().set.clone(),
             Some(obj) => {

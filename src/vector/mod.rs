@@ -64,11 +64,16 @@ impl Autoreset {
             "nextstep" => Ok(Autoreset::NextStep),
             "samestep" => Ok(Autoreset::SameStep),
             "disabled" => Ok(Autoreset::Disabled),
-            _ => Err(CoreError::config(
-                "autoreset_mode",
-                format!("must be next_step, same_step or disabled, got {s:?}"),
-            )),
+            _ => Err(Self::refuse(&format!("{s:?}"))),
         }
+    }
+
+    /// The error for a mode that is none of the three (`got`: how the value reads).
+    pub fn refuse(got: &str) -> CoreError {
+        CoreError::config(
+            "autoreset_mode",
+            format!("must be one of next_step, same_step, disabled (or AutoresetMode), got {got}"),
+        )
     }
 }
 
@@ -133,7 +138,10 @@ impl VecCore {
         threads: Option<usize>,
     ) -> Result<Self, CoreError> {
         if n == 0 {
-            return Err(CoreError::config("num_envs", "must be at least 1"));
+            return Err(CoreError::config(
+                "num_envs",
+                "must be a positive integer, got 0",
+            ));
         }
         if n > MAX_ENVS {
             return Err(CoreError::config(
@@ -150,6 +158,12 @@ impl VecCore {
         }
         let pool = match threads {
             None => None,
+            Some(0) => {
+                return Err(CoreError::config(
+                    "num_threads",
+                    "must be a positive integer or None, got 0",
+                ))
+            }
             Some(k) if k > MAX_THREADS => {
                 return Err(CoreError::config(
                     "num_threads",

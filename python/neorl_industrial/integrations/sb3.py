@@ -35,7 +35,7 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 
 from neorl_industrial.exceptions import ConfigError, ResetNeededError
-from neorl_industrial.vector import VectorIndustrialEnv, _mode
+from neorl_industrial.vector import VectorIndustrialEnv
 
 try:
     from stable_baselines3.common.vec_env import VecEnv
@@ -169,12 +169,15 @@ class SB3VecEnv(VecEnv):
         """
         from neorl_industrial import make_vec
 
-        mode = _mode(kwargs.pop("autoreset_mode", AutoresetMode.SAME_STEP))
-        if mode != AutoresetMode.SAME_STEP:
-            raise ConfigError(f"autoreset_mode: SB3VecEnv needs 'same_step', got {mode.value!r}")
-        return cls(
-            make_vec(env_id, num_envs=num_envs, autoreset_mode=mode, **kwargs), render_mode=render_mode
-        )
+        mode = kwargs.pop("autoreset_mode", AutoresetMode.SAME_STEP)
+        # The vector env checks the mode (and every other argument); SB3 needs one of them.
+        venv = make_vec(env_id, num_envs=num_envs, autoreset_mode=mode, **kwargs)
+        if venv.autoreset_mode != AutoresetMode.SAME_STEP:
+            venv.close()
+            raise ConfigError(
+                f"autoreset_mode: SB3VecEnv needs 'same_step', got {venv.autoreset_mode.value!r}"
+            )
+        return cls(venv, render_mode=render_mode)
 
     # ------------------------------------------------------------------ the vector env
     @property
