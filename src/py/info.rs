@@ -105,13 +105,21 @@ impl InfoKeys {
         d: Dims,
     ) -> PyResult<Bound<'py, PyTuple>> {
         let info = PyDict::new(py);
-        let c = &out.cols;
-        if c.reset_in_step.iter().any(|&r| r) {
-            let fmask = &c.reset_in_step;
+        let StepOut {
+            obs,
+            mut cols,
+            action,
+            readings,
+            final_obs,
+            final_readings,
+            ..
+        } = out;
+        if cols.reset_in_step.iter().any(|&r| r) {
+            let fmask = &cols.reset_in_step;
             let rows: Vec<Py<PyAny>> = (0..d.n)
                 .map(|i| {
                     if fmask[i] {
-                        let row = &out.final_obs[i * d.od..(i + 1) * d.od];
+                        let row = &final_obs[i * d.od..(i + 1) * d.od];
                         PyArray1::from_slice(py, row).into_any().unbind()
                     } else {
                         py.None()
@@ -122,25 +130,24 @@ impl InfoKeys {
             info.set_item(self.final_obs.bind(py), PyArray1::from_vec(py, rows))?;
             info.set_item(m_final_obs.bind(py), PyArray1::from_slice(py, fmask))?;
             let ended = PyDict::new(py);
-            self.put_step(py, &ended, &out, fmask, d)?;
-            self.put_readings(py, &ended, &out.final_readings, fmask, d.n)?;
+            self.put_step(py, &ended, (&cols, &action), fmask, d)?;
+            self.put_readings(py, &ended, &final_readings, fmask, d.n)?;
             info.set_item(self.final_info.bind(py), ended)?;
             info.set_item(m_final_info.bind(py), PyArray1::from_slice(py, fmask))?;
             // The ended envs report their reset info; the others their step's.
-            let stepped: Vec<bool> = c
+            let stepped: Vec<bool> = cols
                 .stepped
                 .iter()
                 .zip(fmask)
                 .map(|(&s, &f)| s && !f)
                 .collect();
-            self.put_step(py, &info, &out, &stepped, d)?;
-        } else if c.stepped.iter().any(|&s| s) {
+            self.put_step(py, &info, (&cols, &action), &stepped, d)?;
+        } else if cols.stepped.iter().any(|&s| s) {
             // Envs that did not step hold zeros in every step column: hand the columns over whole.
-            self.put_whole_step(py, &info, &out, d)?;
+            self.put_whole_step(py, &info, &mut cols, action, d)?;
         }
         let everyone = vec![true; d.n];
-        self.put_readings(py, &info, &out.readings, &everyone, d.n)?;
-        let StepOut { obs, cols, .. } = out;
+        self.put_readings(py, &info, &readings, &everyone, d.n)?;
         let Columns {
             reward,
             terminated,
@@ -183,16 +190,15 @@ impl InfoKeys {
         &self,
         py: Python<'_>,
         info: &Bound<'_, PyDict>,
-        out: &StepOut,
+        (c, action): (&Columns, &[f64]),
         mask: &[bool],
         d: Dims,
     ) -> PyResult<()> {
         if !mask.iter().any(|&m| m) {
             return Ok(());
         }
-        let c = &out.cols;
         let [m_action, _, _, _, m_clipped, m_cost, m_shield, ..] = &self.masks;
-        let action = masked(&out.action, mask, d.ad, 0.0);
+        let action = masked(action, mask, d.ad, 0.0);
         info.set_item(
             self.action.bind(py),
             convert::array2(py, action, d.n, d.ad)?,
@@ -216,23 +222,31 @@ impl InfoKeys {
     }
 
     /// The step entries when every env that did not step holds zeros already (no env ended and
-    /// reset within the step): the columns as they are, masked by the envs that stepped.
+    /// reset within the step): the columns themselves (moved, not copied), masked by the envs that
+    /// stepped.
     fn put_whole_step(
         &self,
         py: Python<'_>,
         info: &Bound<'_, PyDict>,
-        out: &StepOut,
+        c: &mut Columns,
+        action: Vec<f64>,
         d: Dims,
     ) -> PyResult<()> {
-        let c = &out.cols;
         let [m_action, _, _, _, m_clipped, m_cost, m_shield, ..] = &self.masks;
+        use std::mem::take;
         info.set_item(
             self.action.bind(py),
-            convert::array2(py, out.action.clone(), d.n, d.ad)?,
+            convert::array2(py, action, d.n, d.ad)?,
         )?;
-        info.set_item(self.clipped.bind(py), PyArray1::from_slice(py, &c.clipped))?;
-        info.set_item(self.cost.bind(py), PyArray1::from_slice(py, &c.cost))?;
-        info.set_item(self.shield.bind(py), PyArray1::from_slice(py, &c.shielded))?;
+        info.set_item(
+            self.clipped.bind(py),
+            convert::array1(py, take(&mut c.clipped)),
+        )?;
+        info.set_item(self.cost.bind(py), convert::array1(py, take(&mut c.cost)))?;
+        info.set_item(
+            self.shield.bind(py),
+            convert::array1(py, take(&mut c.shielded)),
+        )?;
         for m in [m_action, m_clipped, m_cost, m_shield] {
             info.set_item(m.bind(py), PyArray1::from_slice(py, &c.stepped))?;
         }
@@ -248,14 +262,14 @@ impl InfoKeys {
         mask: &[bool],
     ) -> PyResult<()> {
         let k = self.names.len();
+        if !shutdown.iter().zip(mask).any(|(&s, &m)| m && s >= 0) {
+            return Ok(());
+        }
         let down: Vec<bool> = shutdown
             .iter()
             .zip(mask)
             .map(|(&s, &m)| m && s >= 0)
             .collect();
-        if !down.iter().any(|&d| d) {
-            return Ok(());
-        }
         let reasons: Vec<Py<PyAny>> = shutdown
             .iter()
             .zip(&down)
