@@ -4,6 +4,7 @@ checker's input handling and violation rows, and evaluate_with_safety's counts."
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ from neorl_industrial.safety import (
     AuditTrail,
     SafetyChecker,
     SafetyStats,
+    Violation,
     _signals_named,
     evaluate_with_safety,
     load_constraints,
@@ -245,4 +247,51 @@ def test_evaluate_seeds_episode_by_episode() -> None:
     assert two["returns"][1] == second["returns"][0] != two["returns"][0]
     assert two["mean_return"] == float(np.mean(two["returns"]))
     assert two["std_return"] == float(np.std(two["returns"])) > 0.0
+    env.close()
+
+
+# --------------------------------------------------------------------------- edges and defaults
+def test_unreadable_paths_and_missing_yaml_support(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ConfigError, match=r"cannot read .*missing\.yaml: No such file or directory$"):
+        load_constraints(tmp_path / "missing.yaml")
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_constraints(str(tmp_path / "a\0.yaml"))
+    p = tmp_path / "c.yaml"
+    p.write_text("hot: {signal: T, kind: upper, limit: 1}\n")
+    monkeypatch.setitem(sys.modules, "yaml", None)  # `import yaml` now raises ImportError
+    with pytest.raises(ConfigError, match=r"reading YAML needs PyYAML \(pip install pyyaml\)$"):
+        load_constraints(p)
+
+
+def test_violation_defaults_to_the_first_system() -> None:
+    assert Violation("a", "t", "warning", 2.0, 1.0, -1.0, True).system == 0
+
+
+def test_num_systems_may_reach_the_core_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_core, "MAX_ENVS", 3)
+    assert SafetyChecker(HOT, num_systems=3).num_systems == 3
+    with pytest.raises(ConfigError, match="from 1 to 3, got 4"):
+        SafetyChecker(HOT, num_systems=4)
+
+
+def test_a_value_exactly_at_the_limit_is_no_violation() -> None:
+    c = SafetyChecker(HOT)
+    assert c.check([100.0]) == []
+    assert [v.margin for v in c.check([100.5])] == [-0.5]
+
+
+def test_evaluate_defaults_ten_episodes_from_seed_zero() -> None:
+    env = ni.make("ChemicalReactor-v0", horizon=3, x0_spread=0.1)
+    zero = lambda o: np.zeros(1, np.float32)  # noqa: E731
+    default = evaluate_with_safety(zero, env)
+    assert len(default["returns"]) == 10
+    assert default["returns"] == evaluate_with_safety(zero, env, n_episodes=10, seed=0)["returns"]
+    assert default["returns"] != evaluate_with_safety(zero, env, n_episodes=10, seed=1)["returns"]
+    env.close()
+
+
+def test_satisfaction_rate_of_a_single_step() -> None:
+    env = ni.make("ChemicalReactor-v0", horizon=1)
+    r = evaluate_with_safety(lambda o: np.zeros(1, np.float32), env, n_episodes=1)
+    assert (r["mean_length"], r["constraint_satisfaction_rate"]) == (1.0, 1.0)
     env.close()

@@ -502,4 +502,161 @@ mod tests {
         assert_eq!(c.status, Status::Warn);
         assert!(c.output.starts_with("3 audit event(s) lost") && c.output.contains("No space"));
     }
+
+    fn check_of(r: &Report, name: &str) -> (Status, String) {
+        let c = r.checks.iter().find(|c| c.name == name).unwrap();
+        (c.status, c.output.clone())
+    }
+
+    fn roomy() -> ReportContext {
+        ReportContext {
+            memory_limit_bytes: Some(1 << 50),
+            exporter_listeners: None,
+        }
+    }
+
+    #[test]
+    fn uptime_counts_up_from_creation() {
+        let h = HealthState::default();
+        let a = h.uptime();
+        std::thread::sleep(Duration::from_millis(5));
+        let b = h.uptime();
+        assert!(a >= 0.0 && b >= a + 0.004 && b < 60.0, "{a} {b}");
+        assert!(h.report(&roomy()).uptime >= b);
+    }
+
+    #[test]
+    fn batches_come_and_go_in_each_state() {
+        let h = HealthState::default();
+        h.live(1);
+        h.live(1);
+        h.batch(SafetyState::Inactive, 1);
+        let r = h.report(&roomy());
+        assert_eq!(
+            check_of(&r, "safety_system"),
+            (
+                Status::Warn,
+                "safety monitoring off in 1 of 2 env batch(es)".into()
+            )
+        );
+        assert_eq!(
+            check_of(&r, "model_loaded"),
+            (Status::Pass, "2 env batch(es) live".into())
+        );
+        h.batch(SafetyState::Inactive, -1);
+        h.live(-1);
+        assert_eq!(
+            check_of(&h.report(&roomy()), "safety_system"),
+            (Status::Pass, "active in 1 env batch(es)".into())
+        );
+        h.batch(SafetyState::ShutDown, 1);
+        assert_eq!(
+            check_of(&h.report(&roomy()), "safety_system"),
+            (Status::Fail, "emergency shutdown in 1 env batch(es)".into())
+        );
+        h.batch(SafetyState::ShutDown, -1);
+        h.live(-1);
+        let r = h.report(&roomy());
+        assert_eq!(
+            check_of(&r, "safety_system"),
+            (Status::Warn, "no environment batch is monitored".into())
+        );
+        assert_eq!(check_of(&r, "model_loaded").0, Status::Fail);
+    }
+
+    #[test]
+    fn model_and_process_wide_safety_flags() {
+        let h = HealthState::default();
+        h.set_model_loaded(true);
+        assert_eq!(
+            check_of(&h.report(&roomy()), "model_loaded"),
+            (Status::Pass, "model loaded".into())
+        );
+        h.set_model_loaded(false);
+        assert_eq!(
+            check_of(&h.report(&roomy()), "model_loaded").0,
+            Status::Fail
+        );
+        h.live(1);
+        h.set_safety(true, false);
+        assert_eq!(
+            check_of(&h.report(&roomy()), "safety_system").0,
+            Status::Pass
+        );
+        h.set_safety(false, false);
+        assert_eq!(
+            check_of(&h.report(&roomy()), "safety_system"),
+            (Status::Warn, "safety monitoring reported inactive".into())
+        );
+        h.set_safety(true, true);
+        assert_eq!(
+            check_of(&h.report(&roomy()), "safety_system"),
+            (Status::Fail, "emergency shutdown reported".into())
+        );
+    }
+
+    #[test]
+    fn a_trail_attached_with_losses_warns_at_once() {
+        let h = HealthState::default();
+        h.audit_attached(3, Some("queue full"));
+        let c = h.audit_check().unwrap();
+        assert_eq!(c.status, Status::Warn);
+        assert_eq!(c.output, "3 audit event(s) lost, last because: queue full");
+        assert_eq!(c.observed, Some((3.0, "events")));
+        let h = HealthState::default();
+        h.audit_attached(2, None);
+        assert!(h
+            .audit_check()
+            .unwrap()
+            .output
+            .ends_with("because: unknown"));
+    }
+
+    #[test]
+    fn user_checks_are_kept_replaced_and_removed() {
+        let h = HealthState::default();
+        assert!(!h.remove_check("db"));
+        h.set_check("db", Status::Warn, "slow", Duration::from_secs(60));
+        assert_eq!(
+            check_of(&h.report(&roomy()), "db"),
+            (Status::Warn, "slow".into())
+        );
+        assert!(h.remove_check("db"));
+        assert!(!h.remove_check("db"));
+        assert!(h.report(&roomy()).checks.iter().all(|c| c.name != "db"));
+    }
+
+    #[test]
+    fn memory_check_needs_a_positive_limit_and_finds_the_machine_s() {
+        let h = HealthState::default();
+        let zero = ReportContext {
+            memory_limit_bytes: Some(0),
+            exporter_listeners: None,
+        };
+        let (status, output) = check_of(&h.report(&zero), "memory_usage");
+        assert_eq!(
+            (status, output.as_str()),
+            (Status::Warn, "memory usage unavailable")
+        );
+        let (status, _) = check_of(&h.report(&roomy()), "memory_usage");
+        assert_eq!(status, Status::Pass);
+        // The limit found: the cgroup's, else the machine's memory (read here independently).
+        let read = |p: &str| std::fs::read_to_string(p).ok();
+        let cgroup = read("/sys/fs/cgroup/memory.max")
+            .or_else(|| read("/sys/fs/cgroup/memory/memory.limit_in_bytes"))
+            .and_then(|s| s.trim().parse::<f64>().ok())
+            .filter(|v| *v > 0.0 && *v < (1u64 << 60) as f64);
+        let total_kb: Option<f64> = read("/proc/meminfo").and_then(|m| {
+            let line = m.lines().find(|l| l.starts_with("MemTotal:"))?;
+            line.split_whitespace().nth(1)?.parse().ok()
+        });
+        let expect = cgroup.or(total_kb.map(|kb| kb * 1024.0));
+        assert_eq!(detect_memory_limit(), expect);
+        if let Some(limit) = expect {
+            assert!(limit > 16.0 * 1048576.0, "{limit}");
+            // No limit given: the detected one is used, so the check has a figure.
+            let (_, output) = check_of(&h.report(&ReportContext::default()), "memory_usage");
+            assert!(output.contains("MiB of"), "{output}");
+        }
+    }
 }

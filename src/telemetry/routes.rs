@@ -288,3 +288,60 @@ const INDEX: &str = "<!doctype html><html><head><title>neorl-industrial exporter
 <li><a href=\"/health\">/health</a></li><li><a href=\"/health/live\">/health/live</a></li>\
 <li><a href=\"/health/ready\">/health/ready</a></li><li><a href=\"/health/detailed\">/health/detailed</a></li>\
 </ul></body></html>\n";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(headers: Vec<(HeaderName, HeaderValue)>) -> ServerState {
+        ServerState {
+            registry: Arc::new(Registry::new(16)),
+            auth: None,
+            headers,
+            report: ReportContext::default(),
+            gate: AuthGate::default(),
+            encoder: Arc::default(),
+        }
+    }
+
+    #[test]
+    fn probe_paths_are_health_paths() {
+        for p in [
+            "/health",
+            "/healthz",
+            "/health/live",
+            "/livez",
+            "/health/ready",
+            "/readyz",
+        ] {
+            assert!(is_health(p), "{p}");
+        }
+        for p in [
+            "/",
+            "/metrics",
+            "/safety/metrics",
+            "/health/detailed",
+            "/healthy",
+        ] {
+            assert!(!is_health(p), "{p}");
+        }
+    }
+
+    #[test]
+    fn responses_carry_status_type_nosniff_and_the_configured_headers() {
+        let s = state(vec![(
+            HeaderName::from_static("x-frame-options"),
+            HeaderValue::from_static("deny"),
+        )]);
+        let r = respond(&s, StatusCode::IM_A_TEAPOT, "text/plain", "short and stout");
+        assert_eq!(r.status(), StatusCode::IM_A_TEAPOT);
+        let h = r.headers();
+        assert_eq!(h[CONTENT_TYPE], "text/plain");
+        assert_eq!(h["x-content-type-options"], "nosniff");
+        assert_eq!(h["x-frame-options"], "deny");
+        let j = json_resp(&s, StatusCode::OK, "{}".into());
+        assert_eq!(j.status(), StatusCode::OK);
+        assert_eq!(j.headers()[CONTENT_TYPE], "application/json");
+        assert_eq!(j.headers()["x-frame-options"], "deny");
+    }
+}
