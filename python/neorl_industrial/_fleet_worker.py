@@ -13,9 +13,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import numpy as np
-
 from . import make_vec
+from ._rollout import Rollout
 from .metrics import Registry
 from .policies import Policy, default_policy, make_policy
 
@@ -62,8 +61,8 @@ class FleetWorker:
         else:
             name = policy or default_policy(env_id)
             self.policy = make_policy(name, env_id, num_envs, act_dim, seed=seed + env_offset)
-        self.obs, _ = self.envs.reset(seed=seed + env_offset)
-        self.returns = np.zeros(num_envs)
+        obs, _ = self.envs.reset(seed=seed + env_offset)
+        self.rollout = Rollout(self.envs, self.policy, obs)
         self.env_steps = 0
         self.lock = threading.Lock()  # run() calls never overlap; ping() never waits for them
         self.server: Any = None
@@ -95,31 +94,16 @@ class FleetWorker:
         with self.lock:
             t0 = time.perf_counter()
             n = self.envs.num_envs
+            # Safety tallies come from the batch's own running totals, before and after.
+            safety = self.envs.safety
+            cost0, shut0, viol0 = safety.cost, sum(safety.shutdowns.values()), safety.steps_in_violation
             episode_returns: list[float] = []
-            cost = 0.0
-            shutdowns = 0
-            violations = dict.fromkeys(self.envs.constraint_names, 0)
-            for _ in range(batch_steps):
-                action = self.policy(self.obs)
-                self.obs, reward, term, trunc, info = self.envs.step(action)
-                self.returns += reward
-                done = term | trunc
-                # Envs that ended reset within the step: their last step's readings are in final_info.
-                final = info.get("final_info", {})
-                for name in violations:
-                    active = info["violations"][name]
-                    if done.any():
-                        active = np.where(done, final["violations"][name], active)
-                    violations[name] += int(np.count_nonzero(active))
-                step_cost = info["cost"] if "cost" in info else np.zeros(n)
-                if done.any():
-                    step_cost = np.where(done, final["cost"], step_cost)
-                cost += float(np.sum(step_cost))
-                if done.any():
-                    shutdowns += int(np.count_nonzero(term))  # terminations are emergency shutdowns
-                    episode_returns.extend(self.returns[done].tolist())
-                    self.returns[done] = 0.0
-                    self.policy.episode_end(done)
+            for t in self.rollout.run(batch_steps):
+                episode_returns.extend(t.episode_returns.tolist())
+            viol1 = safety.steps_in_violation
+            violations = {name: viol1[name] - viol0[name] for name in self.envs.constraint_names}
+            cost = safety.cost - cost0
+            shutdowns = sum(safety.shutdowns.values()) - shut0
             self.env_steps += batch_steps * n
             return {
                 "worker": self.worker,

@@ -30,6 +30,7 @@ import numpy as np
 
 from . import env_ids, make_vec, spec
 from ._progress import Progress
+from ._rollout import Rollout
 from .exceptions import ConfigError, NeorlError
 from .policies import POLICIES, default_policy, make_policy
 from .safety import AuditTrail
@@ -155,38 +156,29 @@ def _run(
     names = envs.constraint_names
     lo = {n: float(np.min(info["constraints"][n])) for n in names}
     hi = {n: float(np.max(info["constraints"][n])) for n in names}
-    ret = np.zeros(num_envs)
     returns: list[float] = []
     batches = -(-steps // num_envs)
     done_batches = 0
-    shutdowns = 0
-    interrupted = None
     bar = Progress(batches * num_envs, f"{envs.env_id} x{num_envs}", progress)
+    rollout = Rollout(envs, pol, obs)
     t0 = time.perf_counter()
     try:
-        for _ in range(batches):
-            if should_stop is not None and (interrupted := should_stop()):
-                break
-            obs, reward, term, trunc, info = envs.step(pol(obs))
+        for t in rollout.run(batches, bar, should_stop):
             done_batches += 1
-            ret += reward
-            seen = [info["constraints"]]
-            if "final_info" in info:  # the values envs ended with, before their reset
-                fin = info["final_info"]["constraints"]
+            seen = [t.info["constraints"]]
+            if "final_info" in t.info:  # the values envs ended with, before their reset
+                fin = t.info["final_info"]["constraints"]
                 seen.append({n: fin[n][fin[f"_{n}"]] for n in names})
             for cons in seen:
                 for n in names:
                     lo[n] = min(lo[n], float(cons[n].min()))
                     hi[n] = max(hi[n], float(cons[n].max()))
-            done = term | trunc
-            shutdowns += int(term.sum())
-            if done.any():
-                returns.extend(ret[done].tolist())
-                ret[done] = 0.0
-                pol.episode_end(done)
-            bar.update(num_envs)
+            returns.extend(t.episode_returns.tolist())
     finally:
         bar.close()
+    interrupted = rollout.stopped
+    # Every termination is an emergency shutdown: the batch counts them.
+    shutdowns = sum(envs.safety.shutdowns.values())
     elapsed = time.perf_counter() - t0
     total = done_batches * num_envs
     summary = {

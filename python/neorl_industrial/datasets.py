@@ -32,6 +32,7 @@ import numpy as np
 from . import _noise, make_vec
 from ._dataset_layout import keep_mask, metadata
 from ._progress import Progress
+from ._rollout import Rollout
 from .exceptions import ConfigError
 from .policies import default_policy, make_policy
 
@@ -108,26 +109,12 @@ def generate(
     }
     bar = Progress(steps * num_envs, f"{envs.env_id} {quality}", progress)
     try:
-        for _ in range(steps):
-            action = policy(obs)
-            nobs, reward, term, trunc, info = envs.step(action)
-            done = term | trunc
-            nxt = nobs.copy()
-            viol = np.stack([info["violations"][n] for n in envs.constraint_names], axis=1)
-            if done.any():
-                fin = info["final_info"]["violations"]
-                for i in np.flatnonzero(done):
-                    nxt[i] = info["final_obs"][i]
-                    viol[i] = [fin[n][i] for n in envs.constraint_names]
-                policy.episode_end(done)
-            # Envs reset within the step carry their last step's info in final_info.
-            cost = info["cost"].copy() if "cost" in info else np.zeros(num_envs)
-            if "final_info" in info:
-                cost[done] = info["final_info"]["cost"][done]
-            for k, v in zip(cols, (obs, action, reward, nxt, term, trunc, cost, viol), strict=True):
+        for t in Rollout(envs, policy, obs).run(steps, bar):
+            # Envs that ended and reset within the step: their transition as they ended it.
+            viol = t.readings("violations", envs.constraint_names)
+            row = (t.obs, t.action, t.reward, t.next_obs, t.terminated, t.truncated, t.ended("cost"), viol)
+            for k, v in zip(cols, row, strict=True):
                 cols[k].append(np.asarray(v))
-            obs = nobs
-            bar.update(num_envs)
     finally:
         bar.close()
     # (steps, envs, ...) -> env-major order: each env's timeline contiguous.
