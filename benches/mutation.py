@@ -43,13 +43,14 @@ REPO = Path(__file__).resolve().parent.parent
 OUT = REPO / "target" / "mutation"
 EXPLAINED = REPO / "benches" / "mutation_explained.txt"
 
-# The functions that compute an env's reward, and the batch step that decides terminated/truncated.
+# The functions that compute an env's reward; the batch step that decides terminated/truncated.
 REWARD_FUNCTIONS = (
     r"reward|comfort_deviation|energy_cost|ChemicalReactor::(finish_step|setpoint)|FourTank::setpoint"
     r"|IndustrialBenchmark::(update_cost|update_goldstone)|PenaltyShape::reward|goldstone_reward"
-    r"|normalized_score|ace|<impl ProcessModel for \w+>::step|Ctx<'_>::finish_one"
+    r"|normalized_score|ace|<impl ProcessModel for \w+>::step"
 )
-REWARD_RE = rf"^src/(envs/[a-z_]+|vector)\.rs:.*(replace|in) ({REWARD_FUNCTIONS})( ->| with|$)"
+REWARD_RE = rf"^src/envs/[a-z_]+\.rs:.*(replace|in) ({REWARD_FUNCTIONS})( ->| with|$)"
+TERMINATION_RE = r"^src/vector/kernel\.rs:.*(replace|in) Ctx<'_>::finish_one( ->| with|$)"
 
 
 @dataclass
@@ -80,10 +81,11 @@ RUST_AREAS: dict[str, RustArea] = {
     "telemetry": RustArea(
         ["src/telemetry/routes.rs", "src/telemetry/health.rs"], about="exporter routes, health report"
     ),
-    "rewards": RustArea(
-        ["src/envs/*.rs", "src/vector.rs"],
-        re=REWARD_RE,
-        about="each env's reward functions; terminated/truncated in the batch step",
+    "rewards": RustArea(["src/envs/*.rs"], re=REWARD_RE, about="each env's reward functions"),
+    "termination": RustArea(
+        ["src/vector/kernel.rs"],
+        re=TERMINATION_RE,
+        about="terminated/truncated in the batch step (finish_one)",
     ),
 }
 PY_AREAS: dict[str, PyArea] = {

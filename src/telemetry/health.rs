@@ -659,4 +659,13 @@ mod tests {
             assert!(output.contains("MiB of"), "{output}");
         }
     }
+
+    #[test]
+    fn status_words_round_trip() {
+        for s in [Status::Pass, Status::Warn, Status::Fail] {
+            assert_eq!(Status::parse(s.as_str()), Some(s));
+        }
+        assert_eq!(Status::parse("ok"), None);
+        assert_eq!(Status::parse("Pass"), None);
+    }
 }
