@@ -1,5 +1,6 @@
 """Typed stubs of the native module ``neorl_industrial._core``."""
 
+from collections.abc import Sequence
 from typing import Any, final
 
 import numpy as np
@@ -108,7 +109,7 @@ class CoreVecEnv:
     ]: ...
     def reset_info(
         self,
-        seeds: list[int | None] | None = None,
+        seeds: int | Sequence[int | None] | npt.NDArray[np.integer[Any]] | None = None,
         mask: npt.NDArray[np.bool_] | None = None,
     ) -> tuple[npt.NDArray[np.float32], dict[str, Any]]: ...
     def step(self, actions: Any) -> dict[str, Any]: ...

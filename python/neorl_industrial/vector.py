@@ -36,26 +36,6 @@ _MODE_OF_CORE = {
 }
 
 
-def _seeds(seed: int | list[int | None] | None, n: int) -> list[int | None] | None:
-    if seed is None:
-        return None
-    if isinstance(seed, (int, np.integer)) and not isinstance(seed, (bool, np.bool_)):
-        if seed < 0:
-            raise ConfigError(f"seed: must be non-negative, got {seed}")
-        return [(int(seed) + i) % (1 << 64) for i in range(n)]
-    if not isinstance(seed, (list, tuple, np.ndarray)) or (isinstance(seed, np.ndarray) and seed.ndim != 1):
-        raise ConfigError(
-            f"seed: must be a non-negative integer, a list of them (one per env) or None, got {seed!r}"
-        )
-    seeds = list(seed)
-    if len(seeds) != n:
-        raise ConfigError(f"seed: a list of seeds needs one per env ({n}), got {len(seeds)}")
-    for s in seeds:
-        if s is not None and (isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 0):
-            raise ConfigError(f"seed: each seed must be a non-negative integer or None, got {s!r}")
-    return [None if s is None else int(s) % (1 << 64) for s in seeds]
-
-
 class VectorIndustrialEnv(VectorEnv):
     """A batch of ``num_envs`` environments of one id, stepped together in Rust.
 
@@ -153,12 +133,12 @@ class VectorIndustrialEnv(VectorEnv):
         ``reset_mask`` is the only option; any other key raises :class:`~neorl_industrial.ConfigError`.
         """
         opts = check_reset_options(options, ("reset_mask",))
-        seeds = _seeds(seed, self.num_envs)
         mask = None
         if "reset_mask" in opts:
             mask = self._check_mask(opts["reset_mask"])
         with self._exclusive:
-            return self._core.reset_info(seeds, mask)  # type: ignore[no-any-return]
+            # The core checks the seed (an integer, one per env, or None).
+            return self._core.reset_info(seed, mask)  # type: ignore[no-any-return]
 
     def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         """Steps every env with normalised actions of shape ``(num_envs, act_dim)`` (``(num_envs,)`` too

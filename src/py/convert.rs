@@ -294,6 +294,73 @@ pub fn count(obj: &Bound<'_, PyAny>, field: &str, what: &str, max: usize) -> PyR
     }
 }
 
+/// ``reset(seed=...)`` of a batch of `n`: ``None``; a non-negative integer `s` (env `i` gets
+/// `s + i`); or a sequence (list, tuple, 1-D array) of non-negative integers or ``None``, one per
+/// env (the batch checks the count). Integers are taken modulo 2**64, as NumPy's seeding does.
+pub fn seeds(obj: &Bound<'_, PyAny>, n: usize) -> PyResult<Option<Vec<Option<u64>>>> {
+    let field = "seed";
+    if obj.is_none() {
+        return Ok(None);
+    }
+    // Through a Python int: a numpy integer's own `%` would not take 2**64.
+    let wrap = |v: &Bound<'_, PyAny>| -> PyResult<u64> {
+        v.call_method0("__index__")?
+            .rem(1u128 << 64)?
+            .extract::<u64>()
+    };
+    if is_integer(obj) {
+        if obj.lt(0)? {
+            return Err(CoreError::config(
+                field,
+                format!("must be non-negative, got {}", repr(obj)),
+            )
+            .into());
+        }
+        let base = wrap(obj)?;
+        return Ok(Some(
+            (0..n as u64).map(|i| Some(base.wrapping_add(i))).collect(),
+        ));
+    }
+    let is_array = obj.hasattr("ndim")? && obj.hasattr("dtype")?;
+    let sequence = obj.is_instance_of::<PyList>()
+        || obj.is_instance_of::<PyTuple>()
+        || (is_array && obj.getattr("ndim")?.extract::<usize>()? == 1);
+    if !sequence {
+        return Err(CoreError::config(
+            field,
+            format!(
+                "must be a non-negative integer, a list of them (one per env) or None, got {}",
+                repr(obj)
+            ),
+        )
+        .into());
+    }
+    let mut out = Vec::new();
+    for item in obj.try_iter()? {
+        let item = item?;
+        if item.is_none() {
+            out.push(None);
+        } else if is_integer(&item) && !item.lt(0)? {
+            out.push(Some(wrap(&item)?));
+        } else {
+            return Err(CoreError::config(
+                field,
+                format!(
+                    "each seed must be a non-negative integer or None, got {}",
+                    repr(&item)
+                ),
+            )
+            .into());
+        }
+    }
+    Ok(Some(out))
+}
+
+/// A Python int or numpy integer; never a bool.
+fn is_integer(obj: &Bound<'_, PyAny>) -> bool {
+    !obj.is_instance_of::<PyBool>() && !obj.is_instance_of::<PyFloat>() && is_number(obj)
+}
+
 /// `repr(obj)`, or its type name where `repr` fails.
 fn repr(obj: &Bound<'_, PyAny>) -> String {
     obj.repr()

@@ -327,9 +327,13 @@ impl CoreVecEnv {
     fn reset_info<'py>(
         &mut self,
         py: Python<'py>,
-        seeds: Option<Vec<Option<u64>>>,
+        seeds: Option<&Bound<'py, PyAny>>,
         mask: Option<PyReadonlyArray1<'py, bool>>,
     ) -> PyResult<Bound<'py, PyTuple>> {
+        let seeds = match seeds {
+            Some(s) => convert::seeds(s, self.core.num_envs())?,
+            None => None,
+        };
         let mask: Option<Vec<bool>> = mask.map(|m| m.as_array().to_vec());
         let core = &mut self.core;
         let out = py.detach(|| core.reset(seeds.as_deref(), mask.as_deref()))?;

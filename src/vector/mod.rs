@@ -353,7 +353,11 @@ impl VecCore {
             if s.len() != self.n {
                 return Err(CoreError::config(
                     "seed",
-                    format!("needs {} seeds, got {}", self.n, s.len()),
+                    format!(
+                        "a list of seeds needs one per env ({}), got {}",
+                        self.n,
+                        s.len()
+                    ),
                 ));
             }
         }
