@@ -419,4 +419,25 @@ mod tests {
         );
         assert_eq!((a.start_step, a.first_value, a.peak_value), (5, 11.0, 11.0));
     }
+
+    #[test]
+    fn of_two_equally_bad_values_the_first_stays_the_peak() {
+        // A band breached by the same margin on either side: the peak is the first worst value.
+        let c = constraint(Kind::Band {
+            signal: 0,
+            low: -1.0,
+            high: 1.0,
+        });
+        let mut a = AlarmState::default();
+        for v in [2.0, -2.0, 1.5] {
+            a.update(&c, v, c.margin(v), 0, 0.0);
+        }
+        assert_eq!((a.peak_value, a.peak_margin), (2.0, -1.0));
+    }
+
+    #[test]
+    fn responses_are_labelled_for_the_audit_trail() {
+        let labels = [Response::None, Response::Shield, Response::Shutdown].map(Response::as_str);
+        assert_eq!(labels, ["none", "shield", "shutdown"]);
+    }
 }
