@@ -207,3 +207,24 @@ def test_vector_env_pickles_with_its_state() -> None:
 def test_bad_vector_config(kwargs: dict, error: type, match: str) -> None:
     with pytest.raises(error, match=match):
         ni.make_vec("ChemicalReactor-v0", **kwargs)
+
+
+def test_constructor_defaults_and_refusals() -> None:
+    from neorl_industrial.metrics import Registry
+
+    # One env, next-step autoreset, and metrics recorded into the registry given (by default).
+    reg = Registry()
+    envs = ni.VectorIndustrialEnv("ChemicalReactor-v0", registry=reg)
+    assert (envs.num_envs, envs.autoreset_mode) == (1, AutoresetMode.NEXT_STEP)
+    envs.reset(seed=0)
+    for _ in range(3):
+        envs.step(np.zeros((1, 1), np.float32))
+    text = reg.generate_latest().decode()
+    assert 'env_steps_total{env="ChemicalReactor-v0"} 3.0' in text
+    quiet = Registry()
+    silent = ni.VectorIndustrialEnv("ChemicalReactor-v0", registry=quiet, metrics=False)
+    silent.reset(seed=0)
+    silent.step(np.zeros((1, 1), np.float32))
+    assert "env_steps_total{" not in quiet.generate_latest().decode()
+    with pytest.raises(ni.ConfigError, match="render_mode: vector envs do not render, got 'rgb_array'"):
+        ni.VectorIndustrialEnv("ChemicalReactor-v0", render_mode="rgb_array")
