@@ -207,13 +207,14 @@ def run_rust(name: str, jobs: int, timeout: float | None, only: str | None, iter
     earlier = read("previously_caught.txt") if iterate else []
     unviable = read("unviable.txt")
     earlier_unviable = [m for m in earlier if m in set(prev_unviable)] if iterate else []
+    unviable = list(dict.fromkeys(earlier_unviable + unviable))
     if iterate:  # keep the unviable list whole for the next iteration
-        (res / "unviable.txt").write_text("".join(m + "\n" for m in earlier_unviable + unviable))
+        (res / "unviable.txt").write_text("".join(m + "\n" for m in unviable))
     return Tally(
         [m for m in earlier if m not in set(earlier_unviable)] + read("caught.txt"),
         read("missed.txt"),
         read("timeout.txt"),
-        earlier_unviable + unviable,
+        unviable,
         time.monotonic() - t0,
     )
 
