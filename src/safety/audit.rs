@@ -670,4 +670,288 @@ mod tests {
             .unwrap_or_default()
             .contains("write failed"));
     }
+
+    /// A fresh, empty file path for one test.
+    fn temp_trail(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("neorl-audit-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let path = dir.join(format!("{name}.jsonl"));
+        let _ = std::fs::remove_file(&path);
+        path
+    }
+
+    fn backlog_len(shared: &Shared) -> usize {
+        shared.backlog.lock().unwrap().len()
+    }
+
+    fn unix_now() -> f64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64()
+    }
+
+    fn shield_event(env: usize, step: u32) -> SafetyEvent {
+        SafetyEvent {
+            kind: EventKind::ShieldIntervention,
+            env,
+            episode: 1,
+            constraint: None,
+            step,
+            wall: 1_795_835_346.25,
+            value: 0.5,
+            alarm: Default::default(),
+        }
+    }
+
+    #[test]
+    fn wait_for_writer_passes_a_fresh_backlog_and_queues_one_message() {
+        let shared = Shared::default();
+        assert!(shared.wait_for_writer());
+        assert_eq!(backlog_len(&shared), 1);
+        // The front is fresh (well under LAG_TARGET): no waiting.
+        let t0 = Instant::now();
+        assert!(shared.wait_for_writer());
+        assert!(t0.elapsed() < LAG_TARGET);
+        assert_eq!(backlog_len(&shared), 2);
+    }
+
+    #[test]
+    fn wait_for_writer_waits_for_a_stale_backlog_to_be_written_off() {
+        let shared = Arc::new(Shared::default());
+        let stale = Instant::now()
+            .checked_sub(LAG_TARGET * 2)
+            .expect("clock far enough from its origin");
+        shared.backlog.lock().unwrap().push_back(stale);
+        let released = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let helper = {
+            let (shared, released) = (Arc::clone(&shared), Arc::clone(&released));
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(50));
+                released.store(true, Ordering::SeqCst);
+                shared.written_off(1);
+            })
+        };
+        assert!(shared.wait_for_writer(), "the writer caught up in time");
+        assert!(
+            released.load(Ordering::SeqCst),
+            "returned before the stale message was written off"
+        );
+        helper.join().unwrap();
+        assert_eq!(backlog_len(&shared), 1, "only the new message is queued");
+    }
+
+    #[test]
+    fn wait_for_writer_gives_up_on_a_stalled_writer_after_lag_wait() {
+        let shared = Shared::default();
+        let stale = Instant::now()
+            .checked_sub(LAG_TARGET * 2)
+            .expect("clock far enough from its origin");
+        shared.backlog.lock().unwrap().push_back(stale);
+        let t0 = Instant::now();
+        assert!(!shared.wait_for_writer());
+        assert!(t0.elapsed() >= LAG_WAIT);
+        assert_eq!(backlog_len(&shared), 1, "nothing queued when giving up");
+    }
+
+    #[test]
+    fn written_off_takes_exactly_n_messages_off_the_backlog() {
+        let shared = Shared::default();
+        for _ in 0..3 {
+            shared.backlog.lock().unwrap().push_back(Instant::now());
+        }
+        shared.written_off(0);
+        assert_eq!(backlog_len(&shared), 3);
+        shared.written_off(2);
+        assert_eq!(backlog_len(&shared), 1);
+        shared.written_off(1);
+        assert_eq!(backlog_len(&shared), 0);
+    }
+
+    #[test]
+    fn events_are_written_counted_and_leave_no_backlog() {
+        let path = temp_trail("events");
+        let trail = AuditTrail::open(&path, 8).expect("open");
+        let src = Arc::new(Source {
+            env_id: "cstr-v0".into(),
+            constraints: ConstraintSet::default(),
+            dt_seconds: 0.1,
+        });
+        trail.events(&src, vec![shield_event(0, 3), shield_event(2, 3)]);
+        trail.events(&src, Vec::new());
+        trail.record("note", "info", "");
+        trail.events(&src, vec![shield_event(1, 4)]);
+        trail.flush();
+        assert_eq!((trail.written(), trail.dropped()), (4, 0));
+        assert_eq!(
+            backlog_len(&trail.state),
+            0,
+            "every written message is written off"
+        );
+        let text = std::fs::read_to_string(&path).expect("read");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 4, "{text}");
+        let shields: Vec<&&str> = lines
+            .iter()
+            .filter(|l| l.contains("\"event\":\"shield_intervention\""))
+            .collect();
+        assert_eq!(shields.len(), 3);
+        assert!(
+            shields[0].contains("\"env_id\":\"cstr-v0\",\"env_index\":0,\"episode\":1,\"step\":3")
+        );
+        assert!(shields[2].contains("\"env_index\":1,\"episode\":1,\"step\":4"));
+        trail.close();
+        let _ = std::fs::remove_file(&path);
+    }
+
+    #[test]
+    fn the_writer_keeps_up_after_a_pause_longer_than_the_lag_target() {
+        let path = temp_trail("pause");
+        let trail = AuditTrail::open(&path, 4).expect("open");
+        trail.record("first", "info", "");
+        trail.flush();
+        std::thread::sleep(LAG_TARGET + Duration::from_millis(50));
+        let t0 = Instant::now();
+        trail.record("second", "info", "");
+        assert!(
+            t0.elapsed() < LAG_TARGET,
+            "an idle writer does not hold producers up"
+        );
+        trail.flush();
+        assert_eq!((trail.written(), trail.dropped()), (2, 0));
+        trail.close();
+        let _ = std::fs::remove_file(&path);
+    }
+
+    #[test]
+    fn record_timestamps_are_the_current_wall_clock() {
+        let path = temp_trail("clock");
+        let trail = AuditTrail::open(&path, 4).expect("open");
+        let before = iso8601(unix_now());
+        trail.record("a", "info", "");
+        trail.record("b", "info", "");
+        let after = iso8601(unix_now());
+        trail.close();
+        let text = std::fs::read_to_string(&path).expect("read");
+        let stamps: Vec<&str> = text
+            .lines()
+            .map(|l| {
+                let rest = &l[l.find("\"timestamp\":\"").expect("timestamp") + 13..];
+                &rest[..rest.find('"').expect("closing quote")]
+            })
+            .collect();
+        assert_eq!(stamps.len(), 2, "{text}");
+        // Same fixed-width format: string order is time order.
+        for s in &stamps {
+            assert!(
+                before.as_str() <= *s && *s <= after.as_str(),
+                "{s} not within [{before}, {after}]"
+            );
+        }
+        assert!(stamps[0] <= stamps[1]);
+        let _ = std::fs::remove_file(&path);
+    }
+
+    #[test]
+    fn losses_are_counted_exactly_and_written_into_the_trail_once() {
+        let path = temp_trail("losses");
+        let mut trail = AuditTrail::open(&path, 4).expect("open");
+        trail.record("ok", "info", "");
+        trail.flush();
+        assert_eq!((trail.written(), trail.dropped()), (1, 0));
+        let pid = trail.pid;
+        // As if in a forked child: the writer is not there, events are dropped and counted.
+        trail.pid = pid.wrapping_add(1);
+        trail.record("lost", "info", "");
+        trail.record("lost", "info", "");
+        assert_eq!(trail.dropped(), 2);
+        assert!(trail.last_error().unwrap_or_default().contains("fork"));
+        trail.pid = pid;
+        trail.record("back", "info", "");
+        trail.flush();
+        trail.pid = pid.wrapping_add(1);
+        for _ in 0..3 {
+            trail.record("lost", "info", "");
+        }
+        trail.pid = pid;
+        trail.record("again", "info", "");
+        trail.flush();
+        assert_eq!((trail.written(), trail.dropped()), (3, 5));
+        let text = std::fs::read_to_string(&path).expect("read");
+        let events: Vec<&str> = text
+            .lines()
+            .map(|l| {
+                let rest = &l["{\"event\":\"".len()..];
+                &rest[..rest.find('"').expect("closing quote")]
+            })
+            .collect();
+        assert_eq!(
+            events,
+            [
+                "ok",
+                "audit_events_lost",
+                "back",
+                "audit_events_lost",
+                "again"
+            ],
+            "{text}"
+        );
+        let counts: Vec<&str> = text
+            .lines()
+            .filter(|l| l.contains("audit_events_lost"))
+            .map(|l| {
+                let rest = &l[l.find("\"count\":").expect("count") + 8..];
+                &rest[..rest.find(',').expect("comma")]
+            })
+            .collect();
+        assert_eq!(counts, ["2", "3"]);
+        assert!(!text.contains("\"event\":\"lost\""));
+        trail.close();
+        let _ = std::fs::remove_file(&path);
+    }
+
+    #[test]
+    fn dropping_a_trail_writes_everything_and_stops_the_writer() {
+        let path = temp_trail("drop");
+        let trail = AuditTrail::open(&path, 64).expect("open");
+        for i in 0..50 {
+            trail.record("tick", "info", &format!("\"i\":{i}"));
+        }
+        let state = Arc::clone(&trail.state);
+        drop(trail);
+        assert_eq!(Arc::strong_count(&state), 1, "the writer thread has ended");
+        assert_eq!(state.written.load(Ordering::Relaxed), 50);
+        let text = std::fs::read_to_string(&path).expect("read");
+        assert_eq!(text.lines().count(), 50);
+        assert!(text.ends_with("\"i\":49}\n"));
+        let _ = std::fs::remove_file(&path);
+    }
+
+    #[test]
+    fn messages_queued_while_the_writer_is_busy_share_one_write() {
+        let path = temp_trail("batching");
+        let mut trail = AuditTrail::open(&path, 8).expect("open");
+        let pid = trail.pid;
+        trail.pid = pid.wrapping_add(1);
+        trail.record("lost", "info", "");
+        trail.pid = pid;
+        let pad = |n: usize| format!("\"pad\":\"{}\"", "x".repeat(n));
+        {
+            // The writer stops at the loss line (it reads the last error) until this is released,
+            // so both records are queued by the time it drains.
+            let _hold = trail.state.last_error.lock().unwrap();
+            trail.record("a", "info", &pad(1500));
+            trail.record("b", "info", &pad(1500));
+        }
+        trail.flush();
+        assert_eq!((trail.written(), trail.dropped()), (2, 1));
+        let text = std::fs::read_to_string(&path).expect("read");
+        // One write: "b" follows "a" on the first page. Written one at a time, "a" would leave
+        // less room than twice its length and "b" would start a new page.
+        let b = text.find("{\"event\":\"b\"").expect("b written");
+        assert!(b < PAGE, "b starts at {b}");
+        assert!(text.find("{\"event\":\"a\"").expect("a written") < b);
+        trail.close();
+        let _ = std::fs::remove_file(&path);
+    }
 }
