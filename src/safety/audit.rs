@@ -709,10 +709,11 @@ mod tests {
         let shared = Shared::default();
         assert!(shared.wait_for_writer());
         assert_eq!(backlog_len(&shared), 1);
-        // The front is fresh (well under LAG_TARGET): no waiting.
+        // The front is fresh (well under LAG_TARGET): no waiting. Only a wait for a stalled writer
+        // (LAG_WAIT) fails the bound, not a slow machine.
         let t0 = Instant::now();
         assert!(shared.wait_for_writer());
-        assert!(t0.elapsed() < LAG_TARGET);
+        assert!(t0.elapsed() < LAG_WAIT);
         assert_eq!(backlog_len(&shared), 2);
     }
 
@@ -813,8 +814,10 @@ mod tests {
         std::thread::sleep(LAG_TARGET + Duration::from_millis(50));
         let t0 = Instant::now();
         trail.record("second", "info", "");
+        // Bounded by the stall wait, not the lag target: only a producer held up for a stalled
+        // writer fails it, not a slow machine.
         assert!(
-            t0.elapsed() < LAG_TARGET,
+            t0.elapsed() < LAG_WAIT,
             "an idle writer does not hold producers up"
         );
         trail.flush();
