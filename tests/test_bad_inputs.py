@@ -413,6 +413,8 @@ VECTOR_RESET_CASES: list[tuple[str, dict[str, Any], str]] = [
     ("seed 2-D array", {"seed": np.zeros((3, 1), int)}, "seed: must be a non-negative integer, a list of them"),
     ("reset_mask list", {"options": {"reset_mask": [True] * N}}, "reset_mask: must be a numpy array, got list"),
     ("reset_mask shape", {"options": {"reset_mask": np.ones(N + 1, bool)}}, "reset_mask: must have shape (3,), got (4,)"),
+    ("reset_mask 2-D", {"options": {"reset_mask": np.ones((N, 1), bool)}}, "reset_mask: must have shape (3,), got (3, 1)"),
+    ("reset_mask None", {"options": {"reset_mask": None}}, "reset_mask: must be a numpy array, got NoneType"),
     ("reset_mask dtype", {"options": {"reset_mask": np.ones(N, int)}}, "reset_mask: must have dtype bool, got int64"),
     ("reset_mask empty", {"options": {"reset_mask": np.zeros(N, bool)}}, "reset_mask: must select at least one env"),
 ]  # fmt: skip

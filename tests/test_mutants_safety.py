@@ -7,6 +7,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import pytest
 
@@ -295,3 +296,18 @@ def test_satisfaction_rate_of_a_single_step() -> None:
     r = evaluate_with_safety(lambda o: np.zeros(1, np.float32), env, n_episodes=1)
     assert (r["mean_length"], r["constraint_satisfaction_rate"]) == (1.0, 1.0)
     env.close()
+
+
+def test_evaluate_reads_the_core_counts_through_wrappers_and_keeps_the_incident_limit() -> None:
+    env = ni.make("ChemicalReactor-v0", horizon=40)
+    env.unwrapped.safety.keep_incidents = 1
+    wrapped = gym.wrappers.TransformReward(env, lambda r: 2.0 * r)
+    heat = evaluate_with_safety(lambda o: np.ones(1, np.float32), wrapped, n_episodes=2)
+    # Three incidents per episode, none dropped while the evaluation reads them.
+    assert len(heat["incidents"]) == 6 and heat["shutdowns"] == 2
+    assert env.unwrapped.safety.keep_incidents == 1 and len(env.unwrapped.safety.incidents) == 1
+    assert env.unwrapped.safety.steps == 4 and heat["mean_length"] == 2.0
+    plain = evaluate_with_safety(lambda o: np.ones(1, np.float32), ni.make("ChemicalReactor-v0", horizon=40), 2)
+    assert heat["returns"] == [2.0 * r for r in plain["returns"]]
+    with pytest.raises(ConfigError, match="env: must be a neorl_industrial environment, got CartPoleEnv"):
+        evaluate_with_safety(lambda o: 0, gym.make("CartPole-v1"), n_episodes=1)

@@ -431,6 +431,7 @@ def test_safety_stats_add_up_the_steps_and_the_audit_trail(tmp_path: Path, mode:
     rng = np.random.default_rng(0)
     taken, cost = 0, 0.0
     in_violation = dict.fromkeys(names, 0)
+    alarm_free = 0
     for _ in range(steps):
         _, _, _, _, info = envs.step(rng.uniform(0.2, 1.0, (n, 1)))
         # An env's own step: the final info where it ended and reset within the step.
@@ -442,11 +443,13 @@ def test_safety_stats_add_up_the_steps_and_the_audit_trail(tmp_path: Path, mode:
             cost += float(src["cost"][i])
             for c in names:
                 in_violation[c] += bool(src["violations"][c][i])
+            alarm_free += not any(src["violations"][c][i] for c in names)
     envs.audit_trail.flush()
     events = read_trail(path)
     s = envs.safety
     assert s.steps == taken and s.cost == pytest.approx(cost, rel=1e-12)
     assert s.steps_in_violation == in_violation and sum(in_violation.values()) > 0
+    assert s.alarm_free_steps == alarm_free and 0 < alarm_free < taken
     assert s.events == len(events)
     count = {kind: dict.fromkeys(names, 0) for kind in ("incident_opened", "emergency_shutdown")}
     for e in events:

@@ -15,7 +15,7 @@ import numpy as np
 from . import _core
 from ._render import TrendRecorder
 from ._spaces import action_space, observation_space
-from .safety import load_constraints, open_audit_trail
+from .safety import SafetyStats, load_constraints, open_audit_trail
 
 __all__ = [
     "IndustrialEnv",
@@ -94,7 +94,8 @@ class IndustrialEnv(gym.Env[np.ndarray, np.ndarray]):
     ``info`` of every step: ``action`` (physical, after the shield), ``clipped``, ``cost``,
     ``shield`` (the shield changed the action), ``constraints`` / ``margins`` / ``violations``
     (value, distance to the limit, active alarm, by constraint name) and, on an emergency
-    shutdown, ``shutdown_reason``.
+    shutdown, ``shutdown_reason``. ``env.safety`` keeps the running counts (steps, cost, incidents,
+    shutdowns, shield interventions, alarm-free steps) and the most recent closed incidents.
 
     Observations saturate at the observation space's bounds, as a sensor at the end of its range
     does, so every observation lies in ``observation_space``; rewards and ``info["constraints"]``
@@ -157,6 +158,8 @@ class IndustrialEnv(gym.Env[np.ndarray, np.ndarray]):
         self.action_space = action_space(self.core_spec)
         self.horizon: int = int(self.core_spec["horizon"])
         self.constraint_names: list[str] = list(self._core.constraint_names)
+        self.safety = SafetyStats(self.core_spec["constraints"], self._core.totals())
+        """Running safety counts since the env was made (see :class:`~neorl_industrial.safety.SafetyStats`)."""
         # The native single-env face: it refuses a second thread itself (ConcurrentUseError).
         self._single = self._core.single()
         self._trend = TrendRecorder(self.core_spec) if render_mode == "rgb_array" else None

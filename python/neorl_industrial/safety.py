@@ -194,17 +194,16 @@ class SafetyStats:
         shutdowns: Emergency shutdowns, by constraint name.
         shield_interventions: Actions the shield changed.
         steps_in_violation: Steps ending with the alarm active, by constraint name.
+        alarm_free_steps: Steps ending with no alarm active.
         incidents: The most recent closed incidents (up to ``keep_incidents``), oldest first.
     """
 
     def __init__(self, constraints: list[dict[str, Any]], totals: Any, keep_incidents: int = 1000) -> None:
-        if isinstance(keep_incidents, bool) or not isinstance(keep_incidents, int) or keep_incidents < 0:
-            raise ConfigError(f"keep_incidents: must be a non-negative integer, got {keep_incidents!r}")
         self.constraints = constraints
         self.names = [c["name"] for c in constraints]
         self.severity = {c["name"]: c["severity"] for c in constraints}
         self._totals = totals
-        totals.keep = keep_incidents
+        self.keep_incidents = keep_incidents
 
     @property
     def steps(self) -> int:
@@ -233,6 +232,21 @@ class SafetyStats:
     @property
     def steps_in_violation(self) -> dict[str, int]:
         return dict(zip(self.names, self._totals.in_violation, strict=True))
+
+    @property
+    def alarm_free_steps(self) -> int:
+        return int(self._totals.alarm_free)
+
+    @property
+    def keep_incidents(self) -> int:
+        """How many closed incidents are kept (settable)."""
+        return int(self._totals.keep)
+
+    @keep_incidents.setter
+    def keep_incidents(self, keep: int) -> None:
+        if isinstance(keep, bool) or not isinstance(keep, int) or keep < 0:
+            raise ConfigError(f"keep_incidents: must be a non-negative integer, got {keep!r}")
+        self._totals.keep = keep
 
     @property
     def critical_violations(self) -> int:
@@ -414,6 +428,9 @@ def evaluate_with_safety(
 ) -> dict[str, Any]:
     """Runs ``policy`` for ``n_episodes`` on a single env and returns return and safety statistics.
 
+    The env is stepped as given (wrappers included); the safety figures are the core's own counts
+    (``env.unwrapped.safety``) over the evaluation, not recounted from the infos.
+
     Returns:
         ``mean_return``, ``std_return``, ``returns``, ``mean_length``, ``mean_cost``,
         ``violations_per_episode``, ``violations`` (by constraint), ``critical_violations``,
@@ -422,58 +439,59 @@ def evaluate_with_safety(
     """
     if isinstance(n_episodes, bool) or not isinstance(n_episodes, int) or n_episodes < 1:
         raise ConfigError(f"n_episodes: must be a positive integer, got {n_episodes!r}")
-    names: list[str] = list(getattr(env.unwrapped, "constraint_names", []))
-    severity = {c["name"]: c["severity"] for c in env.unwrapped.core_spec["constraints"]}  # type: ignore[attr-defined]
+    stats = getattr(env.unwrapped, "safety", None)
+    if not isinstance(stats, SafetyStats):
+        raise ConfigError(f"env: must be a neorl_industrial environment, got {type(env.unwrapped).__name__}")
     returns, lengths, costs = [], [], []
-    violations = dict.fromkeys(names, 0)
-    shutdowns = shields = safe_steps = steps = 0
     incidents: list[dict[str, Any]] = []
-    for ep in range(n_episodes):
-        obs, info = env.reset(seed=None if seed is None else seed + ep)
-        was = dict(info["violations"])
-        ret = cost = 0.0
-        length = 0
-        open_at: dict[str, int] = {}
-        while True:
-            obs, r, term, trunc, info = env.step(policy(obs))
-            ret += float(r)
-            cost += float(info["cost"])
-            length += 1
-            shields += int(info["shield"])
-            now = info["violations"]
-            safe_steps += int(not any(now.values()))
-            for n in names:
-                if now[n] and not was[n]:
-                    violations[n] += 1
-                    open_at[n] = length
-                if was[n] and not now[n] and n in open_at:
-                    incidents.append(
-                        {"episode": ep, "constraint": n, "start_step": open_at.pop(n), "end_step": length}
-                    )
-            was = dict(now)
-            if term or trunc:
-                shutdowns += int("shutdown_reason" in info)
-                for n, start in open_at.items():
-                    incidents.append(
-                        {"episode": ep, "constraint": n, "start_step": start, "end_step": length}
-                    )
-                break
-        steps += length
-        returns.append(ret)
-        lengths.append(length)
-        costs.append(cost)
-    total = sum(violations.values())
+    keep = stats.keep_incidents
+    stats.keep_incidents = 2**63  # none of the evaluation's incidents drops out before it is read
+    try:
+        start = _Counts(stats)
+        for ep in range(n_episodes):
+            obs, info = env.reset(seed=None if seed is None else seed + ep)
+            before = _Counts(stats)
+            ret, length, done = 0.0, 0, False
+            while not done:
+                obs, r, term, trunc, info = env.step(policy(obs))
+                ret += float(r)
+                length += 1
+                done = bool(term or trunc)
+            returns.append(ret)
+            lengths.append(length)
+            costs.append(stats.cost - before.cost)
+            incidents += [
+                {"episode": ep, "constraint": i.constraint, "start_step": i.start_step, "end_step": i.end_step}
+                for i in stats.incidents[before.closed :]
+            ]
+        end = _Counts(stats)
+    finally:
+        stats.keep_incidents = keep
+    violations = {n: end.violations[n] - start.violations[n] for n in stats.names}
+    steps = end.steps - start.steps
     return {
         "mean_return": float(np.mean(returns)),
         "std_return": float(np.std(returns)),
         "returns": returns,
         "mean_length": float(np.mean(lengths)),
         "mean_cost": float(np.mean(costs)),
-        "violations_per_episode": total / n_episodes,
+        "violations_per_episode": sum(violations.values()) / n_episodes,
         "violations": violations,
-        "critical_violations": sum(v for n, v in violations.items() if severity[n] == "critical"),
-        "shutdowns": shutdowns,
-        "shield_interventions": shields,
-        "constraint_satisfaction_rate": safe_steps / max(steps, 1),
+        "critical_violations": sum(v for n, v in violations.items() if stats.severity[n] == "critical"),
+        "shutdowns": end.shutdowns - start.shutdowns,
+        "shield_interventions": end.shields - start.shields,
+        "constraint_satisfaction_rate": (end.alarm_free - start.alarm_free) / max(steps, 1),
         "incidents": incidents,
     }
+
+
+class _Counts:
+    """A :class:`SafetyStats` reading at one moment."""
+
+    def __init__(self, stats: SafetyStats) -> None:
+        self.steps, self.cost = stats.steps, stats.cost
+        self.violations = stats.violations
+        self.shutdowns = sum(stats.shutdowns.values())
+        self.shields = stats.shield_interventions
+        self.alarm_free = stats.alarm_free_steps
+        self.closed = len(stats.incidents)

@@ -133,12 +133,9 @@ class VectorIndustrialEnv(VectorEnv):
         ``reset_mask`` is the only option; any other key raises :class:`~neorl_industrial.ConfigError`.
         """
         opts = check_reset_options(options, ("reset_mask",))
-        mask = None
-        if "reset_mask" in opts:
-            mask = self._check_mask(opts["reset_mask"])
         with self._exclusive:
-            # The core checks the seed (an integer, one per env, or None).
-            return self._core.reset_info(seed, mask)  # type: ignore[no-any-return]
+            # The core checks the seed (an integer, one per env, or None) and the mask.
+            return self._core.reset_info(seed, opts)  # type: ignore[no-any-return]
 
     def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         """Steps every env with normalised actions of shape ``(num_envs, act_dim)`` (``(num_envs,)`` too
@@ -151,18 +148,6 @@ class VectorIndustrialEnv(VectorEnv):
     def close_extras(self, **kwargs: Any) -> None:
         # The batch's memory goes now; any later use raises EnvClosedError naming the env.
         self._core = _ClosedCore(f"{self.env_id} x{self.num_envs}")  # type: ignore[assignment]
-
-    # -------------------------------------------------------------- options
-    def _check_mask(self, mask: Any) -> np.ndarray:
-        if not isinstance(mask, np.ndarray):
-            raise ConfigError(f"reset_mask: must be a numpy array, got {type(mask).__name__}")
-        if mask.shape != (self.num_envs,):
-            raise ConfigError(f"reset_mask: must have shape ({self.num_envs},), got {mask.shape}")
-        if mask.dtype != np.bool_:
-            raise ConfigError(f"reset_mask: must have dtype bool, got {mask.dtype}")
-        if not mask.any():
-            raise ConfigError("reset_mask: must select at least one env")
-        return mask
 
     # ------------------------------------------------------------- pickling
     def __getstate__(self) -> dict[str, Any]:

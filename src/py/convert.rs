@@ -356,6 +356,36 @@ pub fn seeds(obj: &Bound<'_, PyAny>, n: usize) -> PyResult<Option<Vec<Option<u64
     Ok(Some(out))
 }
 
+/// ``reset(options={"reset_mask": mask})`` of a batch of `n`: a numpy bool array of shape
+/// ``(n,)`` selecting at least one env.
+pub fn reset_mask(obj: &Bound<'_, PyAny>, n: usize) -> PyResult<Vec<bool>> {
+    let bad = |why: String| -> PyErr { CoreError::config("reset_mask", why).into() };
+    let Ok(arr) = obj.cast::<PyUntypedArray>() else {
+        return Err(bad(format!(
+            "must be a numpy array, got {}",
+            type_name(obj)
+        )));
+    };
+    if arr.shape() != [n] {
+        return Err(bad(format!(
+            "must have shape ({n},), got {}",
+            fmt_shape(arr.shape())
+        )));
+    }
+    let Ok(mask) = arr.cast::<PyArray1<bool>>() else {
+        let dtype = arr.dtype().str().map(|s| s.to_string());
+        return Err(bad(format!(
+            "must have dtype bool, got {}",
+            dtype.unwrap_or_else(|_| "?".into())
+        )));
+    };
+    let mask = mask.readonly().as_array().to_vec();
+    if !mask.contains(&true) {
+        return Err(bad("must select at least one env".into()));
+    }
+    Ok(mask)
+}
+
 /// A Python int or numpy integer; never a bool.
 fn is_integer(obj: &Bound<'_, PyAny>) -> bool {
     !obj.is_instance_of::<PyBool>() && !obj.is_instance_of::<PyFloat>() && is_number(obj)

@@ -241,9 +241,10 @@ impl CoreVecEnv {
         &mut self,
         py: Python<'py>,
         seeds: Option<Vec<Option<u64>>>,
-        mask: Option<PyReadonlyArray1<'py, bool>>,
+        mask: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyTuple>> {
-        let mask: Option<Vec<bool>> = mask.map(|m| m.as_array().to_vec());
+        let n = self.core.num_envs();
+        let mask = mask.map(|m| convert::reset_mask(m, n)).transpose()?;
         let core = &mut self.core;
         let out = py.detach(|| core.reset(seeds.as_deref(), mask.as_deref()))?;
         let (n, od) = (self.core.num_envs(), self.obs_dim());
@@ -322,19 +323,27 @@ impl CoreVecEnv {
     }
 
     /// Resets as :meth:`reset` does and returns Gymnasium's ``(obs, info)``: the readings of the
-    /// envs reset (``mask``; every env if None).
-    #[pyo3(signature = (seeds=None, mask=None))]
+    /// envs reset (``options["reset_mask"]``; every env without one).
+    #[pyo3(signature = (seeds=None, options=None))]
     fn reset_info<'py>(
         &mut self,
         py: Python<'py>,
         seeds: Option<&Bound<'py, PyAny>>,
-        mask: Option<PyReadonlyArray1<'py, bool>>,
+        options: Option<&Bound<'py, PyDict>>,
     ) -> PyResult<Bound<'py, PyTuple>> {
+        let n = self.core.num_envs();
         let seeds = match seeds {
-            Some(s) => convert::seeds(s, self.core.num_envs())?,
+            Some(s) => convert::seeds(s, n)?,
             None => None,
         };
-        let mask: Option<Vec<bool>> = mask.map(|m| m.as_array().to_vec());
+        let mask = match options
+            .map(|o| o.get_item("reset_mask"))
+            .transpose()?
+            .flatten()
+        {
+            Some(m) => Some(convert::reset_mask(&m, n)?),
+            None => None,
+        };
         let core = &mut self.core;
         let out = py.detach(|| core.reset(seeds.as_deref(), mask.as_deref()))?;
         let (n, od) = (self.core.num_envs(), self.obs_dim());
@@ -551,6 +560,12 @@ impl SafetyTotals {
     #[getter]
     fn in_violation(&self) -> Vec<u64> {
         self.get().in_violation.clone()
+    }
+
+    /// Env steps ending with no alarm active.
+    #[getter]
+    fn alarm_free(&self) -> u64 {
+        self.get().alarm_free
     }
 
     /// How many closed incidents are kept (the most recent ones).

@@ -24,6 +24,8 @@ pub struct Totals {
     pub shutdowns: Vec<u64>,
     /// Env steps ending with the constraint's alarm active, per constraint.
     pub in_violation: Vec<u64>,
+    /// Env steps ending with no alarm active.
+    pub alarm_free: u64,
     /// Closing events of the most recent incidents (up to `keep`), oldest first.
     pub closed: VecDeque<SafetyEvent>,
     /// How many closed incidents are kept.
@@ -44,6 +46,7 @@ impl Totals {
             opened: vec![0; k],
             shutdowns: vec![0; k],
             in_violation: vec![0; k],
+            alarm_free: 0,
             closed: VecDeque::new(),
             keep: KEEP_INCIDENTS,
         }
@@ -68,23 +71,20 @@ impl Totals {
         let stepped_cost = c.cost.iter().zip(c.stepped).filter(|(_, &s)| s);
         self.cost += stepped_cost.map(|(x, _)| x).sum::<f64>();
         let same_step = !c.final_active.is_empty();
-        for (j, count) in self.in_violation.iter_mut().enumerate() {
-            let now = &c.active[j * n..(j + 1) * n];
-            *count += if same_step {
-                // Envs reset within the step report their reset readings; count their last step.
-                let before = &c.final_active[j * n..(j + 1) * n];
-                let active = |i: usize| {
-                    if c.reset_in_step[i] {
-                        before[i]
-                    } else {
-                        now[i]
-                    }
-                };
-                (0..n).filter(|&i| c.stepped[i] && active(i)).count() as u64
+        // Envs reset within a same-step batch report their reset readings; count their last step.
+        let active = |j: usize, i: usize| {
+            if same_step && c.reset_in_step[i] {
+                c.final_active[j * n + i]
             } else {
-                now.iter().zip(c.stepped).filter(|(&a, &s)| a && s).count() as u64
-            };
+                c.active[j * n + i]
+            }
+        };
+        let k = self.in_violation.len();
+        for (j, count) in self.in_violation.iter_mut().enumerate() {
+            *count += (0..n).filter(|&i| c.stepped[i] && active(j, i)).count() as u64;
         }
+        let free = |i: usize| c.stepped[i] && !(0..k).any(|j| active(j, i));
+        self.alarm_free += (0..n).filter(|&i| free(i)).count() as u64;
         self.add_events(c.events);
     }
 
