@@ -314,72 +314,98 @@ def _dataset(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    """Steps a fleet at ``--rate`` batches per second with the exporter up, until SIGTERM or SIGINT."""
-    with _stop_on_signals() as stopped:
-        return _serve_until(args, stopped)
+    """Serves ``--policy`` on a fleet at ``--rate`` batches per second with the exporter up, until
+    SIGTERM or SIGINT; SIGHUP reloads the model."""
+    with _stop_on_signals() as stopped, _reload_on_sighup() as hup:
+        return _serve_until(args, stopped, hup)
 
 
-def _serve_until(args: argparse.Namespace, stopped: Callable[[], str | None]) -> int:
+@contextmanager
+def _reload_on_sighup() -> Iterator[Callable[[], bool]]:
+    """Turns SIGHUP into a flag (read and cleared by the serving loop); main thread only."""
+    got = threading.Event()
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGHUP"):
+        yield lambda: False
+        return
+    previous = signal.signal(signal.SIGHUP, lambda *_: got.set())
+
+    def take() -> bool:
+        if got.is_set():
+            got.clear()
+            return True
+        return False
+
+    try:
+        yield take
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+
+
+def _serve_until(args: argparse.Namespace, stopped: Callable[[], str | None], hup: Callable[[], bool]) -> int:
     from .exporter import start_http_server
-    from .metrics import MonitoredPolicy
+    from .serving import PolicyService
 
     # The port first: a port in use is an error before anything is written.
     server = start_http_server(
         args.port, args.host, safety_port=args.safety_port, web_config_file=args.web_config
     )
     trail = None
-    batches = 0
+    service = None
+    why: str | None = None
     try:
         policy_name = args.policy or default_policy(args.env)
         trail = _open_trail(
             args.audit_log, env_id=args.env, num_envs=args.num_envs, policy=policy_name, mode="serve"
         )
-        envs = make_vec(
+        service = PolicyService(
             args.env,
+            policy_name,
             num_envs=args.num_envs,
-            autoreset_mode="same_step",
+            shadow_policy=args.shadow_policy,
+            model_version=args.model_version,
+            on_policy_error=args.on_policy_error,
+            seed=args.seed,
+            audit_log=trail,
             shield=args.shield,
             constraints=args.constraints,
-            audit_log=trail,
         )
-        policy = make_policy(
-            policy_name, envs.env_id, args.num_envs, envs.single_action_space.shape[0], seed=args.seed
+        p = service.policy
+        shadow = f", shadow {service.shadow.name} {service.shadow.version}" if service.shadow else ""
+        print(
+            f"serving {service.env_id} x{args.num_envs} with {p.name} {p.version} ({p.framework}){shadow} "
+            f"on {server.url}",
+            flush=True,
         )
-        act = MonitoredPolicy(policy)
-        print(f"serving {envs.env_id} x{args.num_envs} ({policy_name}) on {server.url}", flush=True)
-        obs, _ = envs.reset(seed=args.seed)
-        period = 1.0 / args.rate if args.rate > 0 else 0.0
-        t0 = time.monotonic()
-        next_at = t0
-        while not stopped() and (args.duration is None or time.monotonic() - t0 < args.duration):
-            obs, _, term, trunc, _ = envs.step(act(obs))
-            done = term | trunc
-            if done.any():
-                policy.episode_end(done)
-            batches += 1
-            if period:
-                next_at += period
-                delay = next_at - time.monotonic()
-                if delay > 0:
-                    time.sleep(delay)
-                else:
-                    next_at = time.monotonic()
+
+        def should_stop() -> str | None:
+            if hup():
+                service.reload()
+            return stopped()
+
+        why = service.run(args.rate, args.duration, should_stop)
     finally:
+        if service is not None:
+            service.close()
         server.stop()
         if trail is not None:
+            batches = service.batches if service is not None else 0
             trail.record("run_end", env_id=args.env, env_steps=batches * args.num_envs, mode="serve")
             trail.close()
-    why = f" on {stopped()}" if stopped() else ""
+    s = service.envs.safety
     print(
-        f"stopped after {batches * args.num_envs:,} env steps{why}; "
-        f"violations {envs.safety.violations}, shutdowns {envs.safety.shutdowns}",
+        f"stopped after {service.batches * args.num_envs:,} env steps{f' on {why}' if why else ''}; "
+        f"violations {s.violations}, shutdowns {s.shutdowns}",
         flush=True,
     )
+    status = 0
+    if service.stopped and service.stopped.startswith("policy error"):
+        print(f"neorl-industrial: error: stopped on a {service.stopped}", file=sys.stderr)
+        status = 1
     if trail is not None:
         audit = _audit_report(trail)
         print(f"audit trail: {audit['path']} ({audit['written']} events written, {audit['dropped']} dropped)")
-        return _warn_losses(audit)
-    return 0
+        return max(status, _warn_losses(audit))
+    return status
 
 
 def _bench_cmd(args: argparse.Namespace) -> int:
@@ -451,17 +477,39 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--audit-log", metavar="FILE", default=None, help="append safety events to this JSON Lines file"
     )
-    r.add_argument("--metrics-port", type=_port, default=None, help="serve /metrics and /health/* on this port")
+    r.add_argument(
+        "--metrics-port", type=_port, default=None, help="serve /metrics and /health/* on this port"
+    )
     r.add_argument("--json", action="store_true", help="print the summary as JSON")
     r.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     v = sub.add_parser("serve", help="run a monitored simulation with the exporter until SIGTERM")
     v.add_argument("--env", default="ChemicalReactor-v0", help="environment id (see `envs`)")
     v.add_argument("--num-envs", type=_positive, default=64)
-    v.add_argument("--policy", choices=POLICIES, default=None, help="baseline policy (default: pid)")
+    v.add_argument(
+        "--policy",
+        metavar="SPEC",
+        default=None,
+        help=f"{', '.join(POLICIES)}, a model file (.zip SB3, .d3 d3rlpy, .pt TorchScript, .onnx) or "
+        "module:attribute (default: pid where the env has one, else zero)",
+    )
+    v.add_argument(
+        "--shadow-policy", metavar="SPEC", default=None, help="a candidate that computes but never acts"
+    )
+    v.add_argument(
+        "--model-version", default=None, help="the model's version (default: file metadata or digest)"
+    )
+    v.add_argument(
+        "--on-policy-error",
+        choices=("fallback", "shutdown"),
+        default="fallback",
+        help="a policy that raises or answers NaN/inf/another shape: the env's safe action, or stop",
+    )
     v.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0 in a container)")
     v.add_argument("--port", type=_port, default=8000, help="/metrics and /health/* (0: any free port)")
     v.add_argument("--safety-port", type=_port, default=None, help="also serve /safety/metrics on this port")
-    v.add_argument("--rate", type=_non_negative, default=10.0, help="batch steps per second (0: as fast as possible)")
+    v.add_argument(
+        "--rate", type=_non_negative, default=10.0, help="batch steps per second (0: as fast as possible)"
+    )
     v.add_argument("--duration", type=_non_negative, default=None, help="stop after this many seconds")
     v.add_argument("--shield", choices=("clip", "predictive"), default=None)
     v.add_argument("--constraints", metavar="FILE", default=None)

@@ -23,6 +23,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ContextDecorator
 from typing import Any, TypeVar
 
+import numpy as np
+
 from . import _core
 
 __all__ = [
@@ -89,6 +91,16 @@ class Registry:
     def set_model_loaded(self, loaded: bool = True) -> None:
         """Marks a policy as loaded for the ``model_loaded`` health check (env batches count too)."""
         self._core.set_model_loaded(loaded)
+
+    def set_model_loading(self, what: str) -> None:
+        """A service is loading ``what``: the ``model_loaded`` check fails (``/health/ready`` answers
+        503) until :meth:`set_model`."""
+        self._core.set_model_loading(what)
+
+    def set_model(self, name: str, version: str, framework: str, sha256: str = "") -> None:
+        """The served model is loaded and answered a probe: the ``model_loaded`` check passes and
+        shows these fields."""
+        self._core.set_model(name, version, framework, sha256)
 
     def set_safety_status(self, active: bool = True, shutdown: bool = False) -> None:
         """Process-wide safety state for the ``safety_system`` health check."""
@@ -196,6 +208,10 @@ class _HistogramChild:
         self._core = core
         self.observe = core.observe
 
+    def observe_many(self, values: Any) -> None:
+        """Records every value of a 1-D array in one call."""
+        self._core.observe_many(np.ascontiguousarray(values, dtype=np.float64).reshape(-1))
+
     def time(self) -> _Timer:
         """Observes the duration of the block or call, in seconds."""
         return _Timer(self._core.observe)
@@ -264,6 +280,17 @@ class MetricWrapper:
                 f"{self._name}: expected {len(self._labelnames)} label values {self._labelnames}, got {len(labelvalues)}"
             )
         return self._child(tuple(str(v) for v in labelvalues))
+
+    def remove(self, *labelvalues: Any) -> None:
+        """Drops the series for these label values (as ``prometheus_client``'s ``remove``); no error
+        if there is none."""
+        if len(labelvalues) != len(self._labelnames) or not self._labelnames:
+            raise _core_error(
+                f"{self._name}: expected {len(self._labelnames)} label values {self._labelnames}, got {len(labelvalues)}"
+            )
+        values = tuple(str(v) for v in labelvalues)
+        self._family.remove(list(values))
+        self._children.pop(values, None)
 
     def _missing(self, *args: Any, **kwargs: Any) -> Any:
         raise _core_error(f"{self._name}: metric has labels {self._labelnames}: call .labels(...) first")
@@ -375,6 +402,12 @@ class Histogram(MetricWrapper):
     def observe(self, amount: float) -> None:
         """Records one observation."""
         self._missing()
+
+    def observe_many(self, values: Any) -> None:
+        """Records every value of a 1-D array in one call."""
+        if self._labelnames:
+            self._missing()
+        self._one.observe_many(values)
 
     def time(self) -> _Timer:
         """Observes the duration of the block or call, in seconds."""

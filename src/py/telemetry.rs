@@ -3,13 +3,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use numpy::PyReadonlyArray1;
 use prometheus_client::metrics::histogram::Histogram;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
 use crate::errors::CoreError;
 use crate::telemetry::dynamic::{AnyChild, FamilySpec, Kind, MetricFamily};
-use crate::telemetry::health::{ReportContext, SafetyState, Status};
+use crate::telemetry::health::{ModelIdentity, ReportContext, SafetyState, Status};
 use crate::telemetry::logging::SafetyEvent;
 use crate::telemetry::registry::{default_registry, Format, Registry, Scope};
 use crate::telemetry::routes::SERVICE;
@@ -160,6 +161,23 @@ impl MetricsRegistry {
     /// Marks a model (policy) as loaded for the ``model_loaded`` health check.
     fn set_model_loaded(&self, loaded: bool) {
         self.inner.health().set_model_loaded(loaded);
+    }
+
+    /// A service is loading ``what``: the ``model_loaded`` check fails (readiness 503) until
+    /// :meth:`set_model`.
+    fn set_model_loading(&self, what: &str) {
+        self.inner.health().set_model_loading(what);
+    }
+
+    /// The served model is loaded and answered a probe: the ``model_loaded`` check passes and
+    /// shows these fields.
+    fn set_model(&self, name: String, version: String, framework: String, sha256: String) {
+        self.inner.health().set_model(ModelIdentity {
+            name,
+            version,
+            framework,
+            sha256,
+        });
     }
 
     /// Process-wide safety status for the ``safety_system`` health check.
@@ -315,6 +333,12 @@ impl CoreFamily {
         };
         Ok((obj, folded))
     }
+
+    /// Drops the series for ``values``; True if it existed.
+    fn remove(&self, values: Vec<String>) -> bool {
+        let refs: Vec<&str> = values.iter().map(|s| s.as_str()).collect();
+        self.fam.remove(&refs)
+    }
 }
 
 /// One counter series.
@@ -386,6 +410,13 @@ impl HistogramChild {
     /// Records one observation.
     fn observe(&self, value: f64) {
         self.h.observe(value);
+    }
+
+    /// Records each value of a 1-D float64 array (one call for a batch).
+    fn observe_many(&self, values: PyReadonlyArray1<'_, f64>) {
+        for &v in values.as_array() {
+            self.h.observe(v);
+        }
     }
 }
 

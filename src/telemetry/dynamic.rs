@@ -227,6 +227,15 @@ impl MetricFamily {
         })
     }
 
+    /// Drops the series for `values`; true if it existed.
+    pub fn remove(&self, values: &[&str]) -> bool {
+        match &self.store {
+            AnyFamily::Counter(f) => f.remove(values),
+            AnyFamily::Gauge(f) => f.remove(values),
+            AnyFamily::Histogram(f) => f.remove(values),
+        }
+    }
+
     /// Writes the family: descriptor (even before the first series, so every family is
     /// discoverable from the first scrape) and samples.
     pub fn encode(&self, encoder: &mut DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {

@@ -175,6 +175,25 @@ where
         Ok((self.family.get_or_create_owned(&other), true))
     }
 
+    /// Drops the series for `values`; true if it existed. A handle kept elsewhere still works but
+    /// is no longer exposed.
+    pub fn remove(&self, values: &[&str]) -> bool {
+        let key = LabelSet::new(
+            self.names.clone(),
+            values.iter().map(|v| v.to_string()).collect(),
+        );
+        let _guard = self.insert.lock().unwrap_or_else(|p| p.into_inner());
+        if !self.family.remove(&key) {
+            return false;
+        }
+        if key == self.other_key() {
+            self.folded.store(false, Ordering::Relaxed);
+        } else {
+            self.held.fetch_sub(1, Ordering::Relaxed);
+        }
+        true
+    }
+
     fn other_key(&self) -> LabelSet {
         LabelSet::new(
             self.names.clone(),
@@ -195,6 +214,18 @@ mod tests {
         let overflow = Arc::new(OverflowFamily::default());
         let f = GuardedFamily::new("x", &["a".to_string()], NewCounter, limit, overflow.clone());
         (f, overflow)
+    }
+
+    #[test]
+    fn a_removed_series_frees_its_place_under_the_limit() {
+        let (f, _) = family(1);
+        f.child(&["a"]).unwrap().0.inc();
+        assert!(f.child(&["b"]).unwrap().1);
+        assert!(!f.remove(&["c"]));
+        assert!(f.remove(&["a"]) && f.remove(&[OVERFLOW_VALUE]));
+        assert!(f.is_empty());
+        let (b, folded) = f.child(&["b"]).unwrap();
+        assert!(!folded && b.get() == 0.0 && f.len() == 1);
     }
 
     #[test]

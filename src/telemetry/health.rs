@@ -77,6 +77,8 @@ pub struct CheckResult {
     pub output: String,
     /// A measured value and its unit, if the check has one.
     pub observed: Option<(f64, &'static str)>,
+    /// More fields of the check's JSON object (the model's identity).
+    pub details: Vec<(&'static str, String)>,
 }
 
 /// Facts the report needs from outside the registry.
@@ -95,11 +97,35 @@ pub struct HealthState {
     live_batches: AtomicUsize,
     inactive_batches: AtomicUsize,
     shutdown_batches: AtomicUsize,
-    model_loaded: AtomicBool,
+    model: Mutex<ModelState>,
     global_inactive: AtomicBool,
     global_shutdown: AtomicBool,
     checks: Mutex<BTreeMap<String, UserCheck>>,
     audit: AuditHealth,
+}
+
+/// The identity of a served model, as `model_info` and the `model_loaded` check show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelIdentity {
+    /// Model name (the file's stem, or what the user named it).
+    pub name: String,
+    /// Model version (the file's metadata, the user's, or the digest's first 12 digits).
+    pub version: String,
+    /// Framework that runs it (`sb3`, `torchscript`, `onnx`, `d3rlpy`, `python`, `builtin`).
+    pub framework: String,
+    /// SHA-256 of the model file (empty for code).
+    pub sha256: String,
+}
+
+/// What the `model_loaded` check knows of the model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum ModelState {
+    /// Nobody said: a live env batch counts as a model.
+    Unset,
+    /// A service is loading its model: not ready until it answers a probe batch.
+    Loading(String),
+    /// Loaded (and, for a service, probed), with its identity when known.
+    Loaded(Option<ModelIdentity>),
 }
 
 /// What the audit trails writing for this registry's batches lost.
@@ -117,7 +143,7 @@ impl Default for HealthState {
             live_batches: AtomicUsize::new(0),
             inactive_batches: AtomicUsize::new(0),
             shutdown_batches: AtomicUsize::new(0),
-            model_loaded: AtomicBool::new(false),
+            model: Mutex::new(ModelState::Unset),
             global_inactive: AtomicBool::new(false),
             global_shutdown: AtomicBool::new(false),
             checks: Mutex::new(BTreeMap::new()),
@@ -164,7 +190,25 @@ impl HealthState {
 
     /// Marks a model (policy) as loaded, for processes that serve a policy without env batches.
     pub fn set_model_loaded(&self, loaded: bool) {
-        self.model_loaded.store(loaded, Ordering::Relaxed);
+        *self.model_state() = if loaded {
+            ModelState::Loaded(None)
+        } else {
+            ModelState::Unset
+        };
+    }
+
+    /// A service is loading `what`: the check fails (not ready) until [`Self::set_model`].
+    pub fn set_model_loading(&self, what: &str) {
+        *self.model_state() = ModelState::Loading(what.to_string());
+    }
+
+    /// The served model, loaded and answering.
+    pub fn set_model(&self, model: ModelIdentity) {
+        *self.model_state() = ModelState::Loaded(Some(model));
+    }
+
+    fn model_state(&self) -> std::sync::MutexGuard<'_, ModelState> {
+        self.model.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Process-wide safety status, for controllers that run their own safety layer.
@@ -221,6 +265,7 @@ impl HealthState {
                 status: Status::Pass,
                 output: format!("serving on {}", l.join(", ")),
                 observed: None,
+                details: Vec::new(),
             });
         }
         checks.extend(self.audit_check());
@@ -271,6 +316,7 @@ impl HealthState {
             status,
             output,
             observed: None,
+            details: Vec::new(),
         }
     }
 
@@ -302,26 +348,41 @@ impl HealthState {
             status,
             output,
             observed: Some((lost as f64, "events")),
+            details: Vec::new(),
         })
     }
 
     fn model_check(&self) -> CheckResult {
         let live = self.live_batches.load(Ordering::Relaxed);
-        let (status, output) = if self.model_loaded.load(Ordering::Relaxed) {
-            (Status::Pass, "model loaded".to_string())
-        } else if live > 0 {
-            (Status::Pass, format!("{live} env batch(es) live"))
-        } else {
-            (
+        let mut details = Vec::new();
+        let (status, output) = match &*self.model_state() {
+            ModelState::Loaded(Some(m)) => {
+                details = vec![
+                    ("name", m.name.clone()),
+                    ("version", m.version.clone()),
+                    ("framework", m.framework.clone()),
+                    ("sha256", m.sha256.clone()),
+                ];
+                let what = format!("{} {} ({})", m.name, m.version, m.framework);
+                (Status::Pass, format!("model {what} loaded"))
+            }
+            ModelState::Loaded(None) => (Status::Pass, "model loaded".to_string()),
+            ModelState::Loading(what) => (
+                Status::Fail,
+                format!("loading {what}: not yet answered a probe batch"),
+            ),
+            ModelState::Unset if live > 0 => (Status::Pass, format!("{live} env batch(es) live")),
+            ModelState::Unset => (
                 Status::Fail,
                 "no model loaded and no env batch live".to_string(),
-            )
+            ),
         };
         CheckResult {
             name: "model_loaded".into(),
             status,
             output,
             observed: None,
+            details,
         }
     }
 
@@ -344,6 +405,7 @@ impl HealthState {
                     status,
                     output,
                     observed: None,
+                    details: Vec::new(),
                 }
             })
             .collect()
@@ -384,6 +446,7 @@ fn memory_check(ctx: &ReportContext) -> CheckResult {
         status,
         output,
         observed,
+        details: Vec::new(),
     }
 }
 
@@ -429,6 +492,9 @@ impl Report {
             if let Some((v, unit)) = c.observed {
                 e.insert("observedValue".into(), json!(v));
                 e.insert("observedUnit".into(), json!(unit));
+            }
+            for (k, v) in &c.details {
+                e.insert((*k).into(), json!(v));
             }
             checks.insert(c.name.clone(), Value::Object(e));
         }
@@ -562,6 +628,40 @@ mod tests {
             (Status::Warn, "no environment batch is monitored".into())
         );
         assert_eq!(check_of(&r, "model_loaded").0, Status::Fail);
+    }
+
+    #[test]
+    fn a_loading_model_fails_the_check_even_with_live_batches_until_it_is_set() {
+        let h = HealthState::default();
+        h.live(1);
+        h.set_model_loading("policy.zip");
+        let r = h.report(&roomy());
+        assert_eq!(
+            check_of(&r, "model_loaded"),
+            (
+                Status::Fail,
+                "loading policy.zip: not yet answered a probe batch".into()
+            )
+        );
+        assert_eq!(r.status, Status::Fail);
+        h.set_model(ModelIdentity {
+            name: "ppo".into(),
+            version: "3".into(),
+            framework: "sb3".into(),
+            sha256: "ab".repeat(32),
+        });
+        let r = h.report(&roomy());
+        assert_eq!(
+            check_of(&r, "model_loaded"),
+            (Status::Pass, "model ppo 3 (sb3) loaded".into())
+        );
+        let json: Value = serde_json::from_str(&r.to_json("svc")).unwrap();
+        let c = &json["checks"]["model_loaded"];
+        assert_eq!(c["name"], "ppo");
+        assert_eq!(c["version"], "3");
+        assert_eq!(c["framework"], "sb3");
+        assert_eq!(c["sha256"], "ab".repeat(32));
+        assert!(json["checks"]["memory_usage"].get("name").is_none());
     }
 
     #[test]
