@@ -23,6 +23,7 @@ use crate::errors::CoreError;
 use crate::safety::config::{self, Value};
 use crate::safety::{ConstraintSet, Shield};
 use crate::telemetry::auth::{self, BasicAuth};
+use crate::telemetry::control::Control;
 use crate::telemetry::exporter::serve_http;
 use crate::telemetry::health::ReportContext;
 use crate::telemetry::registry::Registry;
@@ -133,6 +134,7 @@ fn http() -> Option<&'static Http> {
                 },
                 gate: AuthGate::default(),
                 encoder: Arc::default(),
+                control: Arc::new(Control::new(false)),
             })
         };
         Some(Http {

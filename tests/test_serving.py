@@ -463,3 +463,146 @@ def test_serve_refuses_a_model_it_cannot_load_with_exit_2(args: list[str], messa
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert p.returncode == 2 and message in p.stderr, p.stderr
     assert "serving" not in p.stdout
+
+
+# --------------------------------------------------------------------------- HTTP control endpoints
+def http(url: str, method: str = "GET", body: bytes | None = None, auth: str | None = "u:pw") -> tuple[int, Any, Any]:
+    """(status, JSON answer, headers) of one request."""
+    import base64
+
+    headers = {"Content-Type": "application/json"}
+    if auth:
+        headers["Authorization"] = "Basic " + base64.b64encode(auth.encode()).decode()
+    req = urllib.request.Request(url, data=body, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return r.status, json.loads(r.read()), r.headers
+    except urllib.error.HTTPError as e:
+        text = e.read()
+        try:
+            answer = json.loads(text)
+        except ValueError:
+            answer = text.decode()
+        return e.code, answer, e.headers
+
+
+@pytest.fixture
+def web_config(tmp_path: Path) -> Path:
+    import bcrypt
+
+    hashed = bcrypt.hashpw(b"pw", bcrypt.gensalt(rounds=4)).decode()
+    path = tmp_path / "web.yml"
+    path.write_text(f"basic_auth_users:\n  u: {hashed}\n")
+    return path
+
+
+def test_control_endpoints_over_http(models: dict[str, Path], tmp_path: Path, web_config: Path) -> None:
+    from neorl_industrial.exporter import start_http_server
+
+    r = Registry()
+    server = start_http_server(0, registry=r, web_config_file=web_config, control=True)
+    base = server.url
+    pause = json.dumps({"action": "pause", "reason": "inspection", "operator": "ana"}).encode()
+    try:
+        status, answer, _ = http(base + "interventions", "POST", pause)
+        assert (status, answer) == (503, {"error": "the service is starting: no policy is serving yet"})
+        served = tmp_path / "m.zip"
+        served.write_bytes(models["ppo0"].read_bytes())
+        with PolicyService(REACTOR, str(served), num_envs=2, registry=r, audit_log=str(tmp_path / "a.jsonl")) as s:
+            server.attach_control(s.handle_control)
+            stop = threading.Event()
+            runner = threading.Thread(target=lambda: s.run(rate=200, should_stop=lambda: "x" if stop.is_set() else None))
+            runner.start()
+            try:
+                assert http(base + "interventions", "POST", pause, auth=None)[0] == 401
+                assert http(base + "interventions", "POST", pause, auth="u:wrong")[0] == 401
+                status, answer, _ = http(base + "interventions", "POST", pause)
+                assert status == 200 and answer["applied"]["action"] == "pause" and answer["applied"]["envs"] == [0, 1]
+                assert s.paused == {"reason": "inspection", "operator": "ana"}
+                status, answer, _ = http(base + "interventions")
+                assert status == 200 and [i["action"] for i in answer["interventions"]] == ["pause"]
+                for body, code, message in [
+                    (b"{not json", 400, "invalid JSON: key must be a string at line 1 column 2"),
+                    (b'{"action": "explode", "reason": "r", "operator": "o"}', 400, "action: must be one of"),
+                    (b'{"action": "override", "reason": "r", "operator": "o", "envs": [2], "value": [0]}', 400, "envs: index 2 out of range 0..1"),
+                    (b"[1, 2]", 400, "intervention: must be a JSON object, got list"),
+                    (b'{"x": "' + b"a" * 70_000 + b'"}', 413, "the body exceeds 65536 bytes"),
+                ]:
+                    status, answer, _ = http(base + "interventions", "POST", body)
+                    assert status == code and answer["error"].startswith(message), (status, answer)
+                assert len(s.interventions) == 1  # nothing refused was applied
+                status, answer, headers = http(base + "interventions", "PUT", pause)
+                assert status == 405 and headers["Allow"] == "GET, POST"
+                status, _, headers = http(base + "admin/reload")
+                assert status == 405 and headers["Allow"] == "POST"
+                status, answer, _ = http(base + "admin/reload", "POST", json.dumps({"path": str(tmp_path / "none.zip")}).encode())
+                assert status == 422 and "no such file" in answer["reason"] and answer["serving"]["sha256"] == sha(models["ppo0"])
+                status, answer, _ = http(base + "admin/reload", "POST", b'{"path": 3}')
+                assert (status, answer["error"]) == (400, "path: must be a non-empty string, got 3")
+                status, answer, _ = http(base + "admin/reload", "POST", json.dumps({"path": str(models["ppo1"]), "version": "2"}).encode())
+                assert status == 200 and answer["serving"]["version"] == "2"
+                assert http(base + "interventions", "POST", json.dumps({"action": "resume", "reason": "done", "operator": "ana"}).encode())[0] == 200
+                text = r.generate_latest().decode()
+                assert metric(text, "model_info", version="2", sha256=sha(models["ppo1"])) == 1.0
+                assert metric(text, "human_interventions_total", reason="inspection") == 1.0
+            finally:
+                stop.set()
+                runner.join(60)
+                server.attach_control(None)
+        assert http(base + "interventions")[0] == 503
+    finally:
+        server.stop()
+
+
+def test_control_endpoints_are_off_unless_enabled_and_need_auth_beyond_loopback(web_config: Path) -> None:
+    from neorl_industrial.exporter import start_http_server
+
+    with start_http_server(0, registry=Registry()) as server:
+        assert http(server.url + "interventions")[0] == 404
+        assert http(server.url + "interventions", "POST", b"{}")[0] == 405  # only GET and HEAD exist
+        with pytest.raises(ni.ConfigError, match=r"without control endpoints \(control=True\)"):
+            server.attach_control(lambda *a: (200, "{}"))
+    with pytest.raises(ni.ConfigError, match=r"admin: the admin and intervention endpoints listen on 0\.0\.0\.0:\d+, beyond loopback, only with authentication"):
+        start_http_server(0, "0.0.0.0", registry=Registry(), control=True)
+    with start_http_server(0, "0.0.0.0", registry=Registry(), control=True, web_config_file=web_config) as server:
+        assert server.running
+    p = subprocess.run([sys.executable, "-m", "neorl_industrial.cli", "serve", "--port", "0", "--host", "0.0.0.0", "--admin"],
+                       capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert p.returncode == 2 and "beyond loopback, only with authentication" in p.stderr
+
+
+def test_the_intervene_command_talks_to_serve(tmp_path: Path, web_config: Path) -> None:
+    log = tmp_path / "audit.jsonl"
+    secret = tmp_path / "pw.txt"
+    secret.write_text("pw\n")
+    proc, url = serve("--policy", "zero", "--admin", "--web-config", str(web_config), "--audit-log", str(log))
+    auth = ["--user", "u", "--password-file", str(secret)]
+
+    def intervene(*args: str) -> subprocess.CompletedProcess[str]:
+        cmd = [sys.executable, "-m", "neorl_industrial.cli", "intervene", url, *args]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+
+    try:
+        p = intervene("override", "--envs", "1,3", "--value", "0.5", "--reason", "valve test", "--operator", "ana", *auth)
+        assert p.returncode == 0, p.stderr
+        assert json.loads(p.stdout)["applied"]["envs"] == [1, 3]
+        p = intervene("pause", "--reason", "inspection", "--operator", "ana")  # no credentials
+        assert p.returncode == 1 and "refused (401)" in p.stderr
+        p = intervene("override", "--envs", "9", "--value", "0.5", "--reason", "r", *auth)
+        assert p.returncode == 1 and "refused (400): envs: index 9 out of range 0..3" in p.stderr
+        p = intervene("pause", *auth)
+        assert p.returncode == 2 and "--reason: pause needs a reason" in p.stderr
+        p = intervene("list", *auth)
+        assert p.returncode == 0 and [i["operator"] for i in json.loads(p.stdout)["interventions"]] == ["ana"]
+        p = intervene("shutdown", "--reason", "end of trial", "--operator", "bo", *auth)
+        assert p.returncode == 0, p.stderr
+        out, err = proc.communicate(timeout=60)  # the operator's shutdown ends the process
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert "on operator shutdown" in out
+    events = [json.loads(x) for x in log.read_text().splitlines() if '"human_intervention"' in x]
+    assert [(e["action"], e["operator"], e["reason"]) for e in events] == [
+        ("override", "ana", "valve test"), ("shutdown", "bo", "end of trial")]  # fmt: skip
+    p = subprocess.run([sys.executable, "-m", "neorl_industrial.cli", "intervene", url, "list"], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2 and "cannot reach" in p.stderr

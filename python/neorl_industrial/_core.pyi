@@ -1,6 +1,6 @@
 """Typed stubs of the native module ``neorl_industrial._core``."""
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, final
 
 import numpy as np
@@ -275,6 +275,7 @@ class CoreExporter:
         header_timeout: float = 10.0,
         connection_timeout: float = 60.0,
         memory_limit_bytes: int | None = None,
+        control: bool = False,
     ) -> CoreExporter: ...
     @property
     def port(self) -> int: ...
@@ -284,6 +285,7 @@ class CoreExporter:
     def url(self) -> str: ...
     @property
     def running(self) -> bool: ...
+    def attach_control(self, handler: Callable[[str, str, bytes], tuple[int, str]] | None) -> None: ...
     def stop(self) -> None: ...
 
 def push_to_gateway(

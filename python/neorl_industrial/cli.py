@@ -5,6 +5,7 @@
 ``neorl-industrial envs``     prints the catalogue.
 ``neorl-industrial dataset``  writes an offline dataset.
 ``neorl-industrial bench``    prints a throughput table for this machine.
+``neorl-industrial intervene`` pauses, resumes, shuts down, overrides or reloads a serving process.
 
 ``run`` and ``serve`` stop cleanly on SIGINT (Ctrl-C) and SIGTERM: the steps taken so far are
 summarised, the audit trail gets its ``run_end`` line and is flushed, and the exit status is 130
@@ -28,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from . import env_ids, make_vec, spec
+from . import _intervene, env_ids, make_vec, spec
 from ._progress import Progress
 from ._rollout import Rollout
 from .exceptions import ConfigError, NeorlError
@@ -347,7 +348,11 @@ def _serve_until(args: argparse.Namespace, stopped: Callable[[], str | None], hu
 
     # The port first: a port in use is an error before anything is written.
     server = start_http_server(
-        args.port, args.host, safety_port=args.safety_port, web_config_file=args.web_config
+        args.port,
+        args.host,
+        safety_port=args.safety_port,
+        web_config_file=args.web_config,
+        control=args.admin,
     )
     trail = None
     service = None
@@ -369,6 +374,8 @@ def _serve_until(args: argparse.Namespace, stopped: Callable[[], str | None], hu
             shield=args.shield,
             constraints=args.constraints,
         )
+        if args.admin:
+            server.attach_control(service.handle_control)
         p = service.policy
         shadow = f", shadow {service.shadow.name} {service.shadow.version}" if service.shadow else ""
         print(
@@ -384,9 +391,9 @@ def _serve_until(args: argparse.Namespace, stopped: Callable[[], str | None], hu
 
         why = service.run(args.rate, args.duration, should_stop)
     finally:
+        server.stop()  # no control request reaches a closing service
         if service is not None:
             service.close()
-        server.stop()
         if trail is not None:
             batches = service.batches if service is not None else 0
             trail.record("run_end", env_id=args.env, env_steps=batches * args.num_envs, mode="serve")
@@ -518,6 +525,13 @@ def _parser() -> argparse.ArgumentParser:
         "--web-config", metavar="FILE", default=None, help="exporter-toolkit web config (TLS, basic auth)"
     )
     v.add_argument("--seed", type=_seed, default=0)
+    v.add_argument(
+        "--admin",
+        action="store_true",
+        help="enable POST /admin/reload and GET/POST /interventions (beyond loopback only with "
+        "basic auth in --web-config)",
+    )
+    _intervene.add_parser(sub)
     sub.add_parser("envs", help="print the catalogue")
     d = sub.add_parser("dataset", help="generate an offline dataset (.npz)")
     d.add_argument("env", help="environment id")
@@ -555,6 +569,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve(args)
         if command == "bench":
             return _bench_cmd(args)
+        if command == "intervene":
+            return _intervene.intervene(args)
         policy = args.policy or default_policy(args.env)
         with _stop_on_signals() as stopped:
             summary = run_fleet(

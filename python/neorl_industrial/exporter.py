@@ -114,6 +114,15 @@ class MetricsServer:
         """True until stopped."""
         return self._core.running
 
+    def attach_control(self, handler: Callable[[str, str, bytes], tuple[int, str]] | None) -> None:
+        """Answers the control endpoints with ``handler(method, path, body) -> (status, JSON
+        text)`` from now on (``None``: 503 again); see :class:`~neorl_industrial.serving.PolicyService`.
+
+        Raises:
+            ConfigError: the server was started without ``control=True``, or is stopped.
+        """
+        self._core.attach_control(handler)
+
     def stop(self) -> None:
         """Stops serving and frees the ports (idempotent)."""
         self._core.stop()
@@ -142,6 +151,7 @@ def start_http_server(
     header_timeout: float = 10.0,
     connection_timeout: float = 60.0,
     memory_limit_bytes: int | None = None,
+    control: bool = False,
 ) -> MetricsServer:
     """Starts the exporter on its own thread and returns its handle.
 
@@ -160,6 +170,10 @@ def start_http_server(
         connection_timeout: Longest a connection may stay open, seconds.
         memory_limit_bytes: Limit for the ``memory_usage`` health check (default: the cgroup
             limit, else the machine's memory).
+        control: Serve ``POST /admin/reload`` and ``GET``/``POST /interventions`` (answered by
+            the handler given to :meth:`MetricsServer.attach_control`, 503 until then). Beyond
+            loopback only with authentication in ``web_config_file`` (basic auth users, or
+            required client certificates): otherwise a :class:`ConfigError`.
 
     Raises:
         ExporterError: the port is taken (``errno.EADDRINUSE``) or cannot be bound.
@@ -179,6 +193,7 @@ def start_http_server(
         float(header_timeout),
         float(connection_timeout),
         memory_limit_bytes,
+        control,
     )
     return MetricsServer(core)
 

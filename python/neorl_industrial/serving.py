@@ -35,6 +35,7 @@ Example::
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -60,6 +61,8 @@ ON_POLICY_ERROR = ("fallback", "shutdown")
 INTERVENTIONS = ("pause", "resume", "shutdown", "override", "release")
 """``override`` holds named envs at given actions until ``release`` (of those envs, or all)."""
 _log = logging.getLogger("neorl_industrial.serving")
+CONTROL_TIMEOUT = 120.0
+"""Seconds an HTTP control request waits for the loop to apply it (a reload loads a model first)."""
 
 
 class _Metrics:
@@ -349,7 +352,8 @@ class PolicyService:
             applied["value"] = req["value"].tolist()
         self._core.record_human_intervention(req["reason"])
         self._audit("human_intervention", "warning", **{k: v for k, v in applied.items() if k != "batch"})
-        self.interventions.append(applied)
+        with self._lock:
+            self.interventions.append(applied)
         return applied
 
     # ------------------------------------------------------------------ stepping
@@ -470,6 +474,37 @@ class PolicyService:
                 else:
                     next_at = time.monotonic()
         return None
+
+    # ------------------------------------------------------------------ HTTP
+    def handle_control(self, method: str, path: str, body: bytes) -> tuple[int, str]:
+        """Answers the exporter's control endpoints (``POST /admin/reload``, ``GET`` and ``POST
+        /interventions``) as ``(status, JSON text)``. Called on an exporter thread; requests that
+        change the service wait until the loop has applied them between two batch steps."""
+        try:
+            if path == "/interventions" and method == "GET":
+                with self._lock:
+                    recent = list(self.interventions)
+                return 200, json.dumps({"interventions": recent})
+            request = json.loads(body or b"{}")
+            if path == "/interventions":
+                answer = self.intervene(request).result(timeout=CONTROL_TIMEOUT)
+                return 200, json.dumps({"applied": answer})
+            if path == "/admin/reload":
+                if not isinstance(request, dict) or set(request) - {"path", "version"}:
+                    raise ConfigError('reload: the body may hold only "path" and "version"')
+                spec, version = request.get("path"), request.get("version")
+                for key, v in (("path", spec), ("version", version)):
+                    if v is not None and (not isinstance(v, str) or not v):
+                        raise ConfigError(f"{key}: must be a non-empty string, got {v!r}")
+                result = self.reload(spec, version).result(timeout=CONTROL_TIMEOUT)
+                return {"success": 200, "failure": 422, "busy": 409}[result["result"]], json.dumps(result)
+        except json.JSONDecodeError as e:
+            return 400, json.dumps({"error": f"invalid JSON: {e}"})
+        except ConfigError as e:
+            return 400, json.dumps({"error": str(e)})
+        except TimeoutError:
+            return 503, json.dumps({"error": f"the serving loop did not answer within {CONTROL_TIMEOUT:g} s"})
+        return 404, json.dumps({"error": f"no such control endpoint: {method} {path}"})
 
     def close(self) -> None:
         """Stops the service: pending requests are answered, the model is marked unloaded."""

@@ -1,13 +1,15 @@
 //! Python face of the exporter and the push client. Both release the GIL while they wait.
 
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pyo3::prelude::*;
+use pyo3::types::PyBytes;
 
 use crate::errors::CoreError;
 use crate::py::telemetry::MetricsRegistry;
+use crate::telemetry::control::ControlHandler;
 use crate::telemetry::exporter::{default_max_connections, Exporter, ExporterConfig};
 use crate::telemetry::push::{self, PushMethod};
 use crate::telemetry::registry::{Format, Scope};
@@ -43,7 +45,7 @@ pub struct CoreExporter {
 #[pymethods]
 impl CoreExporter {
     #[new]
-    #[pyo3(signature = (registry, port=8000, addr="127.0.0.1", safety_port=None, web_config_file=None, max_connections=None, header_timeout=10.0, connection_timeout=60.0, memory_limit_bytes=None))]
+    #[pyo3(signature = (registry, port=8000, addr="127.0.0.1", safety_port=None, web_config_file=None, max_connections=None, header_timeout=10.0, connection_timeout=60.0, memory_limit_bytes=None, control=false))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -56,6 +58,7 @@ impl CoreExporter {
         header_timeout: f64,
         connection_timeout: f64,
         memory_limit_bytes: Option<u64>,
+        control: bool,
     ) -> PyResult<Self> {
         let web = match web_config_file {
             Some(p) => webconfig::load(Path::new(p))?,
@@ -72,6 +75,7 @@ impl CoreExporter {
             header_timeout: seconds("header_timeout", header_timeout)?,
             connection_timeout: seconds("connection_timeout", connection_timeout)?,
             memory_limit_bytes,
+            control,
         };
         let reg = registry.inner();
         // Starting logs (and may take the GIL from this thread): release it meanwhile.
@@ -111,12 +115,50 @@ impl CoreExporter {
             .unwrap_or(false)
     }
 
+    /// Hands the control endpoints' requests to ``handler(method, path, body) -> (status, json)``
+    /// (``None``: they are answered 503 again). Only for an exporter started with ``control``.
+    #[pyo3(signature = (handler))]
+    fn attach_control(&self, handler: Option<Py<PyAny>>) -> PyResult<()> {
+        let guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(ex) = guard.as_ref() else {
+            return Err(CoreError::config("control", "the exporter is stopped").into());
+        };
+        if !ex.control().enabled() {
+            return Err(CoreError::config(
+                "control",
+                "the exporter was started without control endpoints (control=True)",
+            )
+            .into());
+        }
+        let handler = handler.map(|h| Arc::new(PyControl(h)) as Arc<dyn ControlHandler>);
+        ex.control().attach(handler);
+        Ok(())
+    }
+
     /// Stops serving; idempotent. Waits for the exporter thread with the GIL released.
     fn stop(&self, py: Python<'_>) {
         let taken = self.inner.lock().map(|mut e| e.take()).unwrap_or(None);
         if let Some(mut ex) = taken {
+            ex.control().attach(None);
             py.detach(move || ex.stop());
         }
+    }
+}
+
+/// A Python callable answering control requests (see ``PolicyService.handle_control``).
+struct PyControl(Py<PyAny>);
+
+impl ControlHandler for PyControl {
+    fn handle(&self, method: &str, path: &str, body: &[u8]) -> (u16, String) {
+        Python::attach(|py| {
+            self.0
+                .call1(py, (method, path, PyBytes::new(py, body)))
+                .and_then(|r| r.extract::<(u16, String)>(py))
+                .unwrap_or_else(|e| {
+                    let why = format!("the control handler failed: {e}");
+                    (500, serde_json::json!({ "error": why }).to_string())
+                })
+        })
     }
 }
 

@@ -28,6 +28,7 @@ use tokio::sync::{watch, Notify, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
 use super::auth::BasicAuth;
+use super::control::{self, Control};
 use super::health::ReportContext;
 use super::logging;
 use super::registry::Registry;
@@ -72,6 +73,8 @@ pub struct ExporterConfig {
     pub connection_timeout: Duration,
     /// Memory limit for the memory health check (`None`: detect).
     pub memory_limit_bytes: Option<u64>,
+    /// Serve the control endpoints (`/admin/reload`, `/interventions`; see [`super::control`]).
+    pub control: bool,
 }
 
 /// Connections served at once by default: 1024, or half the open-files limit if that is lower
@@ -95,6 +98,7 @@ impl Default for ExporterConfig {
             header_timeout: Duration::from_secs(10),
             connection_timeout: Duration::from_secs(60),
             memory_limit_bytes: None,
+            control: false,
         }
     }
 }
@@ -106,6 +110,7 @@ pub struct Exporter {
     tls: bool,
     stop: Option<watch::Sender<bool>>,
     thread: Option<JoinHandle<()>>,
+    control: Arc<Control>,
 }
 
 fn io_err(what: String, e: &std::io::Error) -> CoreError {
@@ -192,6 +197,8 @@ impl Exporter {
             .map(|(l, _)| l.local_addr())
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| io_err("cannot read the bound address".into(), &e))?;
+        control::check_exposure(cfg.control, &addrs, &cfg.web)?;
+        let control = Arc::new(Control::new(cfg.control));
         let scheme = if acceptor.is_some() { "https" } else { "http" };
         let names: Vec<String> = addrs.iter().map(|a| format!("{scheme}://{a}")).collect();
         let state = Arc::new(ServerState {
@@ -204,6 +211,7 @@ impl Exporter {
             },
             gate: AuthGate::default(),
             encoder: Arc::default(),
+            control: control.clone(),
         });
         let auth = state.auth.is_some();
         let (stop_tx, stop_rx) = watch::channel(false);
@@ -236,6 +244,7 @@ impl Exporter {
                             break;
                         }
                     }
+                    state.control.drain(Duration::from_secs(5)).await;
                 });
             })
             .map_err(|e| io_err("cannot start the exporter thread".into(), &e))?;
@@ -245,7 +254,13 @@ impl Exporter {
             tls: tls_on,
             stop: Some(stop_tx),
             thread: Some(thread),
+            control,
         })
+    }
+
+    /// The control endpoints, to attach a handler to.
+    pub fn control(&self) -> &Control {
+        &self.control
     }
 
     /// Port of the main listener.

@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod builtins;
 pub mod clock;
+pub mod control;
 pub mod dynamic;
 pub mod encoder;
 pub mod env_metrics;

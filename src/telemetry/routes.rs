@@ -16,6 +16,7 @@ use serde_json::json;
 use tokio::sync::Semaphore;
 
 use super::auth::BasicAuth;
+use super::control::{self, Control};
 use super::encoder::Encoder;
 use super::health::{ReportContext, Status};
 use super::logging;
@@ -49,6 +50,8 @@ pub struct ServerState {
     pub gate: AuthGate,
     /// Scrapes, encoded off the runtime thread.
     pub encoder: Arc<Encoder>,
+    /// The control endpoints (off unless a serving process enables them).
+    pub control: Arc<Control>,
 }
 
 /// Most requests waiting for a bcrypt verification; more are answered 429 at once.
@@ -214,6 +217,17 @@ pub async fn handle(
             WWW_AUTHENTICATE,
             HeaderValue::from_static("Basic realm=\"neorl-industrial\", charset=\"UTF-8\""),
         );
+        return r;
+    }
+    let path = req.uri().path();
+    if listener == Listener::Main && state.control.enabled() && control::is_control_path(path) {
+        let allow = control::allowed(path);
+        let (status, body) = control::answer(&state.control, req).await;
+        let mut r = json_resp(&state, status, body);
+        if status == StatusCode::METHOD_NOT_ALLOWED {
+            r.headers_mut()
+                .insert(ALLOW, HeaderValue::from_static(allow));
+        }
         return r;
     }
     if req.method() != Method::GET && req.method() != Method::HEAD {

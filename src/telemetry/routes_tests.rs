@@ -34,6 +34,7 @@ fn state(headers: Vec<(HeaderName, HeaderValue)>) -> ServerState {
         report: ReportContext::default(),
         gate: AuthGate::default(),
         encoder: Arc::default(),
+        control: Arc::new(Control::new(false)),
     }
 }
 
