@@ -73,3 +73,15 @@ def test_runs_must_be_positive(run_all: Any, capsys: pytest.CaptureFixture[str])
         run_all.main(["--runs", "0"])
     assert exc.value.code == 2
     assert "--runs must be at least 1, got 0" in capsys.readouterr().err
+
+
+def test_the_serving_bench_runs_its_tiny_configuration() -> None:
+    import subprocess
+    import sys
+
+    p = subprocess.run([sys.executable, str(BENCHES / "bench_serving.py"), "--tiny"], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    rows = [line.split() for line in lines if line.startswith(("torchscript", "onnx"))]
+    assert [r[0] for r in rows] == ["torchscript", "onnx"] and all(r[-1] in ("met", "MISSED") for r in rows)
+    assert any(line.strip().startswith("paused by an operator:") for line in lines)

@@ -75,6 +75,10 @@ def check_actions(actions: Any, num_envs: int, act_dim: int) -> np.ndarray:
     tensor is read through ``numpy()``). Everything else (another shape, NaN, inf, a non-numeric
     answer) is refused: nothing of it may reach an actuator.
     """
+    if type(actions) is np.ndarray and actions.dtype == np.float32 and actions.shape == (num_envs, act_dim):
+        if not np.isfinite(actions).all():  # the common case, checked in one pass
+            _refuse_non_finite(actions)
+        return actions
     if hasattr(actions, "detach") and hasattr(actions, "cpu"):  # a torch tensor
         actions = actions.detach().cpu().numpy()
     try:
@@ -91,11 +95,15 @@ def check_actions(actions: Any, num_envs: int, act_dim: int) -> np.ndarray:
             f"the policy returned shape {a.shape} for {num_envs} observations, expected ({num_envs}, {act_dim})",
         )
     if not np.isfinite(a).all():
-        bad = np.argwhere(~np.isfinite(a))[0]
-        raise PolicyOutputError(
-            "non_finite", f"the policy returned {a[tuple(bad)]} for env {bad[0]}, action {bad[1]}"
-        )
+        _refuse_non_finite(a)
     return a.astype(np.float32)
+
+
+def _refuse_non_finite(a: np.ndarray) -> None:
+    bad = np.argwhere(~np.isfinite(a))[0]
+    raise PolicyOutputError(
+        "non_finite", f"the policy returned {a[tuple(bad)]} for env {bad[0]}, action {bad[1]}"
+    )
 
 
 def load_policy(

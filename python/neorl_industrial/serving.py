@@ -211,6 +211,8 @@ class PolicyService:
         self._lock = threading.Lock()
         self._pending: list[tuple[Callable[[], dict[str, Any]], Future[dict[str, Any]]]] = []
         self._reloading = False
+        self._wake = threading.Event()
+        """Set when a request is queued: a paused loop waits on it instead of spinning."""
         self._announce(self.policy)
 
     # ------------------------------------------------------------------ loading
@@ -315,6 +317,7 @@ class PolicyService:
 
         with self._lock:
             self._pending.append((swap, done))
+        self._wake.set()
 
     # ------------------------------------------------------------------ interventions
     def intervene(self, request: dict[str, Any]) -> Future[dict[str, Any]]:
@@ -324,6 +327,7 @@ class PolicyService:
         done: Future[dict[str, Any]] = Future()
         with self._lock:
             self._pending.append((lambda: self._apply(req), done))
+        self._wake.set()
         return done
 
     def _apply(self, req: dict[str, Any]) -> dict[str, Any]:
@@ -444,8 +448,7 @@ class PolicyService:
         if self.shadow is not None:
             self._shadow(actions, snapshot)
         obs, _, term, trunc, _ = self.envs.step(actions)
-        done = term | trunc
-        if done.any() and self.policy.episode_end is not None:
+        if self.policy.episode_end is not None and (done := term | trunc).any():
             self.policy.episode_end(done)
         self.obs = obs
         self.batches += 1
@@ -466,6 +469,10 @@ class PolicyService:
                 return why
             if not self.step():
                 return self.stopped
+            if self.paused is not None:  # nothing to step: sleep until a request or the next check
+                self._wake.wait(0.1)
+                self._wake.clear()
+                continue
             if period:
                 next_at += period
                 delay = next_at - time.monotonic()
