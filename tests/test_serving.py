@@ -606,3 +606,17 @@ def test_the_intervene_command_talks_to_serve(tmp_path: Path, web_config: Path) 
         ("override", "ana", "valve test"), ("shutdown", "bo", "end of trial")]  # fmt: skip
     p = subprocess.run([sys.executable, "-m", "neorl_industrial.cli", "intervene", url, "list"], capture_output=True, text=True, timeout=60)
     assert p.returncode == 2 and "cannot reach" in p.stderr
+
+
+def test_the_docs_example_runs(models: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import re
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "serving.md").read_text()
+    (block,) = re.findall(r"```python\n(.*?)```", doc, re.S)
+    # A free port and a short run; the rest as written.
+    code = block.replace("start_http_server(8000)", "start_http_server(0)").replace("duration=60.0", "duration=0.3")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "ppo.zip").write_bytes(models["ppo0"].read_bytes())
+    exec(compile(code, "docs/serving.md", "exec"), {})
+    events = [json.loads(x) for x in (tmp_path / "audit.jsonl").read_text().splitlines()]
+    assert events[0]["event"] == "model_loaded" and events[0]["framework"] == "sb3"
