@@ -1,6 +1,7 @@
 """PromQL and exposition-format helpers shared by the monitoring tests.
 
-* ``METRICS``: the metric families the exporter emits (the contract of docs/metrics.md).
+* ``METRICS``: the metric families the exporter emits (the contract of docs/metrics.md); the serving
+  families exist on a registry once a ``PolicyService`` runs on it (``neorl-industrial serve``).
 * ``metric_names`` / ``selectors`` / ``grouping_labels`` / ``calls``: a small PromQL scanner, enough
   to find which metrics and labels an expression refers to (promtool checks the syntax).
 * ``exposition_names``: the series names a Prometheus text exposition declares or contains.
@@ -37,6 +38,14 @@ METRICS: dict[str, tuple[str, frozenset[str]]] = {
         ("process_open_fds", "gauge", []),
         ("process_start_time_seconds", "gauge", []),
         ("process_virtual_memory_bytes", "gauge", []),
+        # Serving (neorl_industrial.serving.PolicyService: `neorl-industrial serve`).
+        ("model_info", "gauge", ["name", "version", "framework", "sha256"]),
+        ("policy_errors_total", "counter", ["kind"]),
+        ("model_reloads_total", "counter", ["result"]),
+        ("shadow_action_divergence", "histogram", []),
+        ("shadow_would_violate_total", "counter", ["constraint_type", "severity"]),
+        ("shadow_inference_latency_seconds", "histogram", []),
+        ("shadow_errors_total", "counter", ["kind"]),
     ]
 }
 

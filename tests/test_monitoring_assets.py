@@ -26,6 +26,7 @@ from _promql import (
     TARGET_LABELS,
     calls,
     exposition_names,
+    grafana_to_promql,
     grafana_variables,
     grouping_labels,
     metric_names,
@@ -43,12 +44,14 @@ ALERT_GROUPS = {
     "safety_alerts": {"SafetyViolationRate", "EmergencyShutdown", "CriticalConstraintViolation"},
     "performance_alerts": {"HighInferenceLatency", "LowThroughput", "HighStepLatency"},
     "system_alerts": {"HighMemoryUsage", "ServiceDown", "MetricCardinalityOverflow", "AuditEventsDropped"},
+    "serving_alerts": {"PolicyErrors", "ModelReloadFailed", "ShadowWouldViolate"},
 }
 RUNBOOK_FILES = [
     "safety-violation-response.md",
     "emergency-shutdown.md",
     "performance-degradation.md",
     "service-down.md",
+    "model-serving.md",
 ]
 SERVE_ARGS = ["--env", "ChemicalReactor-v0", "--num-envs", "64", "--policy", "pid",
               "--host", "0.0.0.0", "--port", "8000", "--safety-port", "8001"]  # fmt: skip
@@ -107,7 +110,7 @@ def test_promtool_parse_check_rejects_a_broken_expression(tmp_path: Path) -> Non
 
 def test_expressions_cover_rules_dashboards_and_runbooks() -> None:
     where = [w for w, _ in EXPRESSIONS]
-    assert sum(w.startswith("rule ") for w in where) == 10
+    assert sum(w.startswith("rule ") for w in where) == 13
     assert sum(".json / " in w for w in where) >= 40
     assert sum(".md / " in w for w in where) >= 20
 
@@ -219,7 +222,7 @@ def test_app_and_safety_targets_share_service_and_instance() -> None:
 def test_rules_are_valid() -> None:
     res = run(tool("promtool"), "check", "rules", str(RULES))
     assert res.returncode == 0, res.stdout + res.stderr
-    assert "SUCCESS: 10 rules found" in res.stdout
+    assert "SUCCESS: 13 rules found" in res.stdout
 
 
 def test_alert_groups_hold_the_contracted_alerts() -> None:
@@ -252,7 +255,7 @@ def test_alert_has_severity_summary_description_and_runbook(alert: dict[str, Any
 def test_rule_unit_tests_pass() -> None:
     res = run(tool("promtool"), "test", "rules", *map(str, RULE_TESTS))
     assert res.returncode == 0, res.stdout + res.stderr
-    assert res.stdout.count("SUCCESS") == len(RULE_TESTS) == 3
+    assert res.stdout.count("SUCCESS") == len(RULE_TESTS) == 4
 
 
 def alert_expectations() -> list[tuple[str, float, bool]]:
@@ -395,9 +398,30 @@ DASHBOARD_CONTENT = {
     ),
     "performance.json": (
         "Performance",
-        ["inference latency", "actions computed", "step latency", "memory", "cpu"],
+        [
+            "inference latency",
+            "actions computed",
+            "step latency",
+            "memory",
+            "cpu",
+            "serving model",
+            "policy errors",
+            "model reloads",
+        ],
     ),
-    "quality.json": ("Quality", ["episode reward", "episode length", "success rate", "cost"]),
+    "quality.json": (
+        "Quality",
+        [
+            "episode reward",
+            "episode length",
+            "success rate",
+            "cost",
+            "shadow action divergence",
+            "shadow would-violate",
+            "shadow inference latency",
+            "shadow errors",
+        ],
+    ),
     "system-health.json": (
         "System Health",
         ["targets up", "errors", "memory", "cpu", "file descriptors", "cardinality"],
@@ -421,6 +445,39 @@ def test_four_dashboards_with_their_panels() -> None:
         for t in p["targets"]
     }
     assert legends == {"p50", "p95", "p99"}
+
+
+def rows(dash: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """Row title -> the panels under it (a collapsed row holds them; an open one is followed by them)."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    current: list[dict[str, Any]] | None = None
+    for p in sorted(dash["panels"], key=lambda p: (p["gridPos"]["y"], p["gridPos"]["x"])):
+        if p["type"] == "row":
+            current = out.setdefault(p["title"], list(p.get("panels", [])))
+        elif current is not None:
+            current.append(p)
+    return out
+
+
+@pytest.mark.parametrize(
+    ("name", "row", "families"),
+    [
+        ("performance.json", "Model", {"model_info", "model_reloads_total", "policy_errors_total"}),
+        ("quality.json", "Shadow policy", {"shadow_action_divergence_bucket", "shadow_would_violate_total",
+                                           "shadow_inference_latency_seconds_bucket", "shadow_errors_total"}),
+    ],
+)  # fmt: skip
+def test_serving_rows_show_the_serving_families(name: str, row: str, families: set[str]) -> None:
+    dash = dashboards()[name]
+    under = rows(dash)[row]
+    used = set().union(*(metric_names(grafana_to_promql(t["expr"])) for p in under for t in p["targets"]))
+    assert families <= used, f"{name} / {row}: no panel for {sorted(families - used)}"
+    quantiles = {
+        p["title"]: {t["legendFormat"] for t in p["targets"]}
+        for p in under
+        if any("histogram_quantile" in t["expr"] for t in p["targets"])
+    }
+    assert all(legends == {"p50", "p95"} for legends in quantiles.values()), quantiles
 
 
 @pytest.mark.parametrize("name", sorted(DASHBOARD_CONTENT))
@@ -659,7 +716,7 @@ def test_k8s_prometheus_configmap_is_valid_and_carries_the_shipped_rules(tmp_pat
         (tmp_path / key).write_text(text)
     res = run(tool("promtool"), "check", "config", str(tmp_path / "prometheus.yml"))
     assert res.returncode == 0, res.stdout + res.stderr
-    assert "SUCCESS: 10 rules found" in res.stdout
+    assert "SUCCESS: 13 rules found" in res.stdout
     k8s_jobs = scrape_jobs(yaml.safe_load(data["prometheus.yml"]))
     for name, job in scrape_jobs(load(PROMETHEUS_YML)).items():
         assert k8s_jobs[name].get("metrics_path") == job.get("metrics_path"), name

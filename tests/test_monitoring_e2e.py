@@ -1,13 +1,16 @@
 """End to end against the real exporter: a ChemicalReactor fleet driven into violations, exported by
 ``neorl_industrial.exporter``, scraped by a real Prometheus with the shipped jobs and rules, routed by
 a real Alertmanager with the shipped config to a webhook inside the test
-(tests/test_monitoring_stack.py runs the same pipeline against a synthetic target).
+(tests/test_monitoring_stack.py runs the same pipeline against a synthetic target). A model served by
+``neorl_industrial.serving.PolicyService`` (what ``neorl-industrial serve`` runs) goes through the
+same pipeline when it fails.
 """
 
 from __future__ import annotations
 
 import subprocess
 import sys
+import textwrap
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,16 +21,29 @@ import pytest
 from _assets import all_expressions
 from _monitoring_stack import (
     ALERTMANAGER,
+    APP_JOB,
     PROMETHEUS,
+    alert_states,
+    alertmanager,
+    alertmanager_config,
+    alertmanager_port,
+    delivered,
+    fast_rules,
     http_get,
+    prometheus,
+    prometheus_config,
+    query,
     safety_alert_pipeline,
     wait_until,
+    webhook_receiver,
 )
 from _promql import SYNTHETIC, exposition_names, metric_names, samples, series_catalogue
 from telemetry_http import promtool_check
 
 import neorl_industrial as ni
 from neorl_industrial import exporter
+from neorl_industrial.metrics import REGISTRY, Registry
+from neorl_industrial.serving import PolicyService
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -35,7 +51,9 @@ NUM_ENVS = 16
 # Families exported only once something happened (the overflow series appears with the first fold).
 ON_FIRST_EVENT = {"metric_label_overflow_total"}
 NOT_SAFETY = {"env_steps_total", "episodes_total", "step_latency_seconds_bucket", "inference_latency_seconds_bucket",
-              "actions_computed_total", "episode_reward_bucket", "active_environments", "process_resident_memory_bytes"}  # fmt: skip
+              "actions_computed_total", "episode_reward_bucket", "active_environments", "process_resident_memory_bytes",
+              "model_info", "policy_errors_total", "model_reloads_total", "shadow_action_divergence_bucket",
+              "shadow_would_violate_total", "shadow_inference_latency_seconds_bucket", "shadow_errors_total"}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +102,16 @@ def hot_fleet(handle: Any) -> Iterator[dict[str, int]]:
         envs.close()
 
 
+@pytest.fixture(scope="module")
+def service(handle: Any) -> Iterator[PolicyService]:
+    """A policy served on the process-wide registry (the exporter's), with a shadow, as `serve` runs
+    it: the serving families exist on a registry once a service has started on it."""
+    with PolicyService("ChemicalReactor-v0", "pid", num_envs=4, shadow_policy="zero") as s:
+        for _ in range(3):
+            assert s.step()
+        yield s
+
+
 def test_declared_label_sets_are_exported_before_any_event(handle: Any) -> None:
     # The alerts use rate()/increase(), which only see an increment from a series that already
     # existed: a fleet's constraint label sets must be exported (at 0) as soon as it is made.
@@ -118,7 +146,7 @@ PROMETHEUS_ACCEPT = (
     "accept", ["text/plain;version=0.0.4", PROMETHEUS_ACCEPT], ids=["text", "openmetrics"]
 )
 def test_exporter_serves_every_metric_the_monitoring_uses(
-    handle: Any, hot_fleet: dict[str, Any], accept: str
+    handle: Any, hot_fleet: dict[str, Any], service: PolicyService, accept: str
 ) -> None:
     status, body = http_get(base(handle) + "/metrics", headers={"Accept": accept})
     assert status == 200
@@ -133,7 +161,9 @@ def test_exporter_serves_every_metric_the_monitoring_uses(
         assert lint.returncode == 0, lint.stdout + lint.stderr
 
 
-def test_safety_endpoint_serves_the_safety_families_only(handle: Any, hot_fleet: dict[str, Any]) -> None:
+def test_safety_endpoint_serves_the_safety_families_only(
+    handle: Any, hot_fleet: dict[str, Any], service: PolicyService
+) -> None:
     status, body = http_get(base(handle) + "/safety/metrics")
     assert status == 200
     names = exposition_names(body.decode())
@@ -179,3 +209,117 @@ def test_serve_command_accepts_the_deploy_arguments() -> None:
     assert res.returncode == 0, res.stderr
     for option in ("--env", "--num-envs", "--policy", "--host", "--port", "--safety-port"):
         assert option in res.stdout, f"deploy/ passes {option} to `neorl-industrial serve`"
+
+
+def test_the_serving_model_is_exported_with_its_identity(handle: Any, service: PolicyService) -> None:
+    text = http_get(base(handle) + "/metrics")[1].decode()
+    found = {
+        name: (labels, value)
+        for name, labels, value in samples(text)
+        if name.startswith(("model_", "shadow_"))
+    }
+    labels, value = found["model_info"]
+    assert value == 1 and labels == service.policy.identity(), labels
+    assert labels["name"] == "pid" and labels["framework"] == "builtin"
+    assert found["shadow_action_divergence_count"][1] == 3 * 4  # one per env per batch step
+    assert found["shadow_inference_latency_seconds_count"][1] == 3
+    check = REGISTRY.health()["checks"]["model_loaded"]
+    assert {k: check[k] for k in labels} == labels, check
+
+
+# A policy that answers NaN while FAIL is set, and a shadow that asks for twice the full action.
+SERVED_POLICIES = textwrap.dedent(
+    """
+    import threading
+
+    import numpy as np
+
+    FAIL = threading.Event()
+
+
+    def steady(obs):
+        out = np.zeros((obs.shape[0], 1), np.float32)
+        if FAIL.is_set():
+            out[:] = np.nan
+        return out
+
+
+    def wild(obs):
+        return np.full((obs.shape[0], 1), 2.0, np.float32)
+    """
+)
+
+
+def test_policy_errors_and_a_refused_reload_fire_and_reach_the_webhook(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not (PROMETHEUS and ALERTMANAGER):
+        pytest.fail("prometheus / prometheus-alertmanager are not installed: scripts/test.sh installs them")
+    (tmp_path / "e2e_served_policies.py").write_text(SERVED_POLICIES)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import e2e_served_policies  # type: ignore[import-not-found]
+
+    registry = Registry()
+    h = exporter.start_http_server(port=0, registry=registry)
+    svc = PolicyService(
+        "ChemicalReactor-v0",
+        "e2e_served_policies:steady",
+        num_envs=8,
+        shadow_policy="e2e_served_policies:wild",
+        registry=registry,
+        audit_log=str(tmp_path / "audit.jsonl"),
+    )
+    stop = threading.Event()
+    runner = threading.Thread(target=svc.run, args=(20.0, None, lambda: "stop" if stop.is_set() else None))
+    runner.start()
+    try:
+        with webhook_receiver() as (hook_url, payloads):
+            with alertmanager(alertmanager_config(hook_url), tmp_path / "alertmanager") as am:
+                cfg = prometheus_config(
+                    {APP_JOB: f"127.0.0.1:{h.port}"}, tmp_path / "rules.yml", alertmanager_port(am)
+                )
+                with prometheus(cfg, fast_rules(), tmp_path / "prometheus") as prom:
+                    (info,) = wait_until(lambda: query(prom, "model_info"), 30, "model_info in Prometheus")
+                    assert {k: info["metric"][k] for k in ("name", "framework", "job", "service")} == {
+                        "name": "steady", "framework": "python", "job": APP_JOB, "service": "neorl-industrial",
+                    }  # fmt: skip
+                    # The shadow acts 2.0 (outside [-1, 1]): counted, and 2 apart from the acting policy.
+                    wait_until(
+                        lambda: query(prom, 'shadow_would_violate_total{constraint_type="action_range"} > 0'),
+                        30,
+                        "the shadow's out-of-range actions in Prometheus",
+                    )
+                    (p95,) = wait_until(
+                        lambda: query(
+                            prom,
+                            "histogram_quantile(0.95, sum by (le) (rate(shadow_action_divergence_bucket[30s])))",
+                        ),
+                        30,
+                        "the divergence quantile",
+                    )
+                    assert 1.0 < float(p95["value"][1]) <= 2.0, p95
+
+                    e2e_served_policies.FAIL.set()
+                    alerts = wait_until(
+                        lambda: delivered(payloads, "PolicyErrors"), 40, "PolicyErrors at the webhook"
+                    )
+                    assert {(a["labels"]["kind"], a["labels"]["severity"], a["labels"]["service"]) for a in alerts} == {
+                        ("non_finite", "critical", "neorl-industrial")
+                    }  # fmt: skip
+                    assert np.all(svc.last_actions == -1.0), "the failing batches take the safe action"
+
+                    refused = svc.reload(str(tmp_path / "missing.onnx")).result(timeout=30)
+                    assert refused["result"] == "failure" and refused["serving"]["name"] == "steady"
+                    wait_until(
+                        lambda: "firing" in alert_states(prom, "ModelReloadFailed"),
+                        30,
+                        "ModelReloadFailed to fire",
+                    )
+                    (info,) = query(prom, "model_info")
+                    assert info["metric"]["name"] == "steady", "the old model keeps serving"
+    finally:
+        stop.set()
+        runner.join(timeout=30)
+        svc.close()
+        h.stop()
+    assert not runner.is_alive()
