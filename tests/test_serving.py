@@ -83,6 +83,9 @@ def test_a_model_file_serves_with_its_identity(models: dict[str, Path], kind: st
         assert metric(text, "model_info", **ident) == 1.0
         assert metric(text, "inference_latency_seconds_count") == 5
         assert metric(text, "actions_computed_total") == 20
+        # Known label sets exist from the start, so a first event shows in increase().
+        assert [metric(text, "policy_errors_total", kind=k) for k in ("exception", "non_finite", "shape")] == [0.0] * 3
+        assert metric(text, "model_reloads_total", result="failure") == 0.0
         check = r.health()["checks"]["model_loaded"]
         assert check["status"] == "pass" and {k: check[k] for k in ident} == ident
     assert metric(r.generate_latest().decode(), "model_info", **ident) is None  # closed: no longer serving

@@ -106,6 +106,19 @@ class _Metrics:
             "shadow_errors_total", "Shadow policy answers refused.", ["kind"], registry=r
         )
 
+    def zero(self, constraints: list[dict[str, Any]], shadow: bool) -> None:
+        """Creates the known label sets at 0, so a first event shows in ``increase()``."""
+        for kind in ("exception", "non_finite", "shape"):
+            self.errors.labels(kind)
+            if shadow:
+                self.shadow_errors.labels(kind)
+        for result in ("success", "failure"):
+            self.reloads.labels(result)
+        if shadow:
+            for c in constraints:
+                self.would_violate.labels(c["constraint_type"], c["severity"])
+            self.would_violate.labels("action_range", "warning")
+
     @classmethod
     def of(cls, registry: Registry) -> _Metrics:
         made = cls._made.get(registry)
@@ -199,6 +212,7 @@ class PolicyService:
             )
             self._twin.reset(seed=seed)
         self._constraint_of = {c["name"]: c for c in self.envs.core_spec["constraints"]}
+        self._metrics.zero(self.envs.core_spec["constraints"], self.shadow is not None)
         self.batches = 0
         self.last_actions = self.safe_action
         """The actions the last batch step sent (after fallback and overrides)."""
@@ -279,6 +293,7 @@ class PolicyService:
         except Exception as e:  # any failure refuses the model; the old one keeps serving
             reason = str(e) if isinstance(e, ConfigError) else f"{type(e).__name__}: {e}"
             self._metrics.reloads.labels("failure").inc()
+            _log.warning("model reload refused, %s keeps serving: %s", self.policy.name, reason)
             self._audit(
                 "model_reload",
                 "warning",
@@ -297,6 +312,13 @@ class PolicyService:
         def swap() -> dict[str, Any]:
             previous, self.policy = self.policy, loaded
             self._metrics.reloads.labels("success").inc()
+            _log.info(
+                "model reloaded: %s %s replaces %s %s",
+                loaded.name,
+                loaded.version,
+                previous.name,
+                previous.version,
+            )
             self._audit(
                 "model_reload",
                 result="success",
