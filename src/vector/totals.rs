@@ -70,22 +70,42 @@ impl Totals {
         self.steps += c.stepped.iter().map(|&s| u64::from(s)).sum::<u64>();
         let stepped_cost = c.cost.iter().zip(c.stepped).filter(|(_, &s)| s);
         self.cost += stepped_cost.map(|(x, _)| x).sum::<f64>();
-        let same_step = !c.final_active.is_empty();
-        // Envs reset within a same-step batch report their reset readings; count their last step.
-        let active = |j: usize, i: usize| {
-            if same_step && c.reset_in_step[i] {
-                c.final_active[j * n + i]
-            } else {
-                c.active[j * n + i]
-            }
-        };
-        let k = self.in_violation.len();
-        for (j, count) in self.in_violation.iter_mut().enumerate() {
-            *count += (0..n).filter(|&i| c.stepped[i] && active(j, i)).count() as u64;
-        }
-        let free = |i: usize| c.stepped[i] && !(0..k).any(|j| active(j, i));
-        self.alarm_free += (0..n).filter(|&i| free(i)).count() as u64;
+        self.add_alarms(c, n);
         self.add_events(c.events);
+    }
+
+    /// Counts steps ending with each alarm active, and with none, 64 envs at a time as bit masks
+    /// (one pass over the alarm rows, no allocation). Envs reset within a same-step batch report
+    /// their reset readings: their last step's alarms are the final ones.
+    fn add_alarms(&mut self, c: &StepView<'_>, n: usize) {
+        let same_step = !c.final_active.is_empty();
+        let bits = |flags: &[bool]| {
+            flags
+                .iter()
+                .enumerate()
+                .fold(0u64, |m, (b, &f)| m | (u64::from(f) << b))
+        };
+        for start in (0..n).step_by(64) {
+            let end = (start + 64).min(n);
+            let stepped = bits(&c.stepped[start..end]);
+            let reset = if same_step {
+                bits(&c.reset_in_step[start..end])
+            } else {
+                0
+            };
+            let mut any = 0u64;
+            for (j, count) in self.in_violation.iter_mut().enumerate() {
+                let row = j * n;
+                let mut active = bits(&c.active[row + start..row + end]);
+                if reset != 0 {
+                    let before = bits(&c.final_active[row + start..row + end]);
+                    active = (active & !reset) | (before & reset);
+                }
+                *count += u64::from((active & stepped).count_ones());
+                any |= active;
+            }
+            self.alarm_free += u64::from((stepped & !any).count_ones());
+        }
     }
 
     /// Adds safety events (a step's, or those a reset raises).
