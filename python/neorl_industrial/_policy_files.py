@@ -75,12 +75,12 @@ def check_actions(actions: Any, num_envs: int, act_dim: int) -> np.ndarray:
     tensor is read through ``numpy()``). Everything else (another shape, NaN, inf, a non-numeric
     answer) is refused: nothing of it may reach an actuator.
     """
+    if type(actions) is not np.ndarray and hasattr(actions, "detach") and hasattr(actions, "cpu"):  # torch
+        actions = actions.detach().cpu().numpy()
     if type(actions) is np.ndarray and actions.dtype == np.float32 and actions.shape == (num_envs, act_dim):
         if not np.isfinite(actions).all():  # the common case, checked in one pass
             _refuse_non_finite(actions)
         return actions
-    if hasattr(actions, "detach") and hasattr(actions, "cpu"):  # a torch tensor
-        actions = actions.detach().cpu().numpy()
     try:
         a = np.asarray(actions, dtype=np.float64)
     except (TypeError, ValueError) as e:

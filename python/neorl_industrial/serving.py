@@ -51,7 +51,7 @@ import numpy as np
 from . import make_vec
 from ._policy_files import LoadedPolicy, PolicyOutputError, check_actions, load_policy
 from .envs import restore_snapshot
-from .exceptions import ConfigError
+from .exceptions import ConfigError, InvalidActionError
 from .metrics import REGISTRY, Counter, Gauge, Histogram, Registry, _core_of
 from .safety import AuditTrail
 
@@ -392,23 +392,28 @@ class PolicyService:
             except Exception as e:  # never lost: the caller hears of it
                 done.set_exception(e)
 
-    def _act(self) -> np.ndarray:
-        obs = self.obs
+    def _act(self) -> tuple[Any, float] | None:
+        """The policy's answer on the fleet's observations and its inference time; None when it
+        raised (counted and audited by :meth:`_refused`)."""
         start = time.perf_counter()
         try:
-            actions = check_actions(self.policy.act(obs), self.num_envs, self.act_dim)
-            error = None
-        except PolicyOutputError as e:
-            error = (e.kind, str(e))
+            answer = self.policy.act(self.obs)
         except Exception as e:
-            error = ("exception", f"{type(e).__name__}: {e}")
-        self._core.record_inference(time.perf_counter() - start, 0 if error else self.num_envs)
-        if error is None:
-            if self._failing is not None:
-                self._audit("policy_recovered", failed_batches=self._failed_batches, **self.policy.identity())
-                self._failing, self._failed_batches = None, 0
-            return actions
-        kind, message = error
+            self._refused("exception", f"{type(e).__name__}: {e}", time.perf_counter() - start)
+            return None
+        return answer, time.perf_counter() - start
+
+    def _served(self, seconds: float) -> None:
+        """The answer was sent to the fleet: an inference of ``num_envs`` actions."""
+        self._core.record_inference(seconds, self.num_envs)
+        if self._failing is not None:
+            self._audit("policy_recovered", failed_batches=self._failed_batches, **self.policy.identity())
+            self._failing, self._failed_batches = None, 0
+
+    def _refused(self, kind: str, message: str, seconds: float) -> None:
+        """The answer was not sent: counted, audited once per run of failures, and the batch falls
+        back to the safe action or the service stops."""
+        self._core.record_inference(seconds, 0)
         self._metrics.errors.labels(kind).inc()
         self._failed_batches += 1
         if self._failing != kind:  # the first of a run of failures of this kind
@@ -420,7 +425,6 @@ class PolicyService:
             _log.error("policy error kind=%s response=%s: %s", kind, fallback, message)
         if self.on_policy_error == "shutdown":
             self.stopped = f"policy error ({kind}): {message}"
-        return self.safe_action
 
     def _shadow(self, actions: np.ndarray, snapshot: Any) -> None:
         assert self.shadow is not None and self._twin is not None
@@ -452,24 +456,52 @@ class PolicyService:
 
     def step(self) -> bool:
         """One batch step (interventions and a reloaded model are applied first); False once the
-        service has stopped (an operator's shutdown, or a policy error under ``shutdown``)."""
-        self._between_steps()
+        service has stopped (an operator's shutdown, or a policy error under ``shutdown``).
+
+        The policy's answer goes to the fleet as it is: the fleet refuses another shape or a
+        non-finite value without stepping any env (the check a plain loop pays too), and the step
+        is then taken with the safe action. Overrides and shadow mode check the answer first.
+        """
+        if self._pending:
+            self._between_steps()
         if self.stopped is not None:
             return False
         if self.paused is not None:
             return True
-        actions = self._act()
+        answer = self._act()
+        seconds: float | None = None
+        actions: Any = self.safe_action
+        if answer is not None:
+            actions, seconds = answer
+            if type(actions) is not np.ndarray and hasattr(actions, "detach"):  # a torch tensor
+                actions = actions.detach().cpu().numpy()
+            if self.overrides or self.shadow is not None:
+                try:
+                    actions = check_actions(actions, self.num_envs, self.act_dim)
+                except PolicyOutputError as e:
+                    self._refused(e.kind, str(e), seconds)
+                    actions, seconds = self.safe_action, None
         if self.stopped is not None:
             return False
         if self.overrides:
             actions = actions.copy()
             for i, value in self.overrides.items():
                 actions[i] = value
-        self.last_actions = actions
-        snapshot = self.envs._core.snapshot() if self.shadow is not None else None
         if self.shadow is not None:
-            self._shadow(actions, snapshot)
-        obs, _, term, trunc, _ = self.envs.step(actions)
+            self._shadow(actions, self.envs._core.snapshot())
+        try:
+            obs, _, term, trunc, _ = self.envs.step(actions)
+        except InvalidActionError as e:
+            if seconds is None:
+                raise
+            self._refused("non_finite" if "must be finite" in str(e) else "shape", str(e), seconds)
+            if self.stopped is not None:
+                return False
+            actions, seconds = self.safe_action, None
+            obs, _, term, trunc, _ = self.envs.step(actions)
+        if seconds is not None:
+            self._served(seconds)
+        self.last_actions = actions
         if self.policy.episode_end is not None and (done := term | trunc).any():
             self.policy.episode_end(done)
         self.obs = obs
