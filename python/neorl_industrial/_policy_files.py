@@ -32,7 +32,14 @@ __all__ = ["LoadedPolicy", "PolicyOutputError", "check_actions", "load_policy"]
 
 _CALLABLE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 _SUFFIXES = {".zip": "sb3", ".d3": "d3rlpy", ".pt": "torchscript", ".pth": "torchscript", ".onnx": "onnx"}
-_EXTRAS = {"sb3": "sb3", "torchscript": "torch", "d3rlpy": "d3rlpy", "onnx": "onnx"}
+_INSTALL = {
+    "sb3": "pip install 'neorl-industrial[sb3]'",
+    "torchscript": "pip install 'neorl-industrial[torch]'",
+    "onnx": "pip install 'neorl-industrial[onnx]'",
+    # d3rlpy 2.8 pins Gymnasium 1.0.0 and imports gym: installed beside this package's Gymnasium.
+    "d3rlpy": "pip install --no-deps d3rlpy==2.8.1 gym==0.26.2 gym-notices dataclasses-json marshmallow "
+    "typing-inspect structlog colorama",
+}
 _MODULES = {"sb3": "stable-baselines3", "torchscript": "torch", "d3rlpy": "d3rlpy", "onnx": "onnxruntime"}
 
 
@@ -151,8 +158,7 @@ def load_policy(
         act, meta_version = _LOADERS[framework](path, obs_dim, act_dim)
     except ImportError as e:
         raise ConfigError(
-            f"policy: {spec} needs {_MODULES[framework]} ({e}); install it with "
-            f"pip install 'neorl-industrial[{_EXTRAS[framework]}]'"
+            f"policy: {spec} needs {_MODULES[framework]} ({e}); install it with {_INSTALL[framework]}"
         ) from None
     except ConfigError:
         raise
