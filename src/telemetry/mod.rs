@@ -5,6 +5,7 @@ pub mod auth;
 pub mod builtins;
 pub mod clock;
 pub mod control;
+pub mod drift;
 pub mod dynamic;
 pub mod encoder;
 pub mod env_metrics;
