@@ -31,12 +31,24 @@ import numpy as np
 
 from . import _noise, make_vec
 from ._dataset_layout import keep_mask, metadata
+from ._profile import load_profile, profile, save_profile
 from ._progress import Progress
 from ._rollout import Rollout
 from .exceptions import ConfigError
 from .policies import default_policy, make_policy
 
-__all__ = ["QUALITIES", "generate", "save", "load", "to_neorl", "describe", "to_minari"]
+__all__ = [
+    "QUALITIES",
+    "generate",
+    "save",
+    "load",
+    "to_neorl",
+    "describe",
+    "to_minari",
+    "profile",
+    "save_profile",
+    "load_profile",
+]
 
 QUALITIES = ("random", "medium", "expert", "mixed")
 
