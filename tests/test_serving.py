@@ -367,6 +367,8 @@ def test_interventions_are_applied_between_steps_counted_and_audited(tmp_path: P
         s.intervene({"action": "shutdown", "reason": "end of trial", "operator": "bo"})
         assert not s.step() and s.stopped == "operator shutdown"
         assert [i["action"] for i in s.interventions] == ["override", "pause", "resume", "shutdown"]
+        status, answer = s.handle_control("POST", "/interventions", b'{"action": "resume", "reason": "r", "operator": "o"}')
+        assert (status, json.loads(answer)) == (503, {"error": "the service has stopped (operator shutdown)"})
     text = r.generate_latest().decode()
     assert metric(text, "human_interventions_total", reason="inspection") == 2.0
     events = [json.loads(x) for x in log.read_text().splitlines() if '"human_intervention"' in x]

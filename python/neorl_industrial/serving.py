@@ -546,6 +546,8 @@ class PolicyService:
                 with self._lock:
                     recent = list(self.interventions)
                 return 200, json.dumps({"interventions": recent})
+            if self.stopped is not None:
+                return 503, json.dumps({"error": f"the service has stopped ({self.stopped})"})
             request = json.loads(body or b"{}")
             if path == "/interventions":
                 answer = self.intervene(request).result(timeout=CONTROL_TIMEOUT)
