@@ -44,11 +44,18 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(py::logging::set_log_rate_limit, m)?)?;
     m.add_function(wrap_pyfunction!(py::logging::pump_exporter_logs, m)?)?;
     m.add_function(wrap_pyfunction!(py::logging::wake_exporter_log_pump, m)?)?;
+    m.add_function(wrap_pyfunction!(py::logging::run_id, m)?)?;
+    m.add_function(wrap_pyfunction!(py::logging::set_run_id, m)?)?;
     // A test build's hooks: attributes of the module, not part of its API (nor of `__all__`).
     #[cfg(feature = "test-hooks")]
     m.setattr(
         "_log_from_rust_threads",
         wrap_pyfunction!(py::logging::_log_from_rust_threads, m)?,
+    )?;
+    #[cfg(feature = "test-hooks")]
+    m.setattr(
+        "_log_correlated",
+        wrap_pyfunction!(py::logging::_log_correlated, m)?,
     )?;
     py::logging::install(m.py())?;
     Ok(())

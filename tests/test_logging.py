@@ -41,7 +41,8 @@ def test_a_safety_violation_reaches_python_logging_with_its_fields(caplog: pytes
     assert rec.constraint_type == "temperature"  # type: ignore[attr-defined]
     assert rec.current_value == 325.5 and rec.limit == 320.0  # type: ignore[attr-defined]
     assert rec.violation_id == vid  # type: ignore[attr-defined]
-    assert rec.env == "ChemicalReactor-v0" and rec.env_index == 7  # type: ignore[attr-defined]
+    assert rec.env_id == "ChemicalReactor-v0" and rec.env_index == 7  # type: ignore[attr-defined]
+    assert rec.run_id == nlog.run_id()  # type: ignore[attr-defined]
     # A plain formatter still shows the fields in the message.
     assert 'constraint="temperature_high"' in rec.getMessage()
 
@@ -61,7 +62,7 @@ def test_warning_severity_logs_a_warning(caplog: pytest.LogCaptureFixture) -> No
     )
     (rec,) = safety_records(caplog)
     assert rec.levelno == logging.WARNING
-    assert rec.constraint == "p high" and rec.env == 'plant "A"'  # type: ignore[attr-defined]
+    assert rec.constraint == "p high" and rec.env_id == 'plant "A"'  # type: ignore[attr-defined]
 
 
 def test_repeated_events_are_rate_limited_with_a_summary(caplog: pytest.LogCaptureFixture) -> None:
@@ -133,7 +134,7 @@ def test_json_lines_with_structlog_field_names() -> None:
 def test_rust_threads_logging_do_not_deadlock(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO)
     assert _core._log_from_rust_threads(4, 10) == 40
-    envs = {r.env for r in safety_records(caplog)}  # type: ignore[attr-defined]
+    envs = {r.env_id for r in safety_records(caplog)}  # type: ignore[attr-defined]
     assert envs == {f"thread-{t}" for t in range(4)}
     # The burst passes per env; the rest waits for a summary.
     assert len(safety_records(caplog)) == 4 * 3

@@ -61,6 +61,65 @@ pub fn set_log_rate_limit(window_seconds: f64, burst: u32) -> PyResult<()> {
     Ok(())
 }
 
+/// The run id every log line and audit event carries (see ``neorl_industrial.logging.run_id``).
+#[pyfunction]
+pub fn run_id() -> String {
+    logging::run_id().to_string()
+}
+
+/// Sets the run id from now on; ``None`` forgets it (the next use reads
+/// ``NEORL_INDUSTRIAL_RUN_ID`` again, or generates one).
+#[pyfunction]
+pub fn set_run_id(run_id: Option<&str>) -> PyResult<()> {
+    match run_id {
+        Some(id) => logging::set_run_id(id)?,
+        None => logging::reset_run_id(),
+    }
+    Ok(())
+}
+
+/// Test hook: logs one safety violation of ``constraint`` in env ``env`` at ``env_index`` with
+/// the episode and incident numbers given (as the batch step does), through the rate limiter.
+#[cfg(feature = "test-hooks")]
+#[pyfunction]
+#[pyo3(signature = (env, env_index, constraint, episode=None, incident=None, shutdown=false))]
+pub fn _log_correlated(
+    py: Python<'_>,
+    env: &str,
+    env_index: usize,
+    constraint: &str,
+    episode: Option<u64>,
+    incident: Option<u64>,
+    shutdown: bool,
+) {
+    let c = logging::Correlation { episode, incident };
+    py.detach(|| {
+        if shutdown {
+            if logging::emergency_shutdowns_passing(env, constraint, 1) > 0 {
+                logging::emergency_shutdown_passed_in(
+                    (env, Some(env_index)),
+                    constraint,
+                    2.0,
+                    1.0,
+                    c,
+                );
+            }
+        } else if logging::safety_violations_passing(env, constraint, 1) > 0 {
+            let e = logging::SafetyEvent {
+                env,
+                env_index: Some(env_index),
+                constraint,
+                constraint_type: "selftest",
+                severity: "warning",
+                current_value: 2.0,
+                limit: 1.0,
+                violation_id: "sv-test",
+            };
+            logging::safety_violation_passed_in(&e, c);
+        }
+    });
+}
+
 /// Test hook: ``threads`` Rust threads each log ``events`` safety events while this call waits
 /// for them with the GIL released (the pattern every batch step follows). Returns events sent.
 #[cfg(feature = "test-hooks")]

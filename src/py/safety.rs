@@ -10,10 +10,13 @@ use pyo3::types::PyTuple;
 use crate::errors::CoreError;
 use crate::py::convert;
 use crate::py::events::events_columns;
+use crate::py::telemetry::MetricsRegistry;
 use crate::safety::audit::AuditTrail;
 use crate::safety::config;
 use crate::safety::monitor::Monitor;
-use crate::safety::ConstraintSet;
+use crate::safety::{ConstraintSet, EventKind, SafetyEvent};
+use crate::telemetry::logging;
+use crate::telemetry::registry::Registry;
 
 /// A JSON Lines audit trail written by a background thread.
 ///
@@ -87,6 +90,31 @@ impl PyAuditTrail {
     }
 }
 
+/// Counts and logs each alarm raised in `events` into `reg`, as `env_id`'s violations.
+fn record_opened(reg: &Registry, set: &ConstraintSet, env_id: &str, events: &[SafetyEvent]) {
+    for e in events
+        .iter()
+        .filter(|e| e.kind == EventKind::IncidentOpened)
+    {
+        let Some(c) = e
+            .constraint
+            .and_then(|k| set.constraints.get(usize::from(k)))
+        else {
+            continue;
+        };
+        reg.record_safety_violation(&logging::SafetyEvent {
+            env: env_id,
+            env_index: Some(e.env),
+            constraint: &c.name,
+            constraint_type: &c.constraint_type,
+            severity: c.severity.as_str(),
+            current_value: e.value,
+            limit: c.limit_near(e.value),
+            violation_id: "",
+        });
+    }
+}
+
 /// Constraint checks for signal vectors from any source (a real plant, a log, another simulator).
 ///
 /// Args:
@@ -147,15 +175,21 @@ impl PyMonitor {
             .collect()
     }
 
-    /// Checks ``values[num_systems, n_signals]`` (finite numbers) at wall time ``wall``.
+    /// Checks ``values[num_systems, n_signals]`` (finite numbers) at wall time ``wall``. With a
+    /// ``registry``, each new violation (an alarm raised) is counted in its
+    /// ``safety_violations_total`` and logged (rate-limited) as in env ``env_id``, as an env
+    /// batch does.
     ///
     /// Returns:
     ///     ``(values, margins, active, events)``: ``num_systems x k`` arrays and the incident events.
+    #[pyo3(signature = (values, wall, registry=None, env_id=""))]
     fn check<'py>(
         &mut self,
         py: Python<'py>,
         values: PyReadonlyArray2<'py, f64>,
         wall: f64,
+        registry: Option<PyRef<'py, MetricsRegistry>>,
+        env_id: &str,
     ) -> PyResult<Bound<'py, PyTuple>> {
         let a = values.as_array();
         if a.iter().any(|v| !v.is_finite()) {
@@ -163,6 +197,10 @@ impl PyMonitor {
         }
         let flat: Vec<f64> = a.iter().copied().collect();
         let out = self.monitor.check(&flat, wall)?;
+        if let Some(reg) = registry {
+            let (reg, set) = (reg.inner(), self.monitor.constraints());
+            py.detach(|| record_opened(&reg, set, env_id, &out.events));
+        }
         let k = self.monitor.constraints().len();
         let n = flat.len() / self.signals.len().max(1);
         let shape = |v: Vec<f64>| -> PyResult<Bound<'py, PyAny>> {

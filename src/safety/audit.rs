@@ -1,9 +1,10 @@
 //! The audit trail: safety events as JSON Lines, written by a background thread.
 //!
 //! A batch's events go into a bounded queue as one message; a writer thread formats them
-//! (structlog's field names: `event`, `level`, `timestamp`, `logger`, plus the incident fields) and
-//! writes whole lines with one `write` per drained batch, so the file only ever holds complete
-//! lines.
+//! (structlog's field names: `event`, `level`, `timestamp`, `logger`, then `run_id` and the
+//! incident fields, named as in the log lines: docs/telemetry.md) and writes whole lines with one
+//! `write` per drained batch, so the file only ever holds complete lines. The run id is taken
+//! when an event is queued ([`logging::run_id`]).
 //!
 //! The promise: every event queued reaches the operating system (and so survives `kill -9`) within
 //! one second. Stepping does not wait on disk while the writer keeps up; if it falls more than
@@ -30,6 +31,7 @@ use super::checker::{EventKind, SafetyEvent};
 use super::constraints::ConstraintSet;
 use crate::errors::CoreError;
 use crate::spec::Severity;
+use crate::telemetry::logging;
 
 /// How far behind the writer may fall before producers wait for it.
 pub const LAG_TARGET: Duration = Duration::from_millis(250);
@@ -50,7 +52,8 @@ pub struct Source {
 }
 
 enum Msg {
-    Events(Arc<Source>, Vec<SafetyEvent>),
+    /// A batch's events and the run id when they were queued.
+    Events(Arc<Source>, Vec<SafetyEvent>, Arc<str>),
     Record(String),
     Sync(SyncSender<()>),
 }
@@ -249,14 +252,15 @@ impl AuditTrail {
             return;
         }
         let n = events.len() as u64;
-        self.send(Msg::Events(Arc::clone(source), events), n);
+        let run_id = logging::run_id();
+        self.send(Msg::Events(Arc::clone(source), events, run_id), n);
     }
 
     /// Queues a free-form event (`run_start`, `run_end`, ...) with extra JSON fields
     /// (`fields_json` must be a JSON object's members without braces, or empty).
     pub fn record(&self, event: &str, level: &str, fields_json: &str) {
         let mut line = String::with_capacity(128 + fields_json.len());
-        head(&mut line, event, level, now());
+        head(&mut line, event, level, now(), &logging::run_id());
         if !fields_json.trim().is_empty() {
             line.push(',');
             line.push_str(fields_json);
@@ -326,9 +330,9 @@ fn writer(mut file: File, rx: Receiver<Msg>, shared: &Shared) {
         // Drain what is queued, up to ~64 KiB per write, so lines reach the OS promptly.
         while let Some(msg) = next {
             match msg {
-                Msg::Events(src, events) => {
+                Msg::Events(src, events, run_id) => {
                     for e in &events {
-                        format_event(&mut buf, &src, e);
+                        format_event(&mut buf, &src, e, &run_id);
                     }
                     pending += events.len() as u64;
                     messages += 1;
@@ -377,7 +381,7 @@ fn loss_line(out: &mut String, count: u64, shared: &Shared) {
         .ok()
         .and_then(|e| e.clone())
         .unwrap_or_default();
-    head(out, "audit_events_lost", "error", now());
+    head(out, "audit_events_lost", "error", now(), &logging::run_id());
     let _ = writeln!(out, ",\"count\":{count},\"reason\":\"{}\"}}", escape(&why));
 }
 
@@ -454,10 +458,12 @@ fn level(kind: EventKind, severity: Severity) -> &'static str {
     }
 }
 
-fn head(out: &mut String, event: &str, level: &str, wall: f64) {
+/// The fields every line starts with: `event`, `level`, `timestamp`, `logger`, `run_id` (a run id
+/// needs no escaping: [`logging::check_run_id`]).
+fn head(out: &mut String, event: &str, level: &str, wall: f64, run_id: &str) {
     let _ = write!(
         out,
-        "{{\"event\":\"{event}\",\"level\":\"{level}\",\"timestamp\":\"{}\",\"logger\":\"neorl_industrial.safety\"",
+        "{{\"event\":\"{event}\",\"level\":\"{level}\",\"timestamp\":\"{}\",\"logger\":\"neorl_industrial.safety\",\"run_id\":\"{run_id}\"",
         iso8601(wall)
     );
 }
@@ -470,33 +476,40 @@ fn num(out: &mut String, key: &str, v: f64) {
     }
 }
 
-/// Appends one event as a JSON line.
-pub fn format_event(out: &mut String, src: &Source, e: &SafetyEvent) {
+/// Appends one event of run `run_id` as a JSON line.
+pub fn format_event(out: &mut String, src: &Source, e: &SafetyEvent, run_id: &str) {
     let c = e
         .constraint
         .and_then(|k| src.constraints.constraints.get(usize::from(k)));
     let severity = c.map_or(Severity::Info, |c| c.severity);
-    head(out, e.kind.as_str(), level(e.kind, severity), e.wall);
+    head(
+        out,
+        e.kind.as_str(),
+        level(e.kind, severity),
+        e.wall,
+        run_id,
+    );
     let _ = write!(
         out,
-        ",\"env_id\":\"{}\",\"env_index\":{},\"episode\":{},\"step\":{}",
+        ",\"env_id\":\"{}\",\"env_index\":{},\"episode\":{},\"episode_id\":\"{}\",\"step\":{}",
         escape(&src.env_id),
         e.env,
         e.episode,
+        logging::episode_id(e.env, e.episode),
         e.step
     );
     if let Some(c) = c {
         let a = &e.alarm;
         let _ = write!(
             out,
-            ",\"incident_id\":\"safety_{:06}\",\"constraint\":\"{}\",\"constraint_type\":\"{}\",\"severity\":\"{}\"",
-            a.incident,
+            ",\"incident_id\":\"{}\",\"constraint\":\"{}\",\"constraint_type\":\"{}\",\"severity\":\"{}\"",
+            logging::incident_id(a.incident),
             escape(&c.name),
             escape(&c.constraint_type),
             severity.as_str()
         );
         num(out, "limit", c.limit_near(a.first_value));
-        num(out, "value", e.value);
+        num(out, "current_value", e.value);
         num(out, "first_value", a.first_value);
         num(out, "peak_value", a.peak_value);
         let _ = write!(

@@ -225,8 +225,10 @@ fn events_are_written_counted_and_leave_no_backlog() {
         .filter(|l| l.contains("\"event\":\"shield_intervention\""))
         .collect();
     assert_eq!(shields.len(), 3);
-    assert!(shields[0].contains("\"env_id\":\"cstr-v0\",\"env_index\":0,\"episode\":1,\"step\":3"));
-    assert!(shields[2].contains("\"env_index\":1,\"episode\":1,\"step\":4"));
+    assert!(shields[0].contains(
+        "\"env_id\":\"cstr-v0\",\"env_index\":0,\"episode\":1,\"episode_id\":\"0-1\",\"step\":3"
+    ));
+    assert!(shields[2].contains("\"env_index\":1,\"episode\":1,\"episode_id\":\"1-1\",\"step\":4"));
     trail.close();
     let _ = std::fs::remove_file(&path);
 }
@@ -352,7 +354,9 @@ fn dropping_a_trail_writes_everything_and_stops_the_writer() {
     assert_eq!(state.written.load(Ordering::Relaxed), 50);
     let text = std::fs::read_to_string(&path).expect("read");
     assert_eq!(text.lines().count(), 50);
-    assert!(text.ends_with("\"i\":49}\n"));
+    // The last line may be padded with spaces to the end of its page (see `page_layout`).
+    assert!(text.ends_with('\n'));
+    assert!(text.trim_end().ends_with("\"i\":49}"), "{text}");
     let _ = std::fs::remove_file(&path);
 }
 
@@ -453,10 +457,13 @@ fn event(kind: EventKind, c: Option<u16>, step: u32, wall: f64, value: f64) -> S
     }
 }
 
+/// The run id of the lines these tests format.
+const RUN: &str = "run-7";
+
 /// The line `format_event` writes for `e`, checked to be one JSON object.
 fn line_of(src: &Source, e: &SafetyEvent) -> String {
     let mut out = String::new();
-    format_event(&mut out, src, e);
+    format_event(&mut out, src, e, RUN);
     // One object and nothing after it but the newline.
     let parsed: serde_json::Value = serde_json::from_str(&out).expect("valid JSON");
     assert!(parsed.is_object() && out.ends_with("}\n"), "{out}");
@@ -467,17 +474,17 @@ fn line_of(src: &Source, e: &SafetyEvent) -> String {
 fn head_of(event: &str, level: &str, timestamp: &str) -> String {
     let fields =
         format!("\"event\":\"{event}\",\"level\":\"{level}\",\"timestamp\":\"{timestamp}\"");
-    format!("{{{fields},\"logger\":\"neorl_industrial.safety\"")
+    format!("{{{fields},\"logger\":\"neorl_industrial.safety\",\"run_id\":\"{RUN}\"")
 }
 
 #[test]
 fn an_opened_incident_is_one_line_with_its_limit_values_and_no_response_yet() {
     let e = event(EventKind::IncidentOpened, Some(0), 10, T0, 351.5);
     let want = head_of("incident_opened", "critical", T0_ISO)
-        + ",\"env_id\":\"cstr-v0\",\"env_index\":3,\"episode\":2,\"step\":10,\
+        + ",\"env_id\":\"cstr-v0\",\"env_index\":3,\"episode\":2,\"episode_id\":\"3-2\",\"step\":10,\
            \"incident_id\":\"safety_000042\",\"constraint\":\"temperature_high\",\
            \"constraint_type\":\"temperature\",\"severity\":\"critical\",\"limit\":350.0,\
-           \"value\":351.5,\"first_value\":351.5,\"peak_value\":351.5,\"start_step\":10,\
+           \"current_value\":351.5,\"first_value\":351.5,\"peak_value\":351.5,\"start_step\":10,\
            \"start_time\":\"2026-11-28T03:09:06.250000Z\",\"response\":\"none\",\
            \"response_time_seconds\":null}\n";
     assert_eq!(line_of(&plant(), &e), want);
@@ -490,10 +497,10 @@ fn a_cleared_incident_has_its_end_durations_and_response() {
     e.alarm.response = Response::Shutdown;
     e.alarm.response_seconds = 0.5;
     let want = head_of("incident_closed", "info", "2026-11-28T03:09:08.000000Z")
-        + ",\"env_id\":\"cstr-v0\",\"env_index\":3,\"episode\":2,\"step\":14,\
+        + ",\"env_id\":\"cstr-v0\",\"env_index\":3,\"episode\":2,\"episode_id\":\"3-2\",\"step\":14,\
            \"incident_id\":\"safety_000042\",\"constraint\":\"temperature_high\",\
            \"constraint_type\":\"temperature\",\"severity\":\"critical\",\"limit\":350.0,\
-           \"value\":349.0,\"first_value\":351.5,\"peak_value\":353.25,\"start_step\":10,\
+           \"current_value\":349.0,\"first_value\":351.5,\"peak_value\":353.25,\"start_step\":10,\
            \"start_time\":\"2026-11-28T03:09:06.250000Z\",\"end_step\":14,\
            \"end_time\":\"2026-11-28T03:09:08.000000Z\",\"duration_steps\":4,\
            \"close_reason\":\"cleared\",\"duration_seconds\":2.0,\
@@ -521,10 +528,10 @@ fn an_incident_ended_with_its_episode_says_so_and_writes_non_finite_values_as_nu
     e.alarm.response = Response::Shield;
     e.alarm.response_seconds = 0.25;
     let want = head_of("incident_closed", "info", "2026-11-28T03:09:06.750000Z")
-        + ",\"env_id\":\"cstr-v0\",\"env_index\":0,\"episode\":5,\"step\":30,\
+        + ",\"env_id\":\"cstr-v0\",\"env_index\":0,\"episode\":5,\"episode_id\":\"0-5\",\"step\":30,\
            \"incident_id\":\"safety_000007\",\"constraint\":\"level_band\",\
            \"constraint_type\":\"level\",\"severity\":\"warning\",\"limit\":0.25,\
-           \"value\":null,\"first_value\":0.125,\"peak_value\":null,\"start_step\":27,\
+           \"current_value\":null,\"first_value\":0.125,\"peak_value\":null,\"start_step\":27,\
            \"start_time\":\"2026-11-28T03:09:06.250000Z\",\"end_step\":30,\
            \"end_time\":\"2026-11-28T03:09:06.750000Z\",\"duration_steps\":3,\
            \"close_reason\":\"episode_end\",\"duration_seconds\":1.5,\
@@ -543,10 +550,10 @@ fn a_shutdown_is_critical_and_has_no_end_fields() {
     e.alarm.response_seconds = 1.0;
     let at = "2026-11-28T03:09:06.500000Z";
     let want = head_of("emergency_shutdown", "critical", at)
-        + ",\"env_id\":\"cstr-v0\",\"env_index\":1,\"episode\":1,\"step\":12,\
+        + ",\"env_id\":\"cstr-v0\",\"env_index\":1,\"episode\":1,\"episode_id\":\"1-1\",\"step\":12,\
            \"incident_id\":\"safety_000042\",\"constraint\":\"temperature_high\",\
            \"constraint_type\":\"temperature\",\"severity\":\"critical\",\"limit\":350.0,\
-           \"value\":352.0,\"first_value\":351.5,\"peak_value\":352.0,\"start_step\":10,\
+           \"current_value\":352.0,\"first_value\":351.5,\"peak_value\":352.0,\"start_step\":10,\
            \"start_time\":\"2026-11-28T03:09:06.250000Z\",\"response\":\"shutdown\",\
            \"response_time_seconds\":1.0}\n";
     assert_eq!(line_of(&plant(), &e), want);
@@ -555,7 +562,7 @@ fn a_shutdown_is_critical_and_has_no_end_fields() {
     assert!(line_of(&plant(), &e).starts_with(&head_of("emergency_shutdown", "critical", at)));
     e.constraint = None;
     let want = head_of("emergency_shutdown", "critical", at)
-        + ",\"env_id\":\"cstr-v0\",\"env_index\":1,\"episode\":1,\"step\":12}\n";
+        + ",\"env_id\":\"cstr-v0\",\"env_index\":1,\"episode\":1,\"episode_id\":\"1-1\",\"step\":12}\n";
     assert_eq!(line_of(&plant(), &e), want);
 }
 
@@ -575,7 +582,7 @@ fn names_are_escaped_and_an_opened_incident_takes_its_constraints_severity_as_le
     assert!(
         line.contains(
             ",\"constraint\":\"flow \\\"low\\\"\",\"constraint_type\":\"flow\\tin\",\
-             \"severity\":\"info\",\"limit\":1.5,\"value\":null,\"first_value\":null,"
+             \"severity\":\"info\",\"limit\":1.5,\"current_value\":null,\"first_value\":null,"
         ),
         "{line}"
     );
@@ -591,14 +598,14 @@ fn events_without_a_known_constraint_have_only_the_common_fields() {
     let mut out = String::new();
     let mut shield = event(EventKind::ShieldIntervention, None, 3, T0, 0.5);
     shield.env = 2;
-    format_event(&mut out, &src, &shield);
+    format_event(&mut out, &src, &shield, RUN);
     // An index past the set's end is no constraint either.
     let unknown = event(EventKind::IncidentOpened, Some(9), 4, T0, 0.5);
-    format_event(&mut out, &src, &unknown);
+    format_event(&mut out, &src, &unknown, RUN);
     let want = head_of("shield_intervention", "info", T0_ISO)
-        + ",\"env_id\":\"cstr-v0\",\"env_index\":2,\"episode\":2,\"step\":3}\n"
+        + ",\"env_id\":\"cstr-v0\",\"env_index\":2,\"episode\":2,\"episode_id\":\"2-2\",\"step\":3}\n"
         + &head_of("incident_opened", "info", T0_ISO)
-        + ",\"env_id\":\"cstr-v0\",\"env_index\":3,\"episode\":2,\"step\":4}\n";
+        + ",\"env_id\":\"cstr-v0\",\"env_index\":3,\"episode\":2,\"episode_id\":\"3-2\",\"step\":4}\n";
     assert_eq!(out, want);
 }
 
