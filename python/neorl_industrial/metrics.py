@@ -460,6 +460,7 @@ class MonitoredPolicy:
         registry: Where to record (default :data:`REGISTRY`).
         actions_per_call: Actions counted per call; by default the leading dimension of a 2-D (or
             higher) result (a batch of actions), else 1.
+        safety_checker: A :class:`neorl_industrial.safety.SafetyChecker` for :meth:`check_safety`.
 
     Wrapping marks the registry's model as loaded (the ``model_loaded`` health check).
     """
@@ -469,10 +470,13 @@ class MonitoredPolicy:
         policy: Callable[..., Any],
         registry: Registry | None = None,
         actions_per_call: int | None = None,
+        safety_checker: Any = None,
     ) -> None:
         if not callable(policy):
             raise TypeError(f"policy must be callable, got {type(policy).__name__}")
         self.policy = policy
+        self.safety_checker = safety_checker
+        self._registry = registry
         self._core = _core_of(registry)
         self._per_call = actions_per_call
         self._core.set_model_loaded(True)
@@ -484,6 +488,24 @@ class MonitoredPolicy:
         elapsed = time.perf_counter() - start
         self._core.record_inference(elapsed, self._count(result))
         return result
+
+    def check_safety(self, state: Any, action: Any = None) -> bool:
+        """Checks ``state`` (and ``action``) with the policy's ``safety_checker``, counting each alarm
+        raised in ``safety_violations_total{constraint_type,severity}`` of the policy's registry and
+        logging it on ``neorl_industrial.safety`` as the envs do.
+
+        Returns:
+            True if no constraint is violated (nothing beyond its limit, no alarm active).
+
+        Raises:
+            ConfigError: The policy was wrapped without a ``safety_checker``.
+        """
+        if self.safety_checker is None:
+            from .exceptions import ConfigError
+
+            raise ConfigError("check_safety: wrap the policy with safety_checker=SafetyChecker(...)")
+        violations = self.safety_checker.check(state, action, record=True, registry=self._registry)
+        return len(violations) == 0
 
     def _count(self, result: Any) -> int:
         if self._per_call is not None:

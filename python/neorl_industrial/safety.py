@@ -38,6 +38,8 @@ import numpy as np
 
 from . import _core
 from .exceptions import ConfigError
+from .logging import canonical_fields
+from .metrics import _core_of
 
 __all__ = [
     "AuditTrail",
@@ -98,8 +100,9 @@ def load_constraints(source: Any) -> Any:
 class AuditTrail:
     """A JSON Lines audit trail: one safety event per line, written by a background thread.
 
-    Lines carry structlog's field names (``event``, ``level``, ``timestamp`` in ISO 8601, ``logger``)
-    plus the incident's fields. Stepping never waits on disk; if the bounded queue ever overflows
+    Lines carry structlog's field names (``event``, ``level``, ``timestamp`` in ISO 8601, ``logger``),
+    the ``run_id`` of the log lines, then the incident's fields, named as in the log lines
+    (docs/telemetry.md). Stepping never waits on disk; if the bounded queue ever overflows
     or the disk fails, the loss is counted in :attr:`dropped` (and reported), never silent.
 
     Args:
@@ -130,8 +133,19 @@ class AuditTrail:
         return self._inner.last_error
 
     def record(self, event: str, level: str = "info", **fields: Any) -> None:
-        """Queues a free-form event (e.g. ``run_start``) with JSON-serialisable fields."""
-        members = json.dumps(fields, default=str)[1:-1]
+        """Queues a free-form event (e.g. ``run_start``) with JSON-serialisable fields.
+
+        The line starts with ``event``, ``level``, ``timestamp``, ``logger`` and ``run_id``, which
+        are not fields to give; aliases of schema fields are renamed (``max_allowed`` to ``limit``,
+        see :data:`neorl_industrial.logging.FIELD_ALIASES`).
+
+        Raises:
+            ConfigError: A field is named ``timestamp``, ``logger`` or ``run_id``.
+        """
+        reserved = sorted(set(fields) & _HEAD_FIELDS)
+        if reserved:
+            raise ConfigError(f"record: {reserved} are written by the trail itself, not given as fields")
+        members = json.dumps(canonical_fields(fields), default=str)[1:-1]
         self._inner.record(event, level, members)
 
     def flush(self) -> None:
@@ -147,6 +161,9 @@ class AuditTrail:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+_HEAD_FIELDS = frozenset({"timestamp", "logger", "run_id"})
 
 
 def open_audit_trail(audit_log: Any) -> Any:
@@ -303,8 +320,13 @@ class SafetyChecker:
             of appearance.
         num_systems: Independent systems checked together by :meth:`check_batch`.
         dt: Seconds between checks (response times in incidents).
+        env_id: The name its violations are counted and logged under (``env_id`` in the log lines).
 
     ``check`` keeps alarm state between calls (on-delay, deadband, rates), as a control loop does.
+    With ``record=True`` each alarm raised (a new violation, as an env counts it: not every check
+    that finds the value still beyond its limit) is counted in ``safety_violations_total`` and logged
+    on ``neorl_industrial.safety`` (rate-limited) like an env's violations, with ``env_index`` the
+    system's index.
     """
 
     def __init__(
@@ -313,6 +335,7 @@ class SafetyChecker:
         signals: list[str] | None = None,
         num_systems: int = 1,
         dt: float = 1.0,
+        env_id: str = "safety_checker",
     ) -> None:
         if (
             isinstance(num_systems, bool)
@@ -329,6 +352,7 @@ class SafetyChecker:
         self._core = _core.CoreMonitor(cfg, self.signals, num_systems, float(dt))
         self._meta = self._core.constraints
         self.num_systems = num_systems
+        self.env_id = str(env_id)
 
     def _vector(self, state: Any, action: Any = None) -> np.ndarray:
         if isinstance(state, Mapping):
@@ -350,8 +374,17 @@ class SafetyChecker:
             raise ConfigError(f"state: values must be numbers ({e})") from None
         return arr
 
-    def check(self, state: Any, action: Any = None) -> list[Violation]:
-        """Checks one system's signals (a mapping by name, or an array in ``signals`` order)."""
+    def check(
+        self, state: Any, action: Any = None, *, record: bool = False, registry: Any = None
+    ) -> list[Violation]:
+        """Checks one system's signals (a mapping by name, or an array in ``signals`` order).
+
+        Args:
+            state: The signals (with ``action``'s, if given).
+            action: More signals, appended (or merged, for mappings).
+            record: Count and log each alarm raised into ``registry`` (see the class docstring).
+            registry: A :class:`neorl_industrial.metrics.Registry` (default: the process-wide one).
+        """
         if self.num_systems != 1:
             raise ConfigError("check: this checker watches several systems; use check_batch")
         arr = self._vector(state, action)
@@ -359,19 +392,25 @@ class SafetyChecker:
             raise ConfigError(
                 f"state: expected {len(self.signals)} values {self.signals}, got shape {arr.shape}"
             )
-        return self._violations(arr[None, :])[0]
+        return self._violations(arr[None, :], record, registry)[0]
 
-    def check_batch(self, states: Any) -> list[list[Violation]]:
-        """Checks ``states[num_systems, n_signals]``; returns each system's violations."""
+    def check_batch(
+        self, states: Any, *, record: bool = False, registry: Any = None
+    ) -> list[list[Violation]]:
+        """Checks ``states[num_systems, n_signals]``; returns each system's violations (``record``
+        and ``registry`` as in :meth:`check`)."""
         arr = np.asarray(states, dtype=np.float64)
         if arr.shape != (self.num_systems, len(self.signals)):
             raise ConfigError(
                 f"states: expected shape ({self.num_systems}, {len(self.signals)}), got {arr.shape}"
             )
-        return self._violations(arr)
+        return self._violations(arr, record, registry)
 
-    def _violations(self, arr: np.ndarray) -> list[list[Violation]]:
-        values, margins, active, _events = self._core.check(np.ascontiguousarray(arr), time.time())
+    def _violations(self, arr: np.ndarray, record: bool, registry: Any) -> list[list[Violation]]:
+        reg = _core_of(registry) if record else None
+        values, margins, active, _events = self._core.check(
+            np.ascontiguousarray(arr), time.time(), reg, self.env_id
+        )
         out: list[list[Violation]] = []
         for i in range(arr.shape[0]):
             row = []
@@ -435,7 +474,8 @@ def evaluate_with_safety(
         ``mean_return``, ``std_return``, ``returns``, ``mean_length``, ``mean_cost``,
         ``violations_per_episode``, ``violations`` (by constraint), ``critical_violations``,
         ``shutdowns``, ``shield_interventions``, ``constraint_satisfaction_rate`` (fraction of steps
-        with no active alarm) and ``incidents`` (closed incidents as dicts).
+        with no active alarm) and ``incidents`` (closed incidents as dicts: ``episode``, here the
+        index of the evaluated episode from 0, ``constraint``, ``start_step``, ``end_step``).
     """
     if isinstance(n_episodes, bool) or not isinstance(n_episodes, int) or n_episodes < 1:
         raise ConfigError(f"n_episodes: must be a positive integer, got {n_episodes!r}")
@@ -461,7 +501,12 @@ def evaluate_with_safety(
             lengths.append(length)
             costs.append(stats.cost - before.cost)
             incidents += [
-                {"episode": ep, "constraint": i.constraint, "start_step": i.start_step, "end_step": i.end_step}
+                {
+                    "episode": ep,
+                    "constraint": i.constraint,
+                    "start_step": i.start_step,
+                    "end_step": i.end_step,
+                }
                 for i in stats.incidents[before.closed :]
             ]
         end = _Counts(stats)

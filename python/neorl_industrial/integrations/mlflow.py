@@ -14,6 +14,12 @@
 Everything logs to the active run (``mlflow.start_run()``), or to ``run_id`` when given. mlflow
 (and SB3) are imported on first use: ``pip install 'neorl-industrial[mlflow]'``.
 
+Correlation: :func:`log_env_spec`, :func:`log_evaluation` and :func:`log_audit_trail` tag the MLflow
+run with ``neorl_industrial.run_id``, the ``run_id`` of the package's log lines and audit events
+(:func:`neorl_industrial.logging.run_id`; not MLflow's own run id). The incidents artifact's
+``constraint``, ``start_step`` and ``end_step`` are the audit trail's; its ``episode`` is the index
+of the evaluated episode (from 0), not the env's episode number.
+
 Metric names (``prefix`` defaults to ``train/``; evaluation uses ``eval/``):
 
 * ``{prefix}episode_return``, ``episode_length``, ``episode_cost``: means over the episodes that
@@ -173,7 +179,21 @@ def log_env_spec(env: Any, run_id: str | None = None) -> dict[str, str]:
     mlflow = _mlflow()
     mlflow.log_params(params, run_id=run_id)
     mlflow.log_dict(_jsonable(spec), "env/spec.json", run_id=run_id)
+    _tag_run_id(mlflow, run_id)
     return params
+
+
+RUN_ID_TAG = "neorl_industrial.run_id"
+"""The MLflow tag holding the ``run_id`` of the package's log lines and audit events."""
+
+
+def _tag_run_id(mlflow: Any, run_id: str | None) -> None:
+    from .. import logging as nlog
+
+    if run_id is None:
+        mlflow.set_tag(RUN_ID_TAG, nlog.run_id())
+    else:
+        mlflow.MlflowClient().set_tag(run_id, RUN_ID_TAG, nlog.run_id())
 
 
 # --------------------------------------------------------------------------- evaluation
@@ -230,6 +250,7 @@ def log_evaluation(
     metrics = {_key(prefix + k): v for k, v in metrics.items()}
     mlflow = _mlflow()
     mlflow.log_metrics(metrics, step=step, run_id=run_id)
+    _tag_run_id(mlflow, run_id)
     incidents = results.get("incidents")
     if log_incidents and incidents:
         name = f"evaluation/incidents_step_{step if step is not None else 0}.json"
@@ -276,7 +297,9 @@ def log_audit_trail(source: Any, artifact_path: str = "safety", run_id: str | No
     path = _trail_path(source)
     if not path.is_file():
         raise ConfigError(f"audit trail: {path} does not exist")
-    _mlflow().log_artifact(os.fspath(path), artifact_path, run_id=run_id)
+    mlflow = _mlflow()
+    mlflow.log_artifact(os.fspath(path), artifact_path, run_id=run_id)
+    _tag_run_id(mlflow, run_id)
     return f"{artifact_path}/{path.name}"
 
 
