@@ -27,7 +27,9 @@ __all__ = [
     "flush_suppressed_logs",
     "pump_exporter_logs",
     "push_to_gateway",
+    "run_id",
     "set_log_rate_limit",
+    "set_run_id",
     "wake_exporter_log_pump",
 ]
 
