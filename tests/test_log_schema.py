@@ -31,7 +31,8 @@ RUN = "schema-run-1"
 def run_and_limits() -> Iterator[None]:
     nlog.flush_suppressed()
     nlog.set_rate_limit(60.0, 10_000)
-    previous = nlog.set_run_id(RUN)
+    previous = nlog.run_id()
+    nlog.set_run_id(RUN)
     yield
     nlog.set_run_id(previous)
     nlog.set_rate_limit(10.0, 5)

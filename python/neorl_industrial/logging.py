@@ -187,7 +187,7 @@ def record_fields(record: logging.LogRecord) -> tuple[str, dict[str, Any]]:
     """A record's event and fields: a Rust event's own fields, the ``extra=`` fields of any other,
     with aliases renamed (:func:`canonical_fields`) and ``run_id`` added if absent."""
     if "event" in record.__dict__ and "fields" in record.__dict__:  # lifted by the Rust loggers' filter
-        event, fields = str(record.event), dict(record.fields)
+        event, fields = str(record.__dict__["event"]), dict(record.__dict__["fields"])
     else:
         event, fields = record.getMessage(), {}
     for k, v in record.__dict__.items():
