@@ -27,6 +27,9 @@ pub struct Row {
     pub reset_in_step: bool,
     /// Return of the episode that ended in this step.
     pub episode_return: f64,
+    /// The episode ended in this step and met the model's success criterion (never after an
+    /// emergency shutdown; see [`crate::envs::success`]).
+    pub success: bool,
 }
 
 /// What the metrics and the running totals read of a step, borrowed: per-env columns (`n`
@@ -40,6 +43,7 @@ pub struct StepView<'a> {
     pub shielded: &'a [bool],
     pub reset_in_step: &'a [bool],
     pub episode_return: &'a [f64],
+    pub success: &'a [bool],
     pub active: &'a [bool],
     pub final_active: &'a [bool],
     pub events: &'a [SafetyEvent],
@@ -57,6 +61,7 @@ impl<'a> StepView<'a> {
             shielded: from_ref(&r.shielded),
             reset_in_step: from_ref(&r.reset_in_step),
             episode_return: from_ref(&r.episode_return),
+            success: from_ref(&r.success),
             active,
             final_active: &[],
             events,

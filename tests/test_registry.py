@@ -122,3 +122,26 @@ def test_spaces_follow_the_spec(env_id: str) -> None:
     np.testing.assert_array_equal(env.observation_space.low, low)
     np.testing.assert_array_equal(env.observation_space.high, high)
     assert env.action_space.shape == (len(sp["actions"]),)
+
+
+def episode_end_success(doc: str) -> str:
+    """The ``- Success`` bullet of a docstring's ``## Episode End`` section, as one line."""
+    m = re.search(r"## Episode End\n(.*?)(?:\n\s*## |\Z)", doc, re.S)
+    assert m, "no Episode End section"
+    bullet = re.search(r"- Success (.*?)(?:\n\s*- |\Z)", m.group(1), re.S)
+    assert bullet, "no Success bullet"
+    return " ".join(bullet.group(1).split())
+
+
+@pytest.mark.parametrize("env_id", ni.env_ids())
+def test_the_success_criterion_of_each_docstring_matches_the_spec(env_id: str) -> None:
+    # The spec's success entry (description, parameters with units) and the docstring's Episode End
+    # bullet name the same thresholds; the bullet says where the flag is.
+    success = ni.spec(env_id)["success"]
+    assert success["description"] and "\n" not in success["description"]
+    assert set(success["parameters"]) == set(success["units"])
+    text = episode_end_success(ENV_CLASSES[env_id].__doc__ or "")
+    assert 'info["is_success"]' in text
+    for name, value in success["parameters"].items():
+        assert f"`{name}`" in success["description"], (env_id, name)
+        assert re.search(rf"(?<![\d.]){re.escape(f'{value:g}')}(?![\d])", text), (env_id, name, value)

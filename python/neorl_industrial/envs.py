@@ -94,7 +94,10 @@ class IndustrialEnv(gym.Env[np.ndarray, np.ndarray]):
     ``info`` of every step: ``action`` (physical, after the shield), ``clipped``, ``cost``,
     ``shield`` (the shield changed the action), ``constraints`` / ``margins`` / ``violations``
     (value, distance to the limit, active alarm, by constraint name) and, on an emergency
-    shutdown, ``shutdown_reason``. ``env.safety`` keeps the running counts (steps, cost, incidents,
+    shutdown, ``shutdown_reason``. The step that ends an episode (terminated or truncated) also
+    has ``is_success``: whether the episode met the environment's success criterion (see each
+    class's "Episode End" and ``spec()["success"]``; never after an emergency shutdown), the key
+    Stable-Baselines3 reads for its success rate. ``env.safety`` keeps the running counts (steps, cost, incidents,
     shutdowns, shield interventions, alarm-free steps) and the most recent closed incidents.
 
     Observations saturate at the observation space's bounds, as a sensor at the end of its range
@@ -272,6 +275,9 @@ class ChemicalReactorEnv(IndustrialEnv):
     - Termination: emergency shutdown when a critical constraint is violated (``T > 350 K``,
       thermal runaway); ``info["shutdown_reason"]`` names it.
     - Truncation: after ``horizon`` steps (default 60, i.e. 26 min of process time).
+    - Success (``info["is_success"]`` on the ending step): Ca within 0.005 mol/L of its set-point on
+      each of the last 10 steps, and no emergency shutdown (a shutdown is never a success). The PI
+      baseline ends 0.003 mol/L away, the zero policy 0.007.
 
     ## Constraints
     ``temperature_high`` T <= 331 K (warning), ``thermal_runaway`` T <= 350 K (critical),
@@ -329,7 +335,10 @@ class IndustrialBenchmarkEnv(IndustrialEnv):
     ``v = g = h = 50``, then one zero-action step, as the original's constructor does.
 
     ## Episode End
-    Truncation after ``horizon`` steps (default 1000); the plant has no terminal state.
+    - Truncation: after ``horizon`` steps (default 1000); the plant has no terminal state.
+    - Success (``info["is_success"]`` on the ending step): the mean cost ``3 f + c`` over the last
+      100 steps is at most 200 (at ``p = 70`` the regulator baseline ends at 182-190, the zero
+      policy at 207-212).
 
     ## Constraints
     ``fatigue_high`` (``f <= 100``) and ``consumption_high`` (``c <= 550``), warnings, chosen so
@@ -434,6 +443,8 @@ class FourTankEnv(IndustrialEnv):
     - Termination: emergency shutdown when a tank overflows (level > 0.6 m, critical);
       ``info["shutdown_reason"]`` names the tank.
     - Truncation: after ``horizon`` steps (default 60, i.e. 1000 s of process time, 16.7 s per step).
+    - Success (``info["is_success"]`` on the ending step): h3 and h4 each within 0.02 m of their
+      set-points at the end of the episode, and no emergency shutdown.
 
     ## Constraints
     ``tank1_overflow`` ... ``tank4_overflow`` h <= 0.6 m (critical), ``tank1_low``/``tank2_low``
@@ -490,7 +501,9 @@ class PipelineEnv(IndustrialEnv):
     The whole channel at one flow drawn uniformly from [80, 120), no past actions, a random target.
 
     ## Episode End
-    Truncation after ``horizon`` steps (default 1000). No termination: no constraint is critical.
+    - Truncation: after ``horizon`` steps (default 1000). No termination: no constraint is critical.
+    - Success (``info["is_success"]`` on the ending step): the downstream flow within 5 of its
+      target at the end of the episode (a target switch in the last 20 steps cannot be met).
 
     ## Constraints
     ``gate_flow_min`` gate flow >= 0.1 and ``gate_flow_max`` gate flow <= 199.9 (the gate saturates,
@@ -553,6 +566,9 @@ class PowerGridEnv(IndustrialEnv):
     ## Episode End
     - Termination: emergency shutdown when |df1| or |df2| exceeds 0.5 Hz (``load_shedding_1/2``, critical).
     - Truncation: after ``horizon`` steps (default 300 = 5 min).
+    - Success (``info["is_success"]`` on the ending step): |df1| and |df2| within 0.02 Hz at the
+      end of the episode (nominal frequency restored: AGC's job, droop alone leaves an offset), and
+      no emergency shutdown.
 
     ## Constraints
     ``frequency_1/2`` |df| <= 0.2 Hz (warning), ``load_shedding_1/2`` |df| <= 0.5 Hz (critical),
@@ -626,6 +642,9 @@ class HVACEnv(IndustrialEnv):
     - Termination: emergency shutdown when a zone leaves 12-30 °C (``too_cold_zone_i`` /
       ``overheating_zone_i``, critical).
     - Truncation: after ``horizon`` steps (default 96 × ``days``).
+    - Success (``info["is_success"]`` on the ending step): every zone within 20-24 °C widened by
+      0.5 K on at least 0.9 of the occupied steps (an episode without occupied time counts as
+      kept), and no emergency shutdown.
 
     ## Constraints
     ``comfort_zone_1..3`` comfort deviation <= 0.5 K (warning), ``overheating_zone_1..3`` T <= 30 °C and

@@ -12,6 +12,7 @@
 //! Time in minutes. The agent sets the coolant temperature Tc; above about 304 K the reactor runs
 //! away thermally, which is what the safety constraints are about.
 
+use super::success::{window_start, Criterion};
 use super::{
     reject_unknown, take, take_number, Batching, Config, ConfigValue, ProcessModel, StepItem, Team,
 };
@@ -77,7 +78,22 @@ const TC_PREV: usize = 3; // coolant temperature applied the step before [K]
 const H: usize = 4; // integrator step-size memory [min]
 const CA_MEAS: usize = 5; // measured (possibly noisy) Ca
 const T_MEAS: usize = 6; // measured (possibly noisy) T
-const STATE_LEN: usize = 7;
+const MISSES: usize = 7; // steps of the success window with Ca outside the band (success memory)
+const STATE_LEN: usize = 8;
+
+/// Success: Ca within this distance of its set-point [mol/L] on every step of the window. The PI
+/// baseline ends its episodes within 0.003, the zero policy 0.007 away.
+pub const SUCCESS_BAND: f64 = 0.005;
+/// Success window: the episode's last steps [steps] (the last set-point's settled part).
+pub const SUCCESS_WINDOW: u32 = 10;
+/// The success criterion as the spec shows it.
+const SUCCESS: Criterion = Criterion {
+    description: "Ca within `band` of its set-point on each of the last `window` steps, no emergency shutdown",
+    parameters: &[
+        ("band", SUCCESS_BAND, "mol/L"),
+        ("window", SUCCESS_WINDOW as f64, "steps"),
+    ],
+};
 
 const OPTIONS: &[&str] = &["horizon", "setpoints", "x0_spread", "noise"];
 
@@ -212,6 +228,9 @@ impl ChemicalReactor {
         state[H] = h;
         self.measure(state, rng);
         let err = state[CA] - self.setpoint(t);
+        if t >= window_start(self.spec.horizon, SUCCESS_WINDOW) && err.abs() > SUCCESS_BAND {
+            state[MISSES] += 1.0;
+        }
         -R_SCALE * err * err
     }
 
@@ -302,6 +321,7 @@ impl ProcessModel for ChemicalReactor {
         state[TC] = TC_NOMINAL;
         state[TC_PREV] = TC_NOMINAL;
         state[H] = DT_MIN;
+        state[MISSES] = 0.0;
         self.measure(state, rng);
     }
 
@@ -341,11 +361,53 @@ impl ProcessModel for ChemicalReactor {
         out[1] = state[T];
         out[2] = state[TC];
     }
+
+    fn success(&self) -> Option<&Criterion> {
+        Some(&SUCCESS)
+    }
+
+    fn succeeded(&self, state: &[f64], _t: u32) -> bool {
+        state[MISSES] == 0.0
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Runs an episode whose Ca after step `t` is `ca(t)`, through the step's own bookkeeping.
+    fn episode_with(ca: impl Fn(u32) -> f64) -> (ChemicalReactor, Vec<f64>) {
+        let r = reactor();
+        let (mut s, mut rng) = (vec![0.0; STATE_LEN], Rng::from_seed(1));
+        r.reset(&mut s, &mut rng);
+        for t in 0..r.spec.horizon {
+            r.finish_step(&mut s, TC_NOMINAL, [ca(t), 330.0], DT_MIN, t, &mut rng);
+        }
+        (r, s)
+    }
+
+    #[test]
+    fn success_is_ca_in_the_band_over_the_last_steps() {
+        let h = reactor().spec.horizon;
+        let r = reactor();
+        // On the set-point from the window on (far off before it): a success.
+        let (m, s) = episode_with(|t| {
+            if t < h - SUCCESS_WINDOW {
+                0.5
+            } else {
+                r.setpoint(t) + 0.9 * SUCCESS_BAND
+            }
+        });
+        assert!(m.succeeded(&s, h));
+        // One step of the window outside the band: a failure.
+        let (m, s) = episode_with(|t| r.setpoint(t) + if t == h - 3 { 0.006 } else { 0.0 });
+        assert!(!m.succeeded(&s, h));
+        // A reset forgets the last episode's misses.
+        let mut s = s;
+        m.reset(&mut s, &mut Rng::from_seed(2));
+        assert!(m.succeeded(&s, 0));
+        assert_eq!(m.success().map(|c| c.parameter("band")), Some(SUCCESS_BAND));
+    }
 
     fn reactor() -> ChemicalReactor {
         ChemicalReactor::new(&mut Vec::new()).expect("default config is valid")

@@ -27,6 +27,7 @@
 //! ASHRAE Handbook Fundamentals (2017) ch. 1 (air properties), ch. 15-16 (glazing, ventilation)
 //! and ch. 18 (internal gains, Tables 1 and 11).
 
+use super::success::Criterion;
 use super::{reject_unknown, take_bool, take_number, Config, ProcessModel};
 use crate::errors::CoreError;
 use crate::rng::Rng;
@@ -154,7 +155,24 @@ const TM: usize = 3; // zone mass temperatures [degC] (3..6)
 const P: usize = 6; // power last applied per zone [kW] (6..9)
 const K: usize = 9; // steps since the episode started (the building's clock)
 const MEAS: usize = 10; // measured zone air temperatures (10..13)
-const STATE_LEN: usize = 13;
+const OCCUPIED_STEPS: usize = 13; // steps ending in occupied time (success memory)
+const COMFORT_STEPS: usize = 14; // of those, steps with every zone comfortable (success memory)
+const STATE_LEN: usize = 15;
+
+/// Success: the share of the episode's occupied steps that end with every zone inside the comfort
+/// band widened by the warnings' tolerance. The PI baseline keeps all of them, the zero policy
+/// none, the random one a third.
+pub const SUCCESS_COMFORT_SHARE: f64 = 0.9;
+/// The success criterion as the spec shows it.
+const SUCCESS: Criterion = Criterion {
+    description: "every zone within `comfort_low`-`comfort_high` widened by `tolerance` on at least `share` of the occupied steps (none occupied: kept), no emergency shutdown",
+    parameters: &[
+        ("share", SUCCESS_COMFORT_SHARE, "1"),
+        ("comfort_low", COMFORT.0, "degC"),
+        ("comfort_high", COMFORT.1, "degC"),
+        ("tolerance", COMFORT_TOLERANCE, "K"),
+    ],
+};
 
 const OPTIONS: &[&str] = &[
     "horizon",
@@ -647,6 +665,13 @@ impl ProcessModel for Hvac {
             .iter()
             .map(|&t| comfort_deviation(t, occupied).powi(2))
             .sum();
+        if occupied {
+            state[OCCUPIED_STEPS] += 1.0;
+            let comfortable = x[..ZONES]
+                .iter()
+                .all(|&t| comfort_deviation(t, true) <= COMFORT_TOLERANCE);
+            state[COMFORT_STEPS] += f64::from(u8::from(comfortable));
+        }
         -(ENERGY_WEIGHT * energy_cost(&p, exo.price) + COMFORT_WEIGHT * discomfort)
     }
 
@@ -680,7 +705,19 @@ impl ProcessModel for Hvac {
         out[N + ZONES + 1..N + 2 * ZONES + 1].copy_from_slice(p);
         out[N + 2 * ZONES + 1] = exo.t_out;
     }
+
+    fn success(&self) -> Option<&Criterion> {
+        Some(&SUCCESS)
+    }
+
+    fn succeeded(&self, state: &[f64], _t: u32) -> bool {
+        state[COMFORT_STEPS] >= SUCCESS_COMFORT_SHARE * state[OCCUPIED_STEPS]
+    }
 }
+
+#[cfg(test)]
+#[path = "hvac_success_tests.rs"]
+mod success_tests;
 
 #[cfg(test)]
 mod tests {

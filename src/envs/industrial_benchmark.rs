@@ -21,6 +21,7 @@
 
 use std::f64::consts::PI;
 
+use super::success::{window_start, Criterion};
 use super::{reject_unknown, take_bool, take_number, Config, ProcessModel};
 use crate::errors::CoreError;
 use crate::rng::Rng;
@@ -128,7 +129,23 @@ const INIT: usize = 30; // 1 until the operational cost buffer is first filled
 const P_STEPS: usize = 31; // length of the current setpoint segment
 const P_STEP: usize = 32; // steps taken in the current setpoint segment
 const P_CH: usize = 33; // setpoint change per step in the current segment
-const STATE_LEN: usize = 34;
+const WINDOW_COST: usize = 34; // sum of the cost over the success window so far (success memory)
+const STATE_LEN: usize = 35;
+
+/// Success: the mean cost `3 f + c` over the episode's last `SUCCESS_WINDOW` steps at most this.
+/// At set-point 70 the regulator baseline ends its 1000-step episodes at 182-190, the zero policy
+/// at 207-212, the random one at 194-890.
+pub const SUCCESS_MEAN_COST: f64 = 200.0;
+/// Success window: the episode's last steps [steps].
+pub const SUCCESS_WINDOW: u32 = 100;
+/// The success criterion as the spec shows it.
+const SUCCESS: Criterion = Criterion {
+    description: "mean cost 3 f + c over the last `window` steps at most `mean_cost`",
+    parameters: &[
+        ("mean_cost", SUCCESS_MEAN_COST, "1"),
+        ("window", SUCCESS_WINDOW as f64, "steps"),
+    ],
+};
 
 /// The registry id.
 pub const ID: &str = "IndustrialBenchmark-v0";
@@ -632,15 +649,19 @@ impl ProcessModel for IndustrialBenchmark {
         Self::define_new_sequence(state, rng);
         // The original's constructor ends with `self.step(np.zeros(3))`.
         self.step(state, &[0.0; 3], 0, rng);
+        state[WINDOW_COST] = 0.0;
     }
 
-    fn step(&self, state: &mut [f64], action: &[f64], _t: u32, rng: &mut Rng) -> f64 {
+    fn step(&self, state: &mut [f64], action: &[f64], t: u32, rng: &mut Rng) -> f64 {
         self.update_setpoint(state, rng);
         Self::add_action(state, action);
         self.update_fatigue(state, rng);
         Self::update_operational_cost(state);
         self.update_goldstone(state);
         Self::update_cost(state, rng);
+        if t >= window_start(self.spec.horizon, SUCCESS_WINDOW) {
+            state[WINDOW_COST] += state[COST];
+        }
         state[REWARD]
     }
 
@@ -655,7 +676,20 @@ impl ProcessModel for IndustrialBenchmark {
             *o = state[i];
         }
     }
+
+    fn success(&self) -> Option<&Criterion> {
+        Some(&SUCCESS)
+    }
+
+    fn succeeded(&self, state: &[f64], _t: u32) -> bool {
+        let window = SUCCESS_WINDOW.min(self.spec.horizon).max(1);
+        state[WINDOW_COST] / f64::from(window) <= SUCCESS_MEAN_COST
+    }
 }
+
+#[cfg(test)]
+#[path = "industrial_benchmark_success_tests.rs"]
+mod success_tests;
 
 #[cfg(test)]
 mod tests {

@@ -10,6 +10,7 @@ pub mod hvac;
 pub mod industrial_benchmark;
 pub mod pipeline;
 pub mod power_grid;
+pub mod success;
 
 use crate::errors::CoreError;
 use crate::rng::Rng;
@@ -113,6 +114,19 @@ pub trait ProcessModel: Send + Sync {
     /// Writes the current values of the spec's signals (states, the last physical action, derived
     /// quantities); the model keeps in `state` whatever it needs for them.
     fn signals(&self, state: &[f64], out: &mut [f64]);
+
+    /// The episode's success criterion (see [`success`]); every registered model declares one.
+    fn success(&self) -> Option<&success::Criterion> {
+        None
+    }
+
+    /// Whether the episode that has just reached its horizon after `t` steps, ending in `state`,
+    /// met the criterion of [`ProcessModel::success`]. Asked once per episode, never after an
+    /// emergency shutdown; reads `state` only.
+    fn succeeded(&self, state: &[f64], t: u32) -> bool {
+        let _ = (state, t);
+        false
+    }
 }
 
 /// Looks a key up in a config, removing it so unknown keys can be reported afterwards.
@@ -248,6 +262,14 @@ mod tests {
             let prefixed =
                 make(&format!("neorl_industrial/{id}"), Vec::new()).expect("prefixed id");
             assert_eq!(prefixed.spec().id, *id);
+        }
+        for id in IDS {
+            let model = make(id, Vec::new()).expect("default options are valid");
+            let c = model
+                .success()
+                .expect("every env declares its success criterion");
+            assert!(!c.description.is_empty() && !c.description.contains('\n'));
+            assert!(c.parameters.iter().all(|p| p.1.is_finite()), "{id}");
         }
         let err = make("Nope-v0", Vec::new())
             .err()

@@ -19,6 +19,7 @@
 //! `[flow, target, 25 past downstream flows, 25 past actions]`, newest first. The state is kept in
 //! `f64` (the original accumulates the gate flow in `float32`).
 
+use super::success::Criterion;
 use super::{reject_unknown, take_number, Config, ProcessModel};
 use crate::errors::CoreError;
 use crate::rng::Rng;
@@ -51,6 +52,15 @@ pub const SCORE_RANGE: (f64, f64) = (-296.0, 751.0);
 pub const SATURATION_MARGIN: f64 = 0.1;
 /// Largest acceptable downstream deviation from the target (held for 10 steps: see the spec).
 pub const DEVIATION_LIMIT: f64 = 60.0;
+/// Success: the downstream flow within this distance of its target at the episode's end. The
+/// Smith-predictor baseline ends on target (unless the target switched in the last 20 steps), the
+/// zero policy typically 30 away.
+pub const SUCCESS_TOLERANCE: f64 = 5.0;
+/// The success criterion as the spec shows it.
+const SUCCESS: Criterion = Criterion {
+    description: "downstream flow within `tolerance` of its target at the end of the episode",
+    parameters: &[("tolerance", SUCCESS_TOLERANCE, "1")],
+};
 
 // State layout.
 const GATE: usize = 0; // gate flow, the newest slug in the channel
@@ -285,12 +295,29 @@ impl ProcessModel for Pipeline {
         out[3] = state[GATE];
         out[4] = state[ACTION];
     }
+
+    fn success(&self) -> Option<&Criterion> {
+        Some(&SUCCESS)
+    }
+
+    fn succeeded(&self, state: &[f64], _t: u32) -> bool {
+        (downstream(state) - state[TARGET]).abs() <= SUCCESS_TOLERANCE
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::envs::ConfigValue;
+
+    #[test]
+    fn success_is_the_flow_on_target_at_the_end() {
+        let (p, mut s, _) = started(3);
+        s[PIPE + DELAY - 1] = s[TARGET] - 0.9 * SUCCESS_TOLERANCE;
+        assert!(p.succeeded(&s, HORIZON));
+        s[PIPE + DELAY - 1] = s[TARGET] + 1.1 * SUCCESS_TOLERANCE;
+        assert!(!p.succeeded(&s, HORIZON));
+    }
 
     fn pipeline() -> Pipeline {
         Pipeline::new(&mut Vec::new()).expect("default config is valid")

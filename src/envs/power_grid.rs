@@ -26,6 +26,7 @@
 //! set-points dPref. Step loads arrive at random steps in random areas. Primary (droop) control
 //! alone leaves a steady frequency error `df = -dPL / (B1 + B2)`; AGC must bring both ACEs to zero.
 
+use super::success::Criterion;
 use super::{reject_unknown, take, take_number, Config, ConfigValue, ProcessModel};
 use crate::errors::CoreError;
 use crate::integrate::{dopri5, Tolerance};
@@ -79,6 +80,15 @@ pub const FREQ_WARNING: f64 = 0.2;
 pub const FREQ_TRIP: f64 = 0.5;
 /// Tie-line deviation limit [p.u.] (scheduled interchange plus this is the line's secure rating).
 pub const TIE_LIMIT: f64 = 0.1;
+/// Success: both areas' frequency deviations within this band at the episode's end [Hz]: the
+/// nominal frequency restored, which is AGC's job (the governors' droop alone leaves an offset of
+/// the load step over the area's frequency response; the AGC baseline ends within 1e-5 Hz).
+pub const SUCCESS_BAND_HZ: f64 = 0.02;
+/// The success criterion as the spec shows it.
+const SUCCESS: Criterion = Criterion {
+    description: "both areas' frequency deviations within `band` at the end of the episode (nominal frequency restored), no emergency shutdown",
+    parameters: &[("band", SUCCESS_BAND_HZ, "Hz")],
+};
 /// Largest AGC set-point change per step before a ramp warning [p.u. per s].
 pub const RAMP_LIMIT: f64 = 0.02;
 
@@ -396,11 +406,31 @@ impl ProcessModel for PowerGrid {
         ];
         out.copy_from_slice(&values);
     }
+
+    fn success(&self) -> Option<&Criterion> {
+        Some(&SUCCESS)
+    }
+
+    fn succeeded(&self, state: &[f64], _t: u32) -> bool {
+        state[DF1].abs() <= SUCCESS_BAND_HZ && state[DF2].abs() <= SUCCESS_BAND_HZ
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn success_is_both_frequencies_restored_at_the_end() {
+        let g = PowerGrid::new(&mut Vec::new()).expect("default config is valid");
+        let mut s = vec![0.0; STATE_LEN];
+        g.reset(&mut s, &mut Rng::from_seed(0));
+        s[DF1] = -0.9 * SUCCESS_BAND_HZ;
+        s[DF2] = 0.5 * SUCCESS_BAND_HZ;
+        assert!(g.succeeded(&s, HORIZON));
+        s[DF2] = -1.5 * SUCCESS_BAND_HZ;
+        assert!(!g.succeeded(&s, HORIZON));
+    }
 
     fn grid(options: &[(&str, ConfigValue)]) -> PowerGrid {
         let mut c: Config = options

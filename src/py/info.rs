@@ -6,15 +6,17 @@
 //! `shutdown_reason`) cover the envs that stepped; the readings (`constraints`, `margins`,
 //! `violations`) cover every env. With same-step autoreset, the envs that ended and reset within
 //! the step report their reset readings, and what they ended with goes to `final_obs` and
-//! `final_info` (masked by `_final_obs` / `_final_info`). The single env's info is the same keys
-//! with plain values.
+//! `final_info` (masked by `_final_obs` / `_final_info`). `is_success` (masked by `_is_success`)
+//! covers the envs whose episode ended in the step, and is absent when none did: Stable-Baselines3
+//! reads it from the ending step's info (with same-step autoreset, from `final_info`). The single
+//! env's info is the same keys with plain values, `is_success` on the ending step only.
 
 use numpy::{Element, PyArray1};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString, PyTuple};
 
 use crate::py::convert;
-use crate::vector::{Columns, Readings, StepOut};
+use crate::vector::{Columns, Readings, Row, StepOut};
 
 /// Interned info keys and the batch's constraint names.
 pub struct InfoKeys {
@@ -33,6 +35,8 @@ pub struct InfoKeys {
     pub shutdown: Py<PyString>,
     final_obs: Py<PyString>,
     final_info: Py<PyString>,
+    /// `is_success` and its mask `_is_success`.
+    success: [Py<PyString>; 2],
     /// `_<key>` of the keys above, in the same order.
     masks: [Py<PyString>; 10],
 }
@@ -80,6 +84,7 @@ impl InfoKeys {
             shutdown: k("shutdown_reason"),
             final_obs: k("final_obs"),
             final_info: k("final_info"),
+            success: ["is_success", "_is_success"].map(k),
             masks: [
                 "_action",
                 "_constraints",
@@ -218,6 +223,7 @@ impl InfoKeys {
         for m in [m_action, m_clipped, m_cost, m_shield] {
             info.set_item(m.bind(py), PyArray1::from_slice(py, mask))?;
         }
+        self.put_success(py, info, c, mask)?;
         self.put_shutdown(py, info, &c.shutdown, mask)
     }
 
@@ -250,7 +256,30 @@ impl InfoKeys {
         for m in [m_action, m_clipped, m_cost, m_shield] {
             info.set_item(m.bind(py), PyArray1::from_slice(py, &c.stepped))?;
         }
+        self.put_success(py, info, c, &c.stepped)?;
         self.put_shutdown(py, info, &c.shutdown, &c.stepped)
+    }
+
+    /// `is_success` of the envs in `mask` whose episode ended in the step, masked by
+    /// `_is_success`; nothing when none ended.
+    fn put_success(
+        &self,
+        py: Python<'_>,
+        info: &Bound<'_, PyDict>,
+        c: &Columns,
+        mask: &[bool],
+    ) -> PyResult<()> {
+        let ended = |i: usize| mask[i] && (c.terminated[i] || c.truncated[i]);
+        let n = mask.len();
+        if !(0..n).any(ended) {
+            return Ok(());
+        }
+        let values: Vec<bool> = (0..n).map(|i| ended(i) && c.success[i]).collect();
+        let [key, key_mask] = &self.success;
+        info.set_item(key.bind(py), PyArray1::from_vec(py, values))?;
+        let ended: Vec<bool> = (0..n).map(ended).collect();
+        info.set_item(key_mask.bind(py), PyArray1::from_vec(py, ended))?;
+        Ok(())
     }
 
     /// `shutdown_reason`: the critical constraint's name where an env in `mask` shut down.
@@ -338,6 +367,20 @@ impl InfoKeys {
         info.set_item(self.constraints.bind(py), values)?;
         info.set_item(self.margins.bind(py), margins)?;
         info.set_item(self.violations.bind(py), active)?;
+        Ok(())
+    }
+
+    /// A single env's end-of-step entries: `shutdown_reason` after an emergency shutdown, and
+    /// `is_success` when the step ended the episode.
+    pub fn single_end(&self, py: Python<'_>, info: &Bound<'_, PyDict>, r: &Row) -> PyResult<()> {
+        if let Some(i) = r.shutdown {
+            if let Some(name) = self.names.get(usize::from(i)) {
+                info.set_item(self.shutdown.bind(py), name.bind(py))?;
+            }
+        }
+        if r.terminated || r.truncated {
+            info.set_item(self.success[0].bind(py), r.success)?;
+        }
         Ok(())
     }
 

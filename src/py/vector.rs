@@ -7,6 +7,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 
 use crate::envs;
+use crate::envs::success::Criterion;
 use crate::errors::CoreError;
 use crate::py::convert;
 use crate::py::events::events_columns;
@@ -50,6 +51,20 @@ fn variables<'py>(py: Python<'py>, vars: &[Variable]) -> PyResult<Bound<'py, PyL
         list.append(d)?;
     }
     Ok(list)
+}
+
+/// A success criterion as the spec shows it: ``description``, ``parameters`` (name to value) and
+/// ``units`` (name to unit).
+fn success_entry<'py>(py: Python<'py>, c: &Criterion) -> PyResult<Bound<'py, PyDict>> {
+    let (e, values, units) = (PyDict::new(py), PyDict::new(py), PyDict::new(py));
+    for &(name, value, unit) in c.parameters {
+        values.set_item(name, value)?;
+        units.set_item(name, unit)?;
+    }
+    e.set_item("description", c.description)?;
+    e.set_item("parameters", values)?;
+    e.set_item("units", units)?;
+    Ok(e)
 }
 
 #[pymethods]
@@ -167,7 +182,7 @@ impl CoreVecEnv {
     }
 
     /// The environment's spec as a dict (id, name and version, variables with units and bounds,
-    /// dt, horizon, and the constraints in force).
+    /// dt, horizon, the constraints in force, and the episode's success criterion).
     fn spec<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let s = self.core.model().spec();
         let d = PyDict::new(py);
@@ -228,6 +243,9 @@ impl CoreVecEnv {
             cons.append(e)?;
         }
         d.set_item("constraints", cons)?;
+        if let Some(c) = self.core.model().success() {
+            d.set_item("success", success_entry(py, c)?)?;
+        }
         Ok(d)
     }
 
@@ -480,10 +498,7 @@ impl CoreVecEnv {
         self.info
             .single_step(py, &info, (action, r.clipped, r.cost, r.shielded))?;
         self.info.single_readings(py, &info, &out.readings)?;
-        if let Some(i) = r.shutdown {
-            let reason = self.info.names[usize::from(i)].bind(py);
-            info.set_item(self.info.shutdown.bind(py), reason)?;
-        }
+        self.info.single_end(py, &info, &r)?;
         (
             PyArray1::from_slice(py, &out.obs),
             r.reward,

@@ -310,6 +310,8 @@ impl Ctx<'_> {
         let terminated = o.shutdown.is_some();
         let truncated = !terminated && slot.elapsed >= self.frame.horizon;
         let done = terminated || truncated;
+        // Judged once per episode, at its horizon: a shutdown is never a success.
+        let success = truncated && self.model.succeeded(state, slot.elapsed);
         e.results[j] = Row {
             reward,
             cost: o.cost,
@@ -321,6 +323,7 @@ impl Ctx<'_> {
             shutdown: o.shutdown,
             reset_in_step: false,
             episode_return: if done { slot.ret } else { 0.0 },
+            success,
         };
         slot.done = done;
         if done {

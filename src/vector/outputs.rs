@@ -100,6 +100,8 @@ columns! {
     reset_in_step: bool = false, from r => r.reset_in_step;
     /// Return of the episode that ended in the step.
     episode_return: f64 = 0.0, from r => r.episode_return;
+    /// Ended in the step and met the success criterion.
+    success: bool = false, from r => r.success;
 }
 
 impl Columns {
@@ -116,6 +118,7 @@ impl Columns {
             shutdown: u16::try_from(self.shutdown[i]).ok(),
             reset_in_step: self.reset_in_step[i],
             episode_return: self.episode_return[i],
+            success: self.success[i],
         }
     }
 }
@@ -178,6 +181,7 @@ impl StepOut {
             shielded: &c.shielded,
             reset_in_step: &c.reset_in_step,
             episode_return: &c.episode_return,
+            success: &c.success,
             active: &self.readings.active,
             final_active: &self.final_readings.active,
             events: &self.events,
