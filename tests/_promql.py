@@ -24,6 +24,8 @@ METRICS: dict[str, tuple[str, frozenset[str]]] = {
         ("episode_reward", "histogram", []),
         ("actions_computed_total", "counter", []),
         ("episodes_total", "counter", ["env"]),
+        ("episode_outcomes_total", "counter", ["env", "outcome"]),
+        ("episode_reward_by_env", "histogram", ["env"]),
         ("env_steps_total", "counter", ["env"]),
         ("step_latency_seconds", "histogram", ["env"]),
         ("safety_response_time_seconds", "histogram", []),

@@ -34,6 +34,10 @@ pub struct Builtins {
     pub shield_interventions: Arc<MetricFamily>,
     /// `episodes_total{env}`.
     pub episodes: Arc<MetricFamily>,
+    /// `episode_outcomes_total{env,outcome}`.
+    pub episode_outcomes: Arc<MetricFamily>,
+    /// `episode_reward_by_env{env}`.
+    pub episode_reward_by_env: Arc<MetricFamily>,
     /// `env_steps_total{env}`.
     pub env_steps: Arc<MetricFamily>,
     /// `step_latency_seconds{env}`.
@@ -87,7 +91,7 @@ const fn def(
 use Kind::{Counter, Gauge, Histogram as Hist};
 
 /// The built-in families, in exposition order.
-const FAMILIES: [Def; 15] = [
+const FAMILIES: [Def; 17] = [
     def(
         Gauge,
         "neorl_industrial_build_info",
@@ -194,6 +198,22 @@ const FAMILIES: [Def; 15] = [
     ),
     def(
         Counter,
+        "episode_outcomes_total",
+        "Finished episodes by environment and outcome: success (met the environment's success criterion), failure (did not, without a shutdown), shutdown (ended by an emergency shutdown).",
+        &["env", "outcome"],
+        &[],
+        false,
+    ),
+    def(
+        Hist,
+        "episode_reward_by_env",
+        "Return of each finished episode, by environment (the buckets of episode_reward).",
+        &["env"],
+        &REWARD_BUCKETS,
+        false,
+    ),
+    def(
+        Counter,
         "env_steps_total",
         "Environment transitions, by environment.",
         &["env"],
@@ -291,6 +311,8 @@ impl Builtins {
             human_interventions: by_name("human_interventions_total")?,
             shield_interventions: by_name("shield_interventions_total")?,
             episodes: by_name("episodes_total")?,
+            episode_outcomes: by_name("episode_outcomes_total")?,
+            episode_reward_by_env: by_name("episode_reward_by_env")?,
             env_steps: by_name("env_steps_total")?,
             step_latency: by_name("step_latency_seconds")?,
             all,

@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use prometheus_client::metrics::histogram::Histogram;
 
+use super::builtins::Builtins;
 use super::clock::unix_now;
+use super::dynamic::AnyChild;
 use super::health::{HealthState, SafetyState};
 use super::logging::{self, SafetyEvent};
 use super::types::{CounterF, GaugeF};
@@ -30,6 +32,34 @@ pub struct BatchRecord<'a> {
     pub response_seconds: &'a [f64],
 }
 
+/// The outcomes an episode ends with, as `episode_outcomes_total`'s `outcome` label: every
+/// finished episode is exactly one of them.
+pub const OUTCOMES: [&str; 3] = ["success", "failure", "shutdown"];
+
+/// One batch's per-env episode series: `episode_outcomes_total{env,outcome}` (every outcome's
+/// series created, at 0, with the batch) and `episode_reward_by_env{env}`.
+#[derive(Debug)]
+pub struct Outcomes {
+    /// By [`OUTCOMES`] index.
+    counts: [CounterF; 3],
+    reward: Histogram,
+}
+
+impl Outcomes {
+    /// The series of env `env_id` in the built-in families `b`.
+    pub fn new(b: &Builtins, env_id: &str) -> Self {
+        let counts = OUTCOMES.map(|o| match b.episode_outcomes.child(&[env_id, o]) {
+            Ok((AnyChild::Counter(c), _)) => c,
+            _ => CounterF::default(),
+        });
+        let reward = match b.episode_reward_by_env.child(&[env_id]) {
+            Ok((AnyChild::Histogram(h), _)) => h,
+            _ => Histogram::new([1.0]),
+        };
+        Self { counts, reward }
+    }
+}
+
 /// The series one env batch updates (labelled by its env id and constraints).
 #[derive(Debug)]
 pub struct EnvMetrics {
@@ -44,6 +74,7 @@ pub struct EnvMetrics {
     pub(crate) violations: Vec<CounterF>,
     pub(crate) shutdowns: Vec<CounterF>,
     pub(crate) reward: Histogram,
+    pub(crate) outcomes: Outcomes,
     pub(crate) response: Histogram,
     pub(crate) last_violation: GaugeF,
     pub(crate) active: GaugeF,
@@ -83,6 +114,7 @@ impl EnvMetrics {
             self.episodes.inc_by(rec.episode_returns.len() as f64);
             for &r in rec.episode_returns {
                 self.reward.observe(r);
+                self.outcomes.reward.observe(r);
             }
         }
         self.step_latency.observe(rec.step_seconds);
@@ -106,6 +138,15 @@ impl EnvMetrics {
         }
         if violated {
             self.last_violation.set(unix_now());
+        }
+    }
+
+    /// Counts finished episodes by outcome: `[success, failure, shutdown]` (see [`OUTCOMES`]).
+    pub fn record_outcomes(&self, counts: [u64; 3]) {
+        for (c, n) in self.outcomes.counts.iter().zip(counts) {
+            if n > 0 {
+                c.inc_by(n as f64);
+            }
         }
     }
 

@@ -350,6 +350,7 @@ impl Registry {
                 .map(|k| counter(&b.emergency_shutdowns, &[name(k)]))
                 .collect(),
             reward: b.episode_reward.clone(),
+            outcomes: super::env_metrics::Outcomes::new(b, env_id),
             response: b.safety_response.clone(),
             last_violation: b.last_violation.clone(),
             active: b.active_environments.clone(),

@@ -47,10 +47,23 @@ impl EnvMetrics {
         self.log_events(events, violations, shutdowns, constraints);
         let ended = view.terminated.iter().zip(view.truncated);
         let returns: Vec<f64> = ended
+            .clone()
             .zip(view.episode_return)
             .filter(|((&a, &b), _)| a || b)
             .map(|(_, &r)| r)
             .collect();
+        if !returns.is_empty() {
+            // [success, failure, shutdown]: a shutdown is never a success.
+            let mut outcomes = [0u64; 3];
+            for ((&terminated, &truncated), &success) in ended.zip(view.success) {
+                if terminated {
+                    outcomes[2] += 1;
+                } else if truncated {
+                    outcomes[usize::from(!success)] += 1;
+                }
+            }
+            self.record_outcomes(outcomes);
+        }
         let count = |flags: &[bool]| flags.iter().map(|&f| u64::from(f)).sum::<u64>();
         self.record_batch(&BatchRecord {
             env_steps: count(view.stepped),

@@ -21,6 +21,8 @@ mod totals;
 #[cfg(test)]
 mod safety_tests;
 #[cfg(test)]
+mod success_tests;
+#[cfg(test)]
 mod tests;
 
 use std::time::{SystemTime, UNIX_EPOCH};
