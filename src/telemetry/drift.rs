@@ -95,7 +95,7 @@ impl FeatureProfile {
             )));
         }
         let total: f64 = shares.iter().sum();
-        if shares.iter().any(|s| !s.is_finite() || *s < 0.0) || !(total > 0.0) {
+        if shares.iter().any(|s| !s.is_finite() || *s < 0.0) || total <= 0.0 {
             return Err(bad(
                 "shares must be finite, non-negative and not all 0".into()
             ));
