@@ -278,3 +278,27 @@ def test_same_seed_same_infos(mode: str) -> None:
     first = run()
     assert first == run()
     assert any(s for *_, s in first)
+
+
+def test_the_success_memory_survives_pickling() -> None:
+    # HVAC counts comfortable occupied steps over the whole episode: a cold morning (no heating)
+    # taken through a pickle still counts against the day when the copy heats all afternoon.
+    import pickle
+
+    env = ni.make("HVAC-v0", metrics=False)
+    obs, _ = env.reset(seed=1)
+    for _ in range(48):  # midnight to noon, no heating
+        obs, *_ = env.step(np.zeros(3, np.float32))
+    copy = pickle.loads(pickle.dumps(env))
+    fresh = ni.make("HVAC-v0", metrics=False)
+    start, _ = fresh.reset(seed=1)
+    ends = []
+    for e, o in ((env, obs), (copy, obs), (fresh, start)):
+        while True:
+            heat = np.clip(0.5 * (21.0 - o[:3]) / 2.5, -1.0, 1.0).astype(np.float32)
+            o, _, term, trunc, info = e.step(heat)
+            if term or trunc:
+                ends.append(info["is_success"])
+                break
+    # The original and its copy remember the morning; the env heated from the start has none.
+    assert ends == [False, False, True]
