@@ -28,6 +28,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<py::vector::SafetyTotals>()?;
     m.add_class::<py::safety::PyAuditTrail>()?;
     m.add_class::<py::safety::PyMonitor>()?;
+    m.add_class::<py::drift::CoreDrift>()?;
     m.add_function(wrap_pyfunction!(py::vector::env_ids, m)?)?;
     m.add("EVENT_KINDS", py::events::EVENT_KINDS.to_vec())?;
     m.add("MAX_ENVS", vector::MAX_ENVS)?;

@@ -373,6 +373,8 @@ def _serve_until(args: argparse.Namespace, stopped: Callable[[], str | None], hu
             audit_log=trail,
             shield=args.shield,
             constraints=args.constraints,
+            drift_profile=args.drift_profile,
+            drift_window=args.drift_window,
         )
         if args.admin:
             server.attach_control(service.handle_control)
@@ -525,6 +527,13 @@ def _parser() -> argparse.ArgumentParser:
         "--web-config", metavar="FILE", default=None, help="exporter-toolkit web config (TLS, basic auth)"
     )
     v.add_argument("--seed", type=_seed, default=0)
+    v.add_argument(
+        "--drift-profile",
+        metavar="FILE",
+        default=None,
+        help="watch drift against this reference profile (JSON)",
+    )
+    v.add_argument("--drift-window", type=_positive, default=600, help="batch steps in the drift window")
     v.add_argument(
         "--admin",
         action="store_true",

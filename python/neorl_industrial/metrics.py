@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ContextDecorator
 from typing import Any, TypeVar
@@ -48,6 +49,7 @@ CONTENT_TYPE_LATEST = "text/plain; version=0.0.4; charset=utf-8"
 CONTENT_TYPE_OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 
 F = TypeVar("F", bound=Callable[..., Any])
+_Families = TypeVar("_Families")
 
 
 class Registry:
@@ -117,6 +119,19 @@ class Registry:
 
 
 REGISTRY = Registry(_core_registry=_core.MetricsRegistry.default_registry())
+
+_SHARED: weakref.WeakKeyDictionary[Registry, dict[type, Any]] = weakref.WeakKeyDictionary()
+
+
+def shared_families(kind: type[_Families], registry: Registry) -> _Families:
+    """One ``kind(registry)`` per registry: the families a module registers once and every user of
+    that registry shares (registering a name twice is an error)."""
+    made = _SHARED.setdefault(registry, {})
+    if kind not in made:
+        made[kind] = kind(registry)  # type: ignore[call-arg]
+    return made[kind]  # type: ignore[no-any-return]
+
+
 """The process-wide registry: environments record here unless given another."""
 
 

@@ -40,7 +40,6 @@ import logging
 import os
 import threading
 import time
-import weakref
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -50,9 +49,11 @@ import numpy as np
 
 from . import make_vec
 from ._policy_files import LoadedPolicy, PolicyOutputError, check_actions, load_policy
+from ._profile import load_profile
+from .drift import DriftMonitor
 from .envs import restore_snapshot
 from .exceptions import ConfigError, InvalidActionError
-from .metrics import REGISTRY, Counter, Gauge, Histogram, Registry, _core_of
+from .metrics import REGISTRY, Counter, Gauge, Histogram, Registry, _core_of, shared_families
 from .safety import AuditTrail
 
 __all__ = ["PolicyService", "INTERVENTIONS", "ON_POLICY_ERROR"]
@@ -67,8 +68,6 @@ CONTROL_TIMEOUT = 120.0
 
 class _Metrics:
     """The serving families of one registry (made once per registry, shared by its services)."""
-
-    _made: weakref.WeakKeyDictionary[Registry, _Metrics] = weakref.WeakKeyDictionary()
 
     def __init__(self, registry: Registry) -> None:
         r = registry
@@ -119,13 +118,6 @@ class _Metrics:
                 self.would_violate.labels(c["constraint_type"], c["severity"])
             self.would_violate.labels("action_range", "warning")
 
-    @classmethod
-    def of(cls, registry: Registry) -> _Metrics:
-        made = cls._made.get(registry)
-        if made is None:
-            made = cls._made[registry] = cls(registry)
-        return made
-
 
 class PolicyService:
     """A policy serving a fleet of ``num_envs`` envs of ``env_id`` under monitoring.
@@ -140,6 +132,10 @@ class PolicyService:
         seed: Seeds the fleet (and the built-in random policy).
         audit_log: A path or :class:`~neorl_industrial.safety.AuditTrail` for every event.
         registry: Where metrics and health go (default: the process-wide registry).
+        drift_profile: A reference profile (a dict, or a file from
+            :func:`~neorl_industrial.datasets.save_profile`): the fleet's observations, actions
+            and rewards are watched against it over ``drift_window`` batch steps
+            (:class:`~neorl_industrial.drift.DriftMonitor`).
         shield, constraints, env_options: As for :func:`~neorl_industrial.make_vec`.
 
     Raises:
@@ -161,6 +157,8 @@ class PolicyService:
         registry: Registry | None = None,
         shield: str | None = None,
         constraints: Any = None,
+        drift_profile: str | os.PathLike[str] | dict[str, Any] | None = None,
+        drift_window: int = 600,
         **env_options: Any,
     ) -> None:
         if on_policy_error not in ON_POLICY_ERROR:
@@ -169,7 +167,7 @@ class PolicyService:
             )
         self.registry = registry if registry is not None else REGISTRY
         self._core = _core_of(self.registry)
-        self._metrics = _Metrics.of(self.registry)
+        self._metrics = shared_families(_Metrics, self.registry)
         self.on_policy_error = on_policy_error
         self._seed = seed
         self._own_trail = isinstance(audit_log, (str, os.PathLike))
@@ -211,6 +209,10 @@ class PolicyService:
                 **env_options,
             )
             self._twin.reset(seed=seed)
+        self.drift: DriftMonitor | None = None
+        if drift_profile is not None:
+            prof = drift_profile if isinstance(drift_profile, dict) else load_profile(drift_profile)
+            self.drift = DriftMonitor(prof, self.envs.core_spec, drift_window, self.registry)
         self._constraint_of = {c["name"]: c for c in self.envs.core_spec["constraints"]}
         self._metrics.zero(self.envs.core_spec["constraints"], self.shadow is not None)
         self.batches = 0
@@ -490,7 +492,7 @@ class PolicyService:
         if self.shadow is not None:
             self._shadow(actions, self.envs._core.snapshot())
         try:
-            obs, _, term, trunc, _ = self.envs.step(actions)
+            obs, reward, term, trunc, _ = self.envs.step(actions)
         except InvalidActionError as e:
             if seconds is None:
                 raise
@@ -498,10 +500,12 @@ class PolicyService:
             if self.stopped is not None:
                 return False
             actions, seconds = self.safe_action, None
-            obs, _, term, trunc, _ = self.envs.step(actions)
+            obs, reward, term, trunc, _ = self.envs.step(actions)
         if seconds is not None:
             self._served(seconds)
         self.last_actions = actions
+        if self.drift is not None:
+            self.drift.observe(self.obs, actions, reward)
         if self.policy.episode_end is not None and (done := term | trunc).any():
             self.policy.episode_end(done)
         self.obs = obs
