@@ -48,6 +48,8 @@ METRICS: dict[str, tuple[str, frozenset[str]]] = {
         ("shadow_would_violate_total", "counter", ["constraint_type", "severity"]),
         ("shadow_inference_latency_seconds", "histogram", []),
         ("shadow_errors_total", "counter", ["kind"]),
+        ("feature_drift", "gauge", ["env", "source", "feature"]),
+        ("feature_drift_wasserstein", "gauge", ["env", "source", "feature"]),
     ]
 }
 
