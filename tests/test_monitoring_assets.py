@@ -44,7 +44,7 @@ ALERT_GROUPS = {
     "safety_alerts": {"SafetyViolationRate", "EmergencyShutdown", "CriticalConstraintViolation"},
     "performance_alerts": {"HighInferenceLatency", "LowThroughput", "HighStepLatency"},
     "system_alerts": {"HighMemoryUsage", "ServiceDown", "MetricCardinalityOverflow", "AuditEventsDropped"},
-    "serving_alerts": {"PolicyErrors", "ModelReloadFailed", "ShadowWouldViolate"},
+    "serving_alerts": {"PolicyErrors", "ModelReloadFailed", "ShadowWouldViolate", "ModelDrift"},
 }
 RUNBOOK_FILES = [
     "safety-violation-response.md",
@@ -110,7 +110,7 @@ def test_promtool_parse_check_rejects_a_broken_expression(tmp_path: Path) -> Non
 
 def test_expressions_cover_rules_dashboards_and_runbooks() -> None:
     where = [w for w, _ in EXPRESSIONS]
-    assert sum(w.startswith("rule ") for w in where) == 13
+    assert sum(w.startswith("rule ") for w in where) == 14
     assert sum(".json / " in w for w in where) >= 40
     assert sum(".md / " in w for w in where) >= 20
 
@@ -222,7 +222,7 @@ def test_app_and_safety_targets_share_service_and_instance() -> None:
 def test_rules_are_valid() -> None:
     res = run(tool("promtool"), "check", "rules", str(RULES))
     assert res.returncode == 0, res.stdout + res.stderr
-    assert "SUCCESS: 13 rules found" in res.stdout
+    assert "SUCCESS: 14 rules found" in res.stdout
 
 
 def test_alert_groups_hold_the_contracted_alerts() -> None:
@@ -716,7 +716,7 @@ def test_k8s_prometheus_configmap_is_valid_and_carries_the_shipped_rules(tmp_pat
         (tmp_path / key).write_text(text)
     res = run(tool("promtool"), "check", "config", str(tmp_path / "prometheus.yml"))
     assert res.returncode == 0, res.stdout + res.stderr
-    assert "SUCCESS: 13 rules found" in res.stdout
+    assert "SUCCESS: 14 rules found" in res.stdout
     k8s_jobs = scrape_jobs(yaml.safe_load(data["prometheus.yml"]))
     for name, job in scrape_jobs(load(PROMETHEUS_YML)).items():
         assert k8s_jobs[name].get("metrics_path") == job.get("metrics_path"), name

@@ -53,7 +53,8 @@ ON_FIRST_EVENT = {"metric_label_overflow_total"}
 NOT_SAFETY = {"env_steps_total", "episodes_total", "step_latency_seconds_bucket", "inference_latency_seconds_bucket",
               "actions_computed_total", "episode_reward_bucket", "active_environments", "process_resident_memory_bytes",
               "model_info", "policy_errors_total", "model_reloads_total", "shadow_action_divergence_bucket",
-              "shadow_would_violate_total", "shadow_inference_latency_seconds_bucket", "shadow_errors_total"}  # fmt: skip
+              "shadow_would_violate_total", "shadow_inference_latency_seconds_bucket", "shadow_errors_total",
+              "feature_drift", "feature_drift_wasserstein"}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -104,9 +105,15 @@ def hot_fleet(handle: Any) -> Iterator[dict[str, int]]:
 
 @pytest.fixture(scope="module")
 def service(handle: Any) -> Iterator[PolicyService]:
-    """A policy served on the process-wide registry (the exporter's), with a shadow, as `serve` runs
-    it: the serving families exist on a registry once a service has started on it."""
-    with PolicyService("ChemicalReactor-v0", "pid", num_envs=4, shadow_policy="zero") as s:
+    """A policy served on the process-wide registry (the exporter's), with a shadow and a drift
+    profile, as `serve` runs it: the serving families exist on a registry once a service has started
+    on it."""
+    from neorl_industrial import datasets
+
+    data = datasets.generate("ChemicalReactor-v0", "expert", n_transitions=400, seed=0, num_envs=4, progress=False)
+    with PolicyService(
+        "ChemicalReactor-v0", "pid", num_envs=4, shadow_policy="zero", drift_profile=datasets.profile(data)
+    ) as s:
         for _ in range(3):
             assert s.step()
         yield s
