@@ -114,6 +114,8 @@ def test_log_lines_and_audit_events_of_an_env_join_on_their_shared_fields(
         "severity",
         "current_value",
         "limit",
+        "episode_id",
+        "incident_id",
     )
     audit_keys = sorted(tuple(e[k] for k in shared) for e in opened)
     log_keys = sorted(tuple(getattr(r, k) for k in shared) for r in logged)
@@ -121,8 +123,8 @@ def test_log_lines_and_audit_events_of_an_env_join_on_their_shared_fields(
     shutdowns = safety_records(caplog, "emergency shutdown")
     down = [e for e in events if e["event"] == "emergency_shutdown"]
     assert len(shutdowns) == len(down) > 0
-    assert sorted((r.env_id, r.env_index, r.reason, r.run_id) for r in shutdowns) == sorted(  # type: ignore[attr-defined]
-        (e["env_id"], e["env_index"], e["constraint"], e["run_id"]) for e in down
+    assert sorted((r.env_id, r.env_index, r.reason, r.run_id, r.episode_id, r.incident_id) for r in shutdowns) == sorted(  # type: ignore[attr-defined]
+        (e["env_id"], e["env_index"], e["constraint"], e["run_id"], e["episode_id"], e["incident_id"]) for e in down
     )
 
 

@@ -235,25 +235,25 @@ impl EnvMetrics {
     pub fn log_violation_passed(
         &self,
         k: usize,
-        env_index: usize,
-        current_value: f64,
-        limit: f64,
+        (env_index, current_value, limit): (usize, f64, f64),
         id: u64,
+        at: logging::Correlation,
     ) {
         let id = logging::violation_id_text(id);
-        logging::safety_violation_passed(&self.violation(k, env_index, current_value, limit, &id));
+        let event = self.violation(k, env_index, current_value, limit, &id);
+        logging::safety_violation_passed_in(&event, at);
     }
 
     /// Logs an emergency shutdown by constraint `k`, already let through by
-    /// [`EnvMetrics::shutdowns_passing`].
-    pub fn log_shutdown_passed(&self, k: usize, env_index: usize, current_value: f64, limit: f64) {
-        logging::emergency_shutdown_passed(
-            &self.env_id,
-            Some(env_index),
-            self.name(k),
-            current_value,
-            limit,
-        );
+    /// [`EnvMetrics::shutdowns_passing`], with its episode and incident.
+    pub fn log_shutdown_passed(
+        &self,
+        k: usize,
+        (env_index, current_value, limit): (usize, f64, f64),
+        at: logging::Correlation,
+    ) {
+        let env = (self.env_id.as_str(), Some(env_index));
+        logging::emergency_shutdown_passed_in(env, self.name(k), current_value, limit, at);
     }
 
     fn name(&self, k: usize) -> &str {

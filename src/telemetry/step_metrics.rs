@@ -6,6 +6,7 @@ use crate::safety::{ConstraintSet, EventKind, SafetyEvent};
 use crate::step::StepView;
 
 use super::env_metrics::{BatchRecord, EnvMetrics};
+use super::logging;
 
 impl EnvMetrics {
     /// Records a finished batch step that took `seconds`; `constraints` are the batch's (for the
@@ -106,17 +107,21 @@ impl EnvMetrics {
                 continue;
             };
             let limit = || constraints.constraints[c].limit_near(e.value);
+            let at = logging::Correlation {
+                episode: Some(e.episode),
+                incident: Some(e.alarm.incident),
+            };
             match e.kind {
                 EventKind::IncidentOpened => {
                     id += 1;
                     if v_pass[c] > 0 {
                         v_pass[c] -= 1;
-                        self.log_violation_passed(c, e.env, e.value, limit(), id);
+                        self.log_violation_passed(c, (e.env, e.value, limit()), id, at);
                     }
                 }
                 EventKind::EmergencyShutdown if s_pass[c] > 0 => {
                     s_pass[c] -= 1;
-                    self.log_shutdown_passed(c, e.env, e.value, limit());
+                    self.log_shutdown_passed(c, (e.env, e.value, limit()), at);
                 }
                 _ => {}
             }
