@@ -77,6 +77,11 @@ def test_the_cli_serves_with_a_drift_profile(reference: dict[str, Any], tmp_path
     cmd[cmd.index(str(path))] = str(bad)
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert p.returncode == 2 and "profile: describes FourTank-v0 features" in p.stderr
+    p = subprocess.run([*cmd, "--drift-warmup", "5"], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2 and "give a reference profile or a warmup, not both" in p.stderr
+    warm = [c for c in cmd if c not in ("--drift-profile", str(bad))] + ["--drift-warmup", "5"]
+    p = subprocess.run(warm, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
 
 
 def test_monitor_inputs_are_checked(reference: dict[str, Any]) -> None:
@@ -93,3 +98,29 @@ def test_monitor_inputs_are_checked(reference: dict[str, Any]) -> None:
         _core.CoreDrift([("state", "x", [0.0, 1.0], [1.0])], 3)
     with pytest.raises(ni.ConfigError, match="index 5 out of range 0..5"):
         m._core.psi(5)
+
+
+def test_a_warmup_builds_the_reference_from_the_first_steps_then_a_swapped_model_drifts() -> None:
+    r = Registry()
+    with PolicyService(REACTOR, "zero", num_envs=16, seed=3, registry=r, drift_warmup=40, drift_window=30) as s:
+        assert s.drift is not None
+        for _ in range(39):
+            s.step()
+        assert s.drift.profile is None and {f["level"] for f in s.drift.report()} == {"warming up"}
+        s.step()  # the 40th step builds the reference from the 40 x 16 steps seen
+        prof = s.drift.profile
+        assert prof is not None and prof["env_id"] == REACTOR
+        assert prof["features"][3]["edges"] == [0.0] * 11  # the zero policy's actions
+        for _ in range(40):
+            s.step()
+        assert psi_of(r, "action", "Tc") == pytest.approx(0.0, abs=1e-12)
+        done = s.reload("random")
+        while not done.done():
+            s.step()
+        for _ in range(40):
+            s.step()
+        assert psi_of(r, "action", "Tc") > 0.25  # the new model acts unlike the warmup's
+    with pytest.raises(ni.ConfigError, match="give a reference profile or a warmup, not both and not neither"):
+        DriftMonitor(None, ni.spec(REACTOR))
+    with pytest.raises(ni.ConfigError, match="warmup: must be a positive number of batch steps, got 0"):
+        DriftMonitor(None, ni.spec(REACTOR), warmup=0)

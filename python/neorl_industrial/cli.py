@@ -375,6 +375,7 @@ def _serve_until(args: argparse.Namespace, stopped: Callable[[], str | None], hu
             constraints=args.constraints,
             drift_profile=args.drift_profile,
             drift_window=args.drift_window,
+            drift_warmup=args.drift_warmup,
         )
         if args.admin:
             server.attach_control(service.handle_control)
@@ -534,6 +535,12 @@ def _parser() -> argparse.ArgumentParser:
         help="watch drift against this reference profile (JSON)",
     )
     v.add_argument("--drift-window", type=_positive, default=600, help="batch steps in the drift window")
+    v.add_argument(
+        "--drift-warmup",
+        type=_positive,
+        default=None,
+        help="instead of --drift-profile: the reference is the fleet's first N batch steps",
+    )
     v.add_argument(
         "--admin",
         action="store_true",

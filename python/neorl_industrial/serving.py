@@ -136,6 +136,8 @@ class PolicyService:
             :func:`~neorl_industrial.datasets.save_profile`): the fleet's observations, actions
             and rewards are watched against it over ``drift_window`` batch steps
             (:class:`~neorl_industrial.drift.DriftMonitor`).
+        drift_warmup: Instead of a profile: the reference is the fleet's first ``drift_warmup``
+            batch steps (``service.drift.profile`` once built).
         shield, constraints, env_options: As for :func:`~neorl_industrial.make_vec`.
 
     Raises:
@@ -159,6 +161,7 @@ class PolicyService:
         constraints: Any = None,
         drift_profile: str | os.PathLike[str] | dict[str, Any] | None = None,
         drift_window: int = 600,
+        drift_warmup: int | None = None,
         **env_options: Any,
     ) -> None:
         if on_policy_error not in ON_POLICY_ERROR:
@@ -210,9 +213,15 @@ class PolicyService:
             )
             self._twin.reset(seed=seed)
         self.drift: DriftMonitor | None = None
-        if drift_profile is not None:
-            prof = drift_profile if isinstance(drift_profile, dict) else load_profile(drift_profile)
-            self.drift = DriftMonitor(prof, self.envs.core_spec, drift_window, self.registry)
+        if drift_profile is not None or drift_warmup is not None:
+            prof = (
+                drift_profile
+                if isinstance(drift_profile, dict) or drift_profile is None
+                else load_profile(drift_profile)
+            )
+            self.drift = DriftMonitor(
+                prof, self.envs.core_spec, drift_window, self.registry, warmup=drift_warmup
+            )
         self._constraint_of = {c["name"]: c for c in self.envs.core_spec["constraints"]}
         self._metrics.zero(self.envs.core_spec["constraints"], self.shadow is not None)
         self.batches = 0
