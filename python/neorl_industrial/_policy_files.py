@@ -28,7 +28,7 @@ import numpy as np
 from .exceptions import ConfigError
 from .policies import POLICIES, make_policy
 
-__all__ = ["LoadedPolicy", "PolicyOutputError", "check_actions", "load_policy"]
+__all__ = ["LoadedPolicy", "PolicyOutputError", "as_numpy", "check_actions", "load_policy"]
 
 _CALLABLE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 _SUFFIXES = {".zip": "sb3", ".d3": "d3rlpy", ".pt": "torchscript", ".pth": "torchscript", ".onnx": "onnx"}
@@ -75,6 +75,13 @@ class LoadedPolicy:
         }
 
 
+def as_numpy(answer: Any) -> Any:
+    """A torch tensor as a NumPy array (on the CPU, detached); anything else as it is."""
+    if type(answer) is not np.ndarray and hasattr(answer, "detach") and hasattr(answer, "cpu"):
+        return answer.detach().cpu().numpy()
+    return answer
+
+
 def check_actions(actions: Any, num_envs: int, act_dim: int) -> np.ndarray:
     """A policy's answer as ``(num_envs, act_dim)`` float32, or :class:`PolicyOutputError`.
 
@@ -82,8 +89,7 @@ def check_actions(actions: Any, num_envs: int, act_dim: int) -> np.ndarray:
     tensor is read through ``numpy()``). Everything else (another shape, NaN, inf, a non-numeric
     answer) is refused: nothing of it may reach an actuator.
     """
-    if type(actions) is not np.ndarray and hasattr(actions, "detach") and hasattr(actions, "cpu"):  # torch
-        actions = actions.detach().cpu().numpy()
+    actions = as_numpy(actions)
     if type(actions) is np.ndarray and actions.dtype == np.float32 and actions.shape == (num_envs, act_dim):
         if not np.isfinite(actions).all():  # the common case, checked in one pass
             _refuse_non_finite(actions)

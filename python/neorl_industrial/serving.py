@@ -48,7 +48,7 @@ from typing import Any
 import numpy as np
 
 from . import make_vec
-from ._policy_files import LoadedPolicy, PolicyOutputError, check_actions, load_policy
+from ._policy_files import LoadedPolicy, PolicyOutputError, as_numpy, check_actions, load_policy
 from ._profile import load_profile
 from .drift import DriftMonitor
 from .envs import restore_snapshot
@@ -483,9 +483,7 @@ class PolicyService:
         seconds: float | None = None
         actions: Any = self.safe_action
         if answer is not None:
-            actions, seconds = answer
-            if type(actions) is not np.ndarray and hasattr(actions, "detach"):  # a torch tensor
-                actions = actions.detach().cpu().numpy()
+            actions, seconds = as_numpy(answer[0]), answer[1]
             if self.overrides or self.shadow is not None:
                 try:
                     actions = check_actions(actions, self.num_envs, self.act_dim)
