@@ -43,7 +43,15 @@ K8S = DEPLOY / "k8s"
 ALERT_GROUPS = {
     "safety_alerts": {"SafetyViolationRate", "EmergencyShutdown", "CriticalConstraintViolation"},
     "performance_alerts": {"HighInferenceLatency", "LowThroughput", "HighStepLatency"},
-    "system_alerts": {"HighMemoryUsage", "ServiceDown", "MetricCardinalityOverflow", "AuditEventsDropped"},
+    "system_alerts": {
+        "HighMemoryUsage",
+        "ServiceDown",
+        "MetricCardinalityOverflow",
+        "AuditEventsDropped",
+        "HighErrorRate",
+        "QueueSaturation",
+    },
+    "data_quality_alerts": {"ObservationSaturation", "FaultInjectionActive"},
     "serving_alerts": {"PolicyErrors", "ModelReloadFailed", "ShadowWouldViolate", "ModelDrift"},
 }
 RUNBOOK_FILES = [
@@ -52,6 +60,8 @@ RUNBOOK_FILES = [
     "performance-degradation.md",
     "service-down.md",
     "model-serving.md",
+    "errors-and-queues.md",
+    "data-quality.md",
 ]
 SERVE_ARGS = ["--env", "ChemicalReactor-v0", "--num-envs", "64", "--policy", "pid",
               "--host", "0.0.0.0", "--port", "8000", "--safety-port", "8001"]  # fmt: skip
@@ -110,7 +120,7 @@ def test_promtool_parse_check_rejects_a_broken_expression(tmp_path: Path) -> Non
 
 def test_expressions_cover_rules_dashboards_and_runbooks() -> None:
     where = [w for w, _ in EXPRESSIONS]
-    assert sum(w.startswith("rule ") for w in where) == 14
+    assert sum(w.startswith("rule ") for w in where) == 18
     assert sum(".json / " in w for w in where) >= 40
     assert sum(".md / " in w for w in where) >= 20
 
@@ -222,7 +232,7 @@ def test_app_and_safety_targets_share_service_and_instance() -> None:
 def test_rules_are_valid() -> None:
     res = run(tool("promtool"), "check", "rules", str(RULES))
     assert res.returncode == 0, res.stdout + res.stderr
-    assert "SUCCESS: 14 rules found" in res.stdout
+    assert "SUCCESS: 18 rules found" in res.stdout
 
 
 def test_alert_groups_hold_the_contracted_alerts() -> None:
@@ -255,7 +265,7 @@ def test_alert_has_severity_summary_description_and_runbook(alert: dict[str, Any
 def test_rule_unit_tests_pass() -> None:
     res = run(tool("promtool"), "test", "rules", *map(str, RULE_TESTS))
     assert res.returncode == 0, res.stdout + res.stderr
-    assert res.stdout.count("SUCCESS") == len(RULE_TESTS) == 4
+    assert res.stdout.count("SUCCESS") == len(RULE_TESTS) == 5
 
 
 def alert_expectations() -> list[tuple[str, float, bool]]:
@@ -407,6 +417,8 @@ DASHBOARD_CONTENT = {
             "serving model",
             "policy errors",
             "model reloads",
+            "queue depth",
+            "queue saturation",
         ],
     ),
     "quality.json": (
@@ -420,11 +432,25 @@ DASHBOARD_CONTENT = {
             "shadow would-violate",
             "shadow inference latency",
             "shadow errors",
+            "feature drift",
+            "observations at a bound",
+            "clipped actions",
+            "refused inputs",
+            "faults active",
         ],
     ),
     "system-health.json": (
         "System Health",
-        ["targets up", "errors", "memory", "cpu", "file descriptors", "cardinality"],
+        [
+            "targets up",
+            "errors",
+            "memory",
+            "cpu",
+            "file descriptors",
+            "cardinality",
+            "error rate by component",
+            "availability (30d)",
+        ],
     ),
 }
 
@@ -465,9 +491,13 @@ def rows(dash: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
         ("performance.json", "Model", {"model_info", "model_reloads_total", "policy_errors_total"}),
         ("quality.json", "Shadow policy", {"shadow_action_divergence_bucket", "shadow_would_violate_total",
                                            "shadow_inference_latency_seconds_bucket", "shadow_errors_total"}),
+        ("quality.json", "Data quality", {"observation_saturation_total", "action_clipped_total",
+                                          "input_refused_total", "faults_active", "env_steps_total"}),
+        ("performance.json", "Queues", {"queue_depth", "queue_capacity"}),
+        ("system-health.json", "Errors and availability", {"errors_total", "up"}),
     ],
 )  # fmt: skip
-def test_serving_rows_show_the_serving_families(name: str, row: str, families: set[str]) -> None:
+def test_dashboard_rows_show_their_families(name: str, row: str, families: set[str]) -> None:
     dash = dashboards()[name]
     under = rows(dash)[row]
     used = set().union(*(metric_names(grafana_to_promql(t["expr"])) for p in under for t in p["targets"]))
@@ -478,6 +508,24 @@ def test_serving_rows_show_the_serving_families(name: str, row: str, families: s
         if any("histogram_quantile" in t["expr"] for t in p["targets"])
     }
     assert all(legends == {"p50", "p95"} for legends in quantiles.values()), quantiles
+
+
+def test_availability_is_a_30_day_stat_per_instance() -> None:
+    (panel,) = [p for p in panels(dashboards()["system-health.json"]) if p["title"] == "Availability (30d)"]
+    assert panel["type"] == "stat" and panel["fieldConfig"]["defaults"]["unit"] == "percentunit"
+    (t,) = panel["targets"]
+    expr = grafana_to_promql(t["expr"])
+    (arg,) = calls(expr, "avg_over_time")
+    assert metric_names(arg) == {"up"} and arg.endswith("[30d]"), expr
+    assert grouping_labels(expr) == {"instance"} and t.get("instant") is True
+
+
+def test_queue_saturation_leaves_unbounded_queues_out() -> None:
+    # queue_capacity is 0 for an unbounded queue: the alert and the panel divide only by capacities > 0.
+    (alert,) = [a for a in alerts() if a["alert"] == "QueueSaturation"]
+    (panel,) = [p for p in panels(dashboards()["performance.json"]) if p["title"] == "Queue saturation"]
+    for expr in (alert["expr"], panel["targets"][0]["expr"]):
+        assert re.search(r"\(max by \([^)]*\) \(queue_capacity[^)]*\) > 0\)", " ".join(expr.split())), expr
 
 
 @pytest.mark.parametrize("name", sorted(DASHBOARD_CONTENT))
@@ -716,7 +764,7 @@ def test_k8s_prometheus_configmap_is_valid_and_carries_the_shipped_rules(tmp_pat
         (tmp_path / key).write_text(text)
     res = run(tool("promtool"), "check", "config", str(tmp_path / "prometheus.yml"))
     assert res.returncode == 0, res.stdout + res.stderr
-    assert "SUCCESS: 14 rules found" in res.stdout
+    assert "SUCCESS: 18 rules found" in res.stdout
     k8s_jobs = scrape_jobs(yaml.safe_load(data["prometheus.yml"]))
     for name, job in scrape_jobs(load(PROMETHEUS_YML)).items():
         assert k8s_jobs[name].get("metrics_path") == job.get("metrics_path"), name
