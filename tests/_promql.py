@@ -48,8 +48,16 @@ METRICS: dict[str, tuple[str, frozenset[str]]] = {
         ("shadow_would_violate_total", "counter", ["constraint_type", "severity"]),
         ("shadow_inference_latency_seconds", "histogram", []),
         ("shadow_errors_total", "counter", ["kind"]),
+        # Quality: drift (a fleet's drift watch), data quality (the batch), faults, errors, queues.
         ("feature_drift", "gauge", ["env", "source", "feature"]),
         ("feature_drift_wasserstein", "gauge", ["env", "source", "feature"]),
+        ("observation_saturation_total", "counter", ["env", "feature"]),
+        ("action_clipped_total", "counter", ["env", "feature"]),
+        ("input_refused_total", "counter", ["env", "reason"]),
+        ("faults_active", "gauge", ["env", "fault"]),
+        ("errors_total", "counter", ["component", "kind"]),
+        ("queue_depth", "gauge", ["queue"]),
+        ("queue_capacity", "gauge", ["queue"]),
     ]
 }
 

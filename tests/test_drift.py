@@ -95,9 +95,13 @@ def test_monitor_inputs_are_checked(reference: dict[str, Any]) -> None:
     from neorl_industrial import _core
 
     with pytest.raises(ni.ConfigError, match='feature "x": unknown source "state"'):
-        _core.CoreDrift([("state", "x", [0.0, 1.0], [1.0])], 3)
-    with pytest.raises(ni.ConfigError, match="index 5 out of range 0..5"):
-        m._core.psi(5)
+        _core.CoreDrift([("state", "x")], 3, [("state", "x", [0.0, 1.0], [1.0])])
+    with pytest.raises(ni.ConfigError, match="profile: describes the features"):
+        _core.CoreDrift([("observation", "a")], 3, [("observation", "b", [0.0, 1.0], [1.0])])
+    with pytest.raises(ni.ConfigError, match="rows: must have 5 columns"):
+        m._core.observe(np.zeros((2, 4)))
+    with pytest.raises(ni.ConfigError, match="sample: must be a number of envs"):
+        DriftMonitor(reference, ni.spec(REACTOR), sample=-1, registry=Registry())
 
 
 def test_a_warmup_builds_the_reference_from_the_first_steps_then_a_swapped_model_drifts() -> None:

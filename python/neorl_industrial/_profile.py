@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from . import _core
 from .exceptions import ConfigError
 
 FORMAT = "neorl-industrial drift profile"
@@ -67,16 +68,9 @@ def profile(dataset: Mapping[str, Any], bins: int = 10) -> dict[str, Any]:
 def _feature(source: str, name: str, x: np.ndarray, bins: int) -> dict[str, Any]:
     if not np.isfinite(x).all():
         raise ConfigError(f"dataset: {source} {name!r} holds NaN or inf")
-    edges = np.quantile(x, np.linspace(0.0, 1.0, bins + 1))
-    edges = np.maximum.accumulate(edges)  # quantile rounding may step back by an ulp
-    inner = edges[1:-1]
-    counts = np.bincount(np.searchsorted(inner, x, side="right"), minlength=bins)
-    return {
-        "source": source,
-        "name": name,
-        "edges": [float(e) for e in edges],
-        "shares": [float(c) / len(x) for c in counts],
-    }
+    # The core's cut, the same a fleet's drift watch makes of its warmup.
+    edges, shares = _core.CoreDrift.quantile_bins(np.ascontiguousarray(x, np.float64), bins, name)
+    return {"source": source, "name": name, "edges": list(edges), "shares": list(shares)}
 
 
 def save_profile(prof: Mapping[str, Any], path: str | os.PathLike[str]) -> Path:

@@ -2,7 +2,7 @@
 
 A profile (``datasets.profile(data)``, kept with ``datasets.save_profile``) gives each feature fixed
 quantile bins. :class:`DriftMonitor` counts, in the Rust core, the values of the last ``window``
-batch steps in those bins and exports per feature:
+batch steps in those bins (fed by the fleet itself once attached to it) and exports per feature:
 
 - ``feature_drift{env, source, feature}``: the population stability index (below 0.1 stable,
   0.1 to 0.25 moderate, above 0.25 significant);
@@ -22,10 +22,9 @@ from typing import Any
 import numpy as np
 
 from . import _core
-from ._profile import check_profile
-from ._profile import profile as build_profile
+from ._profile import FORMAT, VERSION, check_profile
 from .exceptions import ConfigError
-from .metrics import REGISTRY, Gauge, Registry, shared_families
+from .metrics import REGISTRY, Registry
 
 __all__ = ["DriftMonitor", "PSI_MODERATE", "PSI_SIGNIFICANT", "level"]
 
@@ -40,25 +39,13 @@ def level(psi: float | None) -> str:
     return "significant" if psi > PSI_SIGNIFICANT else "moderate" if psi >= PSI_MODERATE else "stable"
 
 
-class _Gauges:
-    def __init__(self, registry: Registry) -> None:
-        labels = ["env", "source", "feature"]
-        self.psi = Gauge(
-            "feature_drift",
-            "Population stability index of a feature's recent window.",
-            labels,
-            registry=registry,
-        )
-        self.w1 = Gauge(
-            "feature_drift_wasserstein",
-            "Wasserstein-1 distance of a feature's recent window (its unit).",
-            labels,
-            registry=registry,
-        )
-
-
 class DriftMonitor:
     """Drift of one env's features against ``profile`` over the last ``window`` batch steps.
+
+    Attach it to a vector env (:meth:`attach`) and the fleet feeds it itself, in the Rust core,
+    after every batch step: a sample of at most ``sample`` envs per step (envs spaced evenly, the
+    first one moving each step so every env is visited), each giving its observation, the action
+    it was sent and its reward. Or feed it rows with :meth:`observe`.
 
     Args:
         profile: A profile of ``env_spec``'s env (see :func:`neorl_industrial.datasets.profile`),
@@ -68,10 +55,12 @@ class DriftMonitor:
         registry: Where the gauges go (default: the process-wide registry).
         warmup: Instead of a profile: build the reference from the first ``warmup`` batch steps
             observed (kept as :attr:`profile`, to save with ``datasets.save_profile``), then track.
+        sample: Envs an attached fleet gives per batch step (0: every env).
+        bins: Bins per feature of a reference built from a warmup.
 
     Raises:
         ConfigError: a profile of another env or shape, both or neither of ``profile`` and
-            ``warmup``, a window or warmup below 1.
+            ``warmup``, a window or warmup below 1, a negative sample.
     """
 
     def __init__(
@@ -81,6 +70,8 @@ class DriftMonitor:
         window: int = 600,
         registry: Registry | None = None,
         warmup: int | None = None,
+        sample: int = 64,
+        bins: int = 10,
     ) -> None:
         if isinstance(window, bool) or not isinstance(window, int) or window < 1:
             raise ConfigError(f"window: must be a positive number of batch steps, got {window!r}")
@@ -88,6 +79,8 @@ class DriftMonitor:
             raise ConfigError("drift: give a reference profile or a warmup, not both and not neither")
         if warmup is not None and (isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 1):
             raise ConfigError(f"warmup: must be a positive number of batch steps, got {warmup!r}")
+        if isinstance(sample, bool) or not isinstance(sample, int) or sample < 0:
+            raise ConfigError(f"sample: must be a number of envs (0: all), got {sample!r}")
         self.env_spec = env_spec
         self.env_id = str(env_spec["id"])
         self.window = window
@@ -99,37 +92,43 @@ class DriftMonitor:
             + [("action", a["name"]) for a in env_spec["actions"]]
             + [("reward", "reward")]
         )
-        gauges = shared_families(_Gauges, registry if registry is not None else REGISTRY)
-        self._psi = [gauges.psi.labels(self.env_id, s, n) for s, n in self.features]
-        self._w1 = [gauges.w1.labels(self.env_id, s, n) for s, n in self.features]
-        self._seen: list[np.ndarray] = []
-        self._core: Any = None
-        self.profile: dict[str, Any] | None = None
-        """The reference in use (given, or built from the warmup once it is over)."""
+        features = None
         if profile is not None:
-            self._start(dict(profile))
+            check_profile(profile, env_spec)
+            features = [(f["source"], f["name"], f["edges"], f["shares"]) for f in profile["features"]]
+        reg = registry if registry is not None else REGISTRY
+        self._core = _core.CoreDrift(
+            self.features, window, features, warmup, bins, sample, reg.core, self.env_id
+        )
+        self._given = dict(profile) if profile is not None else None
 
-    def _start(self, profile: dict[str, Any]) -> None:
-        check_profile(profile, self.env_spec)
-        self.profile = profile
-        features = [(f["source"], f["name"], f["edges"], f["shares"]) for f in profile["features"]]
-        self._core = _core.CoreDrift(features, self.window)
-
-    def _warm(self, rows: np.ndarray) -> None:
-        """Keeps a warmup step; the last one builds the reference from all of them."""
-        self._seen.append(rows)
-        if len(self._seen) < (self.warmup or 0):
-            return
-        seen = np.concatenate(self._seen)
-        self._seen = []
-        o, a = self._obs_dim, self._act_dim
-        data = {
-            "observations": seen[:, :o],
-            "actions": seen[:, o : o + a],
-            "rewards": seen[:, -1],
-            "metadata": {"env_id": self.env_id, "env_spec": self.env_spec},
+    @property
+    def profile(self) -> dict[str, Any] | None:
+        """The reference in use (given, or built from the warmup once it is over; None before)."""
+        if self._given is not None:
+            return self._given
+        built = self._core.profile()
+        if built is None:
+            return None
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            "env_id": self.env_id,
+            "bins": len(built[0][3]),
+            "features": [
+                {"source": s, "name": n, "edges": list(e), "shares": list(sh)} for s, n, e, sh in built
+            ],
         }
-        self._start(build_profile(data))
+
+    def attach(self, envs: Any) -> DriftMonitor:
+        """Lets the vector env ``envs`` (of this monitor's env) feed the monitor after every batch
+        step, in the core; returns the monitor. ``envs.set_drift(None)`` detaches it."""
+        core = getattr(envs, "_core", None)
+        spec_id = getattr(envs, "core_spec", {}).get("id") if core is not None else None
+        if core is None or spec_id != self.env_id:
+            raise ConfigError(f"drift: attach to a vector env of {self.env_id}, got {type(envs).__name__}")
+        core.set_drift(self._core)
+        return self
 
     def observe(self, observations: Any, actions: Any, rewards: Any) -> None:
         """Adds one batch step (``(n, obs_dim)``, ``(n, act_dim)``, ``(n,)``) and updates the gauges."""
@@ -142,31 +141,19 @@ class DriftMonitor:
                 f"drift: expected ({n}, {self._obs_dim}) observations, ({n}, {self._act_dim}) actions and ({n},) "
                 f"rewards, got {obs.shape}, {np.shape(actions)} and {np.shape(rewards)}"
             )
-        rows = np.concatenate([obs, act, rew], axis=1)
-        if self._core is None:
-            self._warm(rows)
-            return
-        self._core.observe(rows)
-        for i in range(len(self.features)):
-            psi, w1 = self._core.psi(i), self._core.w1(i)
-            if psi is not None and w1 is not None:
-                self._psi[i].set(psi)
-                self._w1[i].set(w1)
+        self._core.observe(np.concatenate([obs, act, rew], axis=1))
 
     def report(self) -> list[dict[str, Any]]:
         """Per feature: ``source``, ``feature``, ``psi``, ``wasserstein``, ``level``, ``samples``."""
-        out = []
-        for i, (source, name) in enumerate(self.features):
-            core = self._core
-            psi = core.psi(i) if core is not None else None
-            out.append(
-                {
-                    "source": source,
-                    "feature": name,
-                    "psi": psi,
-                    "wasserstein": core.w1(i) if core is not None else None,
-                    "level": level(psi) if core is not None else "warming up",
-                    "samples": core.samples(i) if core is not None else 0,
-                }
-            )
-        return out
+        warming = self._core.warmup_left > 0
+        return [
+            {
+                "source": source,
+                "feature": name,
+                "psi": psi,
+                "wasserstein": w1,
+                "level": "warming up" if warming else level(psi),
+                "samples": samples,
+            }
+            for (source, name), (psi, w1, samples) in zip(self.features, self._core.report(), strict=True)
+        ]

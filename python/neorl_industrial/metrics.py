@@ -108,6 +108,16 @@ class Registry:
         """Process-wide safety state for the ``safety_system`` health check."""
         self._core.set_safety_status(active, shutdown)
 
+    def count_error(self, component: str, kind: str, n: int = 1) -> None:
+        """Counts ``n`` errors in ``errors_total{component, kind}`` (the built-in kinds are listed
+        in docs/metrics.md; others are new series, bounded like every family's)."""
+        self._core.count_error(component, kind, n)
+
+    def set_queue_depth(self, queue: str, depth: int, capacity: int = 0) -> None:
+        """Sets ``queue_depth{queue}`` and ``queue_capacity{queue}`` (0: unbounded) for one of
+        ``audit``, ``log``, ``exporter_connections``, ``fleet_tasks``."""
+        self._core.set_queue_depth(queue, depth, capacity)
+
     def health(self, memory_limit_bytes: int | None = None) -> dict[str, Any]:
         """The ``/health/detailed`` report as a dict (``status`` is ``pass``, ``warn`` or ``fail``)."""
         import json

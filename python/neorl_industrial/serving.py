@@ -221,7 +221,7 @@ class PolicyService:
             )
             self.drift = DriftMonitor(
                 prof, self.envs.core_spec, drift_window, self.registry, warmup=drift_warmup
-            )
+            ).attach(self.envs)
         self._constraint_of = {c["name"]: c for c in self.envs.core_spec["constraints"]}
         self._metrics.zero(self.envs.core_spec["constraints"], self.shadow is not None)
         self.batches = 0
@@ -304,6 +304,7 @@ class PolicyService:
         except Exception as e:  # any failure refuses the model; the old one keeps serving
             reason = str(e) if isinstance(e, ConfigError) else f"{type(e).__name__}: {e}"
             self._metrics.reloads.labels("failure").inc()
+            self._core.count_error("serving", "reload")
             _log.warning("model reload refused, %s keeps serving: %s", self.policy.name, reason)
             self._audit(
                 "model_reload",
@@ -426,6 +427,7 @@ class PolicyService:
         back to the safe action or the service stops."""
         self._core.record_inference(seconds, 0)
         self._metrics.errors.labels(kind).inc()
+        self._core.count_error("policy", "exception" if kind == "exception" else "invalid_action")
         self._failed_batches += 1
         if self._failing != kind:  # the first of a run of failures of this kind
             self._failing = kind
@@ -511,8 +513,6 @@ class PolicyService:
         if seconds is not None:
             self._served(seconds)
         self.last_actions = actions
-        if self.drift is not None:
-            self.drift.observe(self.obs, actions, reward)
         if self.policy.episode_end is not None and (done := term | trunc).any():
             self.policy.episode_end(done)
         self.obs = obs

@@ -20,6 +20,7 @@ use pyo3::types::{
 use crate::envs::{Config, ConfigValue};
 use crate::errors::CoreError;
 use crate::safety::config::Value;
+use crate::telemetry::quality::Refusal;
 
 /// Deepest nesting of a configuration value tree (a constraint config needs four levels).
 const MAX_DEPTH: usize = 32;
@@ -73,6 +74,27 @@ pub fn array2<T: numpy::Element + Copy>(
     }
 }
 
+/// An action refused while being read, with the reason the data-quality counters use.
+pub struct Refused {
+    /// Why (shape, or not real numbers).
+    pub why: Refusal,
+    /// The exception to raise.
+    pub err: PyErr,
+}
+
+impl From<Refused> for PyErr {
+    fn from(r: Refused) -> PyErr {
+        r.err
+    }
+}
+
+fn not_numbers(e: impl Into<PyErr>) -> Refused {
+    Refused {
+        why: Refusal::Dtype,
+        err: e.into(),
+    }
+}
+
 /// Reads actions (see the module documentation) into a row-major `f64` vector, checking the shape
 /// against `expected` (with `alt` as the one other accepted shape, e.g. `(n,)` for
 /// one-dimensional actions).
@@ -80,34 +102,32 @@ pub fn actions(
     obj: &Bound<'_, PyAny>,
     expected: &[usize],
     alt: Option<&[usize]>,
-) -> PyResult<Vec<f64>> {
+) -> Result<Vec<f64>, Refused> {
     if obj.cast::<PyUntypedArray>().is_ok() {
         return array_actions(obj, expected, alt, false);
     }
     let nested = obj.is_instance_of::<PyList>() || obj.is_instance_of::<PyTuple>();
     if nested && holds_masked_elements(obj, 0) {
-        return Err(CoreError::action(
+        return Err(not_numbers(CoreError::action(
             "the list holds a masked array with masked elements, which an action cannot skip: \
              pass a.filled(value) or a plain array",
-        )
-        .into());
+        )));
     }
     if nested || is_number(obj) || obj.hasattr("__array__").unwrap_or(false) {
-        let np = obj.py().import("numpy")?;
+        let np = obj.py().import("numpy").map_err(not_numbers)?;
         let arr = np.call_method1("asarray", (obj,)).map_err(|e| {
-            readable(
+            not_numbers(readable(
                 obj.py(),
                 e,
                 "could not read the action as an array of numbers",
-            )
+            ))
         })?;
         return array_actions(&arr, expected, alt, nested);
     }
-    Err(CoreError::action(format!(
+    Err(not_numbers(CoreError::action(format!(
         "must be an array or a (nested) list of real numbers, got {}",
         type_name(obj)
-    ))
-    .into())
+    ))))
 }
 
 fn array_actions(
@@ -115,14 +135,15 @@ fn array_actions(
     expected: &[usize],
     alt: Option<&[usize]>,
     from_list: bool,
-) -> PyResult<Vec<f64>> {
-    let arr = obj.cast::<PyUntypedArray>()?;
+) -> Result<Vec<f64>, Refused> {
+    let arr = obj
+        .cast::<PyUntypedArray>()
+        .map_err(|e| not_numbers(PyErr::from(e)))?;
     if has_masked_elements(obj) {
-        return Err(CoreError::action(
+        return Err(not_numbers(CoreError::action(
             "the masked array has masked elements, which an action cannot skip: pass \
              a.filled(value) or a plain array",
-        )
-        .into());
+        )));
     }
     let dtype = arr.dtype();
     match dtype.kind() {
@@ -138,14 +159,16 @@ fn array_actions(
             } else {
                 ""
             };
-            return Err(CoreError::action(format!(
+            return Err(not_numbers(CoreError::action(format!(
                 "dtype {name} is not supported{hint}: pass real numbers (float or integer arrays, \
                  or nested lists of numbers)"
-            ))
-            .into());
+            ))));
         }
     }
-    check_shape(arr.shape(), expected, alt)?;
+    check_shape(arr.shape(), expected, alt).map_err(|e| Refused {
+        why: Refusal::Shape,
+        err: e.into(),
+    })?;
     if let Ok(a) = obj.cast::<PyArrayDyn<f64>>() {
         return Ok(elements(a, |x| x));
     }
@@ -153,10 +176,17 @@ fn array_actions(
         return Ok(elements(a, f64::from));
     }
     // float16, long double, integers, a foreign byte order: numpy converts to native float64.
-    let converted = obj
-        .call_method1("astype", ("float64",))
-        .map_err(|e| readable(obj.py(), e, "could not convert the action to float64"))?;
-    Ok(elements(converted.cast::<PyArrayDyn<f64>>()?, |x| x))
+    let converted = obj.call_method1("astype", ("float64",)).map_err(|e| {
+        not_numbers(readable(
+            obj.py(),
+            e,
+            "could not convert the action to float64",
+        ))
+    })?;
+    let converted = converted
+        .cast::<PyArrayDyn<f64>>()
+        .map_err(|e| not_numbers(PyErr::from(e)))?;
+    Ok(elements(converted, |x| x))
 }
 
 /// The array's elements in logical (row-major) order, converted by `f`: C-contiguous memory as one

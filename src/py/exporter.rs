@@ -183,7 +183,11 @@ pub fn push_to_gateway(
         } else {
             reg.encode(Format::Text, Scope::All)?
         };
-        push::push(url, job, &grouping_key, m, &body, t)
+        push::push(url, job, &grouping_key, m, &body, t).inspect_err(|e| {
+            if let Some(kind) = push::error_kind(e) {
+                reg.builtins().ops.error("push", kind, 1);
+            }
+        })
     })?;
     Ok(())
 }

@@ -12,6 +12,7 @@ use crate::errors::CoreError;
 use crate::telemetry::dynamic::{AnyChild, FamilySpec, Kind, MetricFamily};
 use crate::telemetry::health::{ModelIdentity, ReportContext, SafetyState, Status};
 use crate::telemetry::logging::SafetyEvent;
+use crate::telemetry::ops::Queue;
 use crate::telemetry::registry::{default_registry, Format, Registry, Scope};
 use crate::telemetry::routes::SERVICE;
 use crate::telemetry::types::{CounterF, GaugeF};
@@ -218,6 +219,34 @@ impl MetricsRegistry {
         };
         let reg = &self.inner;
         py.detach(|| reg.health().report(&ctx).to_json(SERVICE))
+    }
+
+    /// Counts ``n`` errors of ``component`` and ``kind`` in ``errors_total``.
+    #[pyo3(signature = (component, kind, n=1))]
+    fn count_error(&self, component: &str, kind: &str, n: u64) -> PyResult<()> {
+        for (what, v) in [("component", component), ("kind", kind)] {
+            if v.is_empty() {
+                return Err(CoreError::config(what, "must not be empty").into());
+            }
+        }
+        self.inner.builtins().ops.error(component, kind, n);
+        Ok(())
+    }
+
+    /// Sets ``queue_depth{queue}`` and ``queue_capacity{queue}`` (0: unbounded); ``queue`` is
+    /// ``audit``, ``log``, ``exporter_connections`` or ``fleet_tasks``.
+    #[pyo3(signature = (queue, depth, capacity=0))]
+    fn set_queue_depth(&self, queue: &str, depth: usize, capacity: usize) -> PyResult<()> {
+        let q = Queue::parse(queue).ok_or_else(|| {
+            CoreError::config(
+                "queue",
+                format!(
+                    "must be one of audit, log, exporter_connections, fleet_tasks, got {queue:?}"
+                ),
+            )
+        })?;
+        self.inner.builtins().ops.set_queue(q, depth, capacity);
+        Ok(())
     }
 
     /// Records one inference: ``inference_latency_seconds`` and ``actions_computed_total``.

@@ -10,6 +10,7 @@ use crate::envs;
 use crate::envs::success::Criterion;
 use crate::errors::CoreError;
 use crate::py::convert;
+use crate::py::drift::CoreDrift;
 use crate::py::events::events_columns;
 use crate::py::info::{Dims, InfoKeys};
 use crate::py::safety::PyAuditTrail;
@@ -17,6 +18,7 @@ use crate::py::telemetry::MetricsRegistry;
 use crate::safety::config;
 use crate::safety::{Kind, SafetyEvent, Shield};
 use crate::spec::Variable;
+use crate::telemetry::quality::Quality;
 use crate::vector::{
     Autoreset, Readings, Snapshot, StepOut, Totals, VecCore, MAX_ENVS, MAX_THREADS,
 };
@@ -122,7 +124,16 @@ impl CoreVecEnv {
             let names: Vec<String> = set.constraints.iter().map(|c| c.name.clone()).collect();
             let id = core.model().spec().id;
             let m = reg.inner().env_metrics(id, &types, &severities, &names);
+            let spec = core.model().spec();
+            let obs: Vec<(&str, f64, f64)> = spec
+                .observations
+                .iter()
+                .map(|v| (v.name, v.low, v.high))
+                .collect();
+            let acts: Vec<&str> = spec.actions.iter().map(|v| v.name).collect();
+            let quality = Quality::new(reg.inner().builtins(), id, &obs, &acts);
             core.set_metrics(Some(m));
+            core.set_quality(Some(quality));
         }
         let names: Vec<String> = core
             .checker()
@@ -375,6 +386,12 @@ impl CoreVecEnv {
         )
     }
 
+    /// Feeds a sample of every batch step to ``drift`` from now on (None: stops).
+    #[pyo3(signature = (drift))]
+    fn set_drift(&mut self, drift: Option<PyRef<'_, CoreDrift>>) {
+        self.core.set_drift(drift.map(|d| d.shared()));
+    }
+
     /// The batch's running safety counts (see :class:`SafetyTotals`).
     fn totals(&self) -> SafetyTotals {
         SafetyTotals {
@@ -455,11 +472,18 @@ impl CoreVecEnv {
 }
 
 impl CoreVecEnv {
+    /// Counts a refused call in the data-quality counters; the exception to raise.
+    fn refused(&self, r: convert::Refused) -> PyErr {
+        self.core.refused(r.why);
+        r.err
+    }
+
     /// Converts `actions` and steps the batch with the GIL released.
     fn step_core(&mut self, py: Python<'_>, actions: &Bound<'_, PyAny>) -> PyResult<StepOut> {
         let (n, ad) = (self.core.num_envs(), self.act_dim());
         let alt = [n];
-        let acts = convert::actions(actions, &[n, ad], if ad == 1 { Some(&alt) } else { None })?;
+        let acts = convert::actions(actions, &[n, ad], if ad == 1 { Some(&alt) } else { None })
+            .map_err(|r| self.refused(r))?;
         let core = &mut self.core;
         Ok(py.detach(|| core.step(&acts))?)
     }
@@ -488,7 +512,7 @@ impl CoreVecEnv {
         action: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyTuple>> {
         let ad = self.act_dim();
-        let acts = convert::actions(action, &[ad], None)?;
+        let acts = convert::actions(action, &[ad], None).map_err(|r| self.refused(r))?;
         // One env runs inline on this thread (no worker threads), so recording may log through
         // Python's logging without releasing the GIL: no other Rust thread waits for it.
         let out = self.core.step_one(&acts)?;

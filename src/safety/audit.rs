@@ -74,6 +74,8 @@ pub trait LossSink: Send + Sync {
     fn attach(&self, dropped_so_far: u64, last_error: Option<&str>);
     /// `n` events were lost, because of `why`.
     fn lost(&self, n: u64, why: &str);
+    /// `depth` batches are queued and not yet written, of at most `capacity`.
+    fn queued(&self, _depth: usize, _capacity: usize) {}
 }
 
 #[derive(Default)]
@@ -87,6 +89,8 @@ struct Shared {
     /// When each queued, unwritten data message was queued (oldest first).
     backlog: Mutex<VecDeque<Instant>>,
     caught_up: Condvar,
+    /// The queue's length in batches.
+    capacity: usize,
 }
 
 impl Shared {
@@ -107,7 +111,18 @@ impl Shared {
                 .0;
         }
         backlog.push_back(Instant::now());
+        let depth = backlog.len();
+        drop(backlog);
+        self.report_depth(depth);
         true
+    }
+
+    /// Tells the sinks how many messages wait.
+    fn report_depth(&self, depth: usize) {
+        let sinks = self.sinks.lock().unwrap_or_else(|p| p.into_inner());
+        for s in sinks.iter() {
+            s.queued(depth, self.capacity);
+        }
     }
 
     /// Takes `n` messages off the backlog (written, failed, or never queued).
@@ -119,8 +134,10 @@ impl Shared {
         for _ in 0..n {
             backlog.pop_front();
         }
+        let depth = backlog.len();
         drop(backlog);
         self.caught_up.notify_all();
+        self.report_depth(depth);
     }
 
     fn drop_events(&self, n: u64, why: String) {
@@ -150,7 +167,10 @@ impl AuditTrail {
                 CoreError::config("audit_log", format!("cannot open {}: {e}", path.display()))
             })?;
         let (tx, rx) = sync_channel(capacity);
-        let state = Arc::new(Shared::default());
+        let state = Arc::new(Shared {
+            capacity,
+            ..Shared::default()
+        });
         let shared = Arc::clone(&state);
         let worker = std::thread::Builder::new()
             .name("neorl-audit".into())

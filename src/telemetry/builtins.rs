@@ -7,6 +7,7 @@ use prometheus_client::metrics::histogram::Histogram;
 
 use super::dynamic::{AnyChild, FamilySpec, Kind, MetricFamily};
 use super::family::OverflowFamily;
+use super::ops::Ops;
 use super::types::{CounterF, GaugeF};
 use crate::errors::CoreError;
 
@@ -56,6 +57,18 @@ pub struct Builtins {
     pub last_violation: GaugeF,
     /// `audit_events_dropped_total`.
     pub audit_dropped: CounterF,
+    /// `feature_drift{env,source,feature}`.
+    pub feature_drift: Arc<MetricFamily>,
+    /// `feature_drift_wasserstein{env,source,feature}`.
+    pub feature_drift_wasserstein: Arc<MetricFamily>,
+    /// `observation_saturation_total{env,feature}`.
+    pub observation_saturation: Arc<MetricFamily>,
+    /// `action_clipped_total{env,feature}`.
+    pub action_clipped: Arc<MetricFamily>,
+    /// `input_refused_total{env,reason}`.
+    pub input_refused: Arc<MetricFamily>,
+    /// `errors_total{component,kind}` and the queue gauges.
+    pub ops: Ops,
     /// Every built-in family, in exposition order.
     pub all: Vec<Arc<MetricFamily>>,
 }
@@ -91,7 +104,7 @@ const fn def(
 use Kind::{Counter, Gauge, Histogram as Hist};
 
 /// The built-in families, in exposition order.
-const FAMILIES: [Def; 17] = [
+const FAMILIES: [Def; 25] = [
     def(
         Gauge,
         "neorl_industrial_build_info",
@@ -228,6 +241,70 @@ const FAMILIES: [Def; 17] = [
         &STEP_BUCKETS,
         false,
     ),
+    def(
+        Gauge,
+        "feature_drift",
+        "Population stability index of a feature's recent window against its reference profile (below 0.1 stable, 0.1 to 0.25 moderate, above 0.25 significant).",
+        &["env", "source", "feature"],
+        &[],
+        false,
+    ),
+    def(
+        Gauge,
+        "feature_drift_wasserstein",
+        "Wasserstein-1 distance of a feature's recent window from its reference profile, in the feature's unit.",
+        &["env", "source", "feature"],
+        &[],
+        false,
+    ),
+    def(
+        Counter,
+        "observation_saturation_total",
+        "Observation values at a bound of their range (the sensor reads its end of scale), by environment and variable.",
+        &["env", "feature"],
+        &[],
+        false,
+    ),
+    def(
+        Counter,
+        "action_clipped_total",
+        "Action components outside [-1, 1] that were clipped into the action space, by environment and action.",
+        &["env", "feature"],
+        &[],
+        false,
+    ),
+    def(
+        Counter,
+        "input_refused_total",
+        "Step calls refused for bad input, by environment and reason (non_finite, shape, dtype).",
+        &["env", "reason"],
+        &[],
+        false,
+    ),
+    def(
+        Counter,
+        "errors_total",
+        "Errors by component (env, policy, serving, exporter, audit, push) and kind.",
+        &["component", "kind"],
+        &[],
+        false,
+    ),
+    def(
+        Gauge,
+        "queue_depth",
+        "Items waiting in an internal queue: audit (audit-trail batches not yet written), log (events waiting to be logged), exporter_connections (HTTP connections in flight), fleet_tasks (fleet tasks pending).",
+        &["queue"],
+        &[],
+        false,
+    ),
+    def(
+        Gauge,
+        "queue_capacity",
+        "Most items an internal queue holds before it refuses or drops (0: unbounded).",
+        &["queue"],
+        &[],
+        false,
+    ),
 ];
 
 fn make(
@@ -315,6 +392,16 @@ impl Builtins {
             episode_reward_by_env: by_name("episode_reward_by_env")?,
             env_steps: by_name("env_steps_total")?,
             step_latency: by_name("step_latency_seconds")?,
+            feature_drift: by_name("feature_drift")?,
+            feature_drift_wasserstein: by_name("feature_drift_wasserstein")?,
+            observation_saturation: by_name("observation_saturation_total")?,
+            action_clipped: by_name("action_clipped_total")?,
+            input_refused: by_name("input_refused_total")?,
+            ops: Ops::new(
+                by_name("errors_total")?,
+                by_name("queue_depth")?.as_ref(),
+                by_name("queue_capacity")?.as_ref(),
+            ),
             all,
         })
     }

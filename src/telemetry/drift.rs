@@ -115,6 +115,16 @@ impl FeatureProfile {
     }
 
     /// The bin of `v`: by the inner edges, values beyond the outer ones in the outer bins.
+    /// The `bins + 1` edges.
+    pub fn edges(&self) -> &[f64] {
+        &self.edges
+    }
+
+    /// The reference's share per bin.
+    pub fn shares(&self) -> &[f64] {
+        &self.shares
+    }
+
     fn bin(&self, v: f64) -> usize {
         let inner = &self.edges[1..self.edges.len() - 1];
         inner.partition_point(|e| *e <= v)

@@ -31,6 +31,7 @@ use super::auth::BasicAuth;
 use super::control::{self, Control};
 use super::health::ReportContext;
 use super::logging;
+use super::ops::Queue;
 use super::registry::Registry;
 use super::routes::{self, AuthGate, Listener, ServerState};
 use super::tls;
@@ -214,6 +215,11 @@ impl Exporter {
             control: control.clone(),
         });
         let auth = state.auth.is_some();
+        state
+            .registry
+            .builtins()
+            .ops
+            .set_capacity(Queue::ExporterConnections, cfg.max_connections);
         let (stop_tx, stop_rx) = watch::channel(false);
         let limits = Limits {
             sem: Arc::new(Semaphore::new(cfg.max_connections)),
@@ -327,6 +333,17 @@ struct Conn {
     limits: Limits,
 }
 
+impl Conn {
+    /// Counts an exporter error of `kind` in `errors_total`.
+    fn error(&self, kind: &str) {
+        self.state
+            .registry
+            .builtins()
+            .ops
+            .error("exporter", kind, 1);
+    }
+}
+
 async fn accept_loop(listener: TcpListener, ctx: Conn, mut stop: watch::Receiver<bool>) {
     loop {
         let accepted = tokio::select! {
@@ -336,6 +353,7 @@ async fn accept_loop(listener: TcpListener, ctx: Conn, mut stop: watch::Receiver
         let (stream, peer) = match accepted {
             Ok(x) => x,
             Err(_) => {
+                ctx.error("accept");
                 // Out of file descriptors or similar: back off instead of spinning.
                 tokio::time::sleep(Duration::from_millis(20)).await;
                 continue;
@@ -346,6 +364,7 @@ async fn accept_loop(listener: TcpListener, ctx: Conn, mut stop: watch::Receiver
                 tokio::spawn(tracked(permit, stream, peer, ctx.clone()));
             }
             Err(_) => {
+                ctx.error("overload");
                 // Room for the next newcomer; this one is triaged at once.
                 ctx.limits.open.evict_idlest();
                 match ctx.limits.triage.clone().try_acquire_owned() {
@@ -407,11 +426,18 @@ async fn tracked(
     let _permit = permit;
     let open = c.limits.open.clone();
     let slot = open.open();
+    let ops = c.state.registry.clone();
+    ops.builtins()
+        .ops
+        .add_to_queue(Queue::ExporterConnections, 1);
     tokio::select! {
         _ = slot.evict.notified() => {}
         _ = connection(stream, peer, c, slot.clone()) => {}
     }
     open.close(slot.id);
+    ops.builtins()
+        .ops
+        .add_to_queue(Queue::ExporterConnections, -1);
 }
 
 /// One open connection, as the eviction policy sees it.
@@ -505,7 +531,10 @@ async fn connection(stream: TcpStream, peer: SocketAddr, c: Conn, slot: Arc<Slot
                 Ok(Ok(s)) => {
                     let _ = tokio::time::timeout(lifetime, serve(s, peer, c, slot)).await;
                 }
-                _ => logging::exporter_refused("tls handshake failed", &peer.to_string()),
+                _ => {
+                    c.error("tls");
+                    logging::exporter_refused("tls handshake failed", &peer.to_string())
+                }
             }
         }
     }
@@ -545,16 +574,27 @@ pub(crate) async fn serve_http<IO>(
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let state_ops = state.registry.clone();
     let svc = service_fn(move |req| {
         on_request();
         let st = state.clone();
         async move { Ok::<_, Infallible>(routes::handle(st, kind, req, peer).await) }
     });
-    let _ = http1::Builder::new()
+    let ops = state_ops.builtins();
+    if let Err(e) = http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(header_timeout)
         .half_close(half_close)
         .max_buf_size(MAX_HEAD_BYTES)
         .serve_connection(TokioIo::new(io), svc)
-        .await;
+        .await
+    {
+        // A request hyper could not parse (or too large a head), else the connection failed.
+        let kind = if e.is_parse() || e.is_parse_too_large() {
+            "bad_request"
+        } else {
+            "connection"
+        };
+        ops.ops.error("exporter", kind, 1);
+    }
 }

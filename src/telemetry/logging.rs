@@ -561,7 +561,12 @@ impl DeferredEvent {
 }
 
 /// Most events waiting to be logged; more are dropped (the rate limiter keeps this far away).
-const DEFERRED_MAX: usize = 256;
+pub const DEFERRED_MAX: usize = 256;
+
+/// Events waiting for a Python thread to log them.
+pub fn deferred_len() -> usize {
+    deferred().0.lock().unwrap_or_else(|p| p.into_inner()).len()
+}
 
 fn deferred() -> &'static (Mutex<VecDeque<DeferredEvent>>, Condvar) {
     static D: OnceLock<(Mutex<VecDeque<DeferredEvent>>, Condvar)> = OnceLock::new();

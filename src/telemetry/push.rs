@@ -210,6 +210,17 @@ pub fn push(
     Ok(())
 }
 
+/// The `errors_total{component="push"}` kind of a failed push: `connect` (the gateway could not be
+/// reached or the connection failed), `http` (it answered, but not with 2xx, or not with HTTP);
+/// None for a refused configuration (nothing was attempted).
+pub fn error_kind(e: &CoreError) -> Option<&'static str> {
+    match e {
+        CoreError::Exporter { errno: Some(_), .. } => Some("connect"),
+        CoreError::Exporter { errno: None, .. } => Some("http"),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

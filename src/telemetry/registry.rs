@@ -16,8 +16,9 @@ use super::env_metrics::EnvMetrics;
 use super::family::OverflowFamily;
 use super::health::{HealthState, SafetyState};
 use super::logging::{self, SafetyEvent};
+use super::ops::Queue;
 use super::process;
-use super::types::CounterF;
+use super::types::{CounterF, GaugeF};
 use crate::errors::CoreError;
 use crate::safety::audit::LossSink;
 
@@ -70,6 +71,10 @@ const PROCESS_NAMES: [&str; 6] = [
 pub struct AuditLosses {
     counter: CounterF,
     health: Arc<HealthState>,
+    write_errors: CounterF,
+    drops: CounterF,
+    depth: GaugeF,
+    capacity: GaugeF,
 }
 
 impl LossSink for AuditLosses {
@@ -81,6 +86,16 @@ impl LossSink for AuditLosses {
     fn lost(&self, n: u64, why: &str) {
         self.counter.inc_by(n as f64);
         self.health.audit_lost(n, why);
+        if why.starts_with("write failed") {
+            self.write_errors.inc();
+        } else {
+            self.drops.inc();
+        }
+    }
+
+    fn queued(&self, depth: usize, capacity: usize) {
+        self.depth.set(depth as f64);
+        self.capacity.set(capacity as f64);
     }
 }
 
@@ -174,9 +189,14 @@ impl Registry {
         let overflow = Arc::new(OverflowFamily::default());
         let builtins = Builtins::new(limit, overflow.clone())?;
         let health = Arc::new(HealthState::default());
+        let (depth, capacity) = builtins.ops.queue(Queue::Audit);
         let audit_losses = Arc::new(AuditLosses {
             counter: builtins.audit_dropped.clone(),
             health: health.clone(),
+            write_errors: builtins.ops.error_counter("audit", "write"),
+            drops: builtins.ops.error_counter("audit", "dropped"),
+            depth,
+            capacity,
         });
         let inner = Arc::new(Inner {
             limit,
@@ -215,6 +235,11 @@ impl Registry {
     /// Errors:
     ///     [`CoreError::Metric`] if a writer fails (only on allocation failure in practice).
     pub fn encode(&self, format: Format, scope: Scope) -> Result<String, CoreError> {
+        self.inner.builtins.ops.set_queue(
+            Queue::Log,
+            logging::deferred_len(),
+            logging::DEFERRED_MAX,
+        );
         let reg = match scope {
             Scope::All => &self.all,
             Scope::NoProcess => &self.no_process,

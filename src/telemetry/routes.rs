@@ -206,6 +206,7 @@ pub async fn handle(
         return r;
     }
     if admission == Admission::Refused {
+        state.registry.builtins().ops.error("exporter", "auth", 1);
         logging::exporter_refused("unauthorized", &peer.to_string());
         let mut r = respond(
             &state,

@@ -36,8 +36,10 @@ use std::sync::{Arc, Mutex};
 
 use crate::safety::audit::{AuditTrail, Source};
 use crate::safety::{incidents, AlarmState, Checker, ConstraintSet, SafetyEvent, Shield};
+use crate::telemetry::drift_watch::DriftWatch;
 use crate::telemetry::env_metrics::EnvMetrics;
 use crate::telemetry::health::SafetyState;
+use crate::telemetry::quality::{Quality, Refusal};
 
 use crate::step::StepView;
 use kernel::{Ctx, Frame};
@@ -113,6 +115,10 @@ pub struct VecCore {
     pool: Option<Pool>,
     audit: Option<(Arc<AuditTrail>, Arc<Source>)>,
     metrics: Option<Arc<EnvMetrics>>,
+    /// Data-quality counters, recorded with the metrics.
+    quality: Option<Quality>,
+    /// The fleet's drift watch, fed a sample of every batch step.
+    drift: Option<Arc<Mutex<DriftWatch>>>,
     scratch: Scratch,
     totals: Arc<Mutex<Totals>>,
     /// The last [`step_one`](Self::step_one)'s outputs.
@@ -214,6 +220,8 @@ impl VecCore {
             pool,
             audit: None,
             metrics: None,
+            quality: None,
+            drift: None,
             scratch: Scratch::default(),
             totals: Arc::new(Mutex::new(Totals::new(k))),
             one: OneStep::default(),
@@ -239,6 +247,44 @@ impl VecCore {
     fn link_audit_losses(&self) {
         if let (Some((trail, _)), Some(m)) = (&self.audit, &self.metrics) {
             trail.report_losses_to(m.audit_losses());
+        }
+    }
+
+    /// Counts data quality (saturated observations, clipped actions, refused calls) into
+    /// `quality` from now on, or stops.
+    pub fn set_quality(&mut self, quality: Option<Quality>) {
+        self.quality = quality;
+    }
+
+    /// Feeds every batch step to `watch` from now on (see [`DriftWatch`]), or stops.
+    pub fn set_drift(&mut self, watch: Option<Arc<Mutex<DriftWatch>>>) {
+        self.drift = watch;
+    }
+
+    /// Counts a call refused before it reached the batch (the actions could not be read).
+    pub fn refused(&self, why: Refusal) {
+        if let Some(q) = &self.quality {
+            q.refused(why);
+        }
+    }
+
+    fn refused_call(&self) {
+        if let Some(q) = &self.quality {
+            q.refused_call();
+        }
+    }
+
+    /// Data quality and drift of a finished step: observations, the actions as sent, rewards,
+    /// and which envs were stepped.
+    fn watch(&self, obs: &[f32], actions: &[f64], rewards: &[f64], stepped: &[bool]) {
+        if let Some(q) = &self.quality {
+            q.record(obs, actions);
+        }
+        if let Some(d) = &self.drift {
+            let mut d = d.lock().unwrap_or_else(|p| p.into_inner());
+            // The batch's values are finite (checked or clamped): building a warmup reference
+            // from them cannot fail.
+            let _ = d.observe_batch(obs, actions, rewards, stepped);
         }
     }
 
@@ -498,7 +544,9 @@ impl VecCore {
             })
         };
         let mut events: Vec<SafetyEvent> = events.into_iter().flatten().collect();
-        Ok(self.conclude(out, &mut events, started))
+        let out = self.conclude(out, &mut events, started);
+        self.watch(&out.obs, actions, &out.cols.reward, &out.cols.stepped);
+        Ok(out)
     }
 
     /// Steps a batch of one env as [`step`](Self::step) does and returns its row instead of
@@ -567,6 +615,8 @@ impl VecCore {
             &StepView::of_one(&one.row, &one.readings.active, &one.events),
             started,
         );
+        let (reward, stepped) = (one.row.reward, one.row.stepped);
+        self.watch(&one.obs, action, &[reward], &[stepped]);
         Ok(&self.one)
     }
 
@@ -592,6 +642,7 @@ impl VecCore {
     fn validate(&mut self, actions: &[f64]) -> Result<(), CoreError> {
         let ad = self.model.spec().act_dim();
         if actions.len() != self.n * ad {
+            self.refused(Refusal::Shape);
             return Err(CoreError::action(format!(
                 "expected {} values ({} envs x {} action dims), got {}",
                 self.n * ad,
@@ -603,6 +654,7 @@ impl VecCore {
         // A branch-free pass the compiler vectorizes; the search only when a value is wrong.
         if !actions.iter().fold(true, |ok, a| ok & a.is_finite()) {
             let k = actions.iter().position(|a| !a.is_finite()).unwrap_or(0);
+            self.refused(Refusal::NonFinite);
             return Err(CoreError::InvalidAction {
                 env: Some(k / ad),
                 element: Some(k % ad),
@@ -611,6 +663,7 @@ impl VecCore {
         }
         if !self.all_started {
             if let Some(i) = self.slots.iter().position(|s| !s.started) {
+                self.refused_call();
                 return Err(CoreError::ResetNeeded(format!(
                     "env {i} has not been reset: call reset() before step()"
                 )));
@@ -619,6 +672,7 @@ impl VecCore {
         }
         if self.autoreset == Autoreset::Disabled {
             if let Some(i) = self.slots.iter().position(|s| s.done) {
+                self.refused_call();
                 // One message for the single env (reset()) and the vector env (a reset mask).
                 return Err(CoreError::ResetNeeded(format!(
                     "env {i} has ended its episode: call reset() before step() (a vector env with \
