@@ -30,6 +30,9 @@ pub struct Row {
     /// The episode ended in this step and met the model's success criterion (never after an
     /// emergency shutdown; see [`crate::envs::success`]).
     pub success: bool,
+    /// Observations clamped to their range in this step (bit `j`: observation `j`, the first
+    /// 64): a sensor at its end of scale. Zero for an autoreset step.
+    pub pegged: u64,
 }
 
 /// What the metrics and the running totals read of a step, borrowed: per-env columns (`n`

@@ -143,6 +143,36 @@ def test_dataset_gather_times_out_and_frees_the_workers() -> None:
     assert len(small["rewards"]) == 200
 
 
+def test_pending_fleet_tasks_show_in_the_queue_depth_gauge() -> None:
+    import threading
+
+    from neorl_industrial.metrics import REGISTRY
+
+    def depth() -> float:
+        for line in REGISTRY.generate_latest().decode().splitlines():
+            if line.startswith('queue_depth{queue="fleet_tasks"}'):
+                return float(line.split()[-1])
+        raise AssertionError("no queue_depth for fleet_tasks")
+
+    assert depth() == 0
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            generate_dataset(ENV, n_transitions=50_000_000, num_envs=64, num_workers=2, timeout=4, progress=False)
+        except BaseException as e:  # the timeout is the expected end
+            errors.append(e)
+
+    t = threading.Thread(target=run)
+    t.start()
+    try:
+        wait_until(lambda: depth() == 2, timeout=30, what="two pending fleet tasks")
+    finally:
+        t.join()
+    assert [type(e) for e in errors] == [WorkerTimeoutError]
+    assert depth() == 0  # the timed-out tasks are no longer counted
+
+
 # --------------------------------------------------------------------------- fleets, metrics, health
 def test_two_fleets_scraped_through_file_sd_by_prometheus(tmp_path: Path) -> None:
     if not PROMETHEUS:

@@ -255,6 +255,13 @@ def test_policy_errors_fall_back_to_the_safe_action_and_are_audited(
         np.testing.assert_array_equal(a, safe if i in (1, 2, 3) else np.zeros((2, 1)))
     for kind in ("non_finite", "shape", "exception"):
         assert metric(text, "policy_errors_total", kind=kind) == 1.0
+    # errors_total: the policy's two invalid answers and its exception; the fleet refused the two
+    # invalid answers it was sent (and says why in input_refused_total).
+    assert metric(text, "errors_total", component="policy", kind="invalid_action") == 2.0
+    assert metric(text, "errors_total", component="policy", kind="exception") == 1.0
+    assert metric(text, "errors_total", component="env", kind="refused_input") == 2.0
+    for reason in ("non_finite", "shape"):
+        assert metric(text, "input_refused_total", env=REACTOR, reason=reason) == 1.0
     assert metric(text, "actions_computed_total") == 2 * 3  # the probe is not served; refused answers count none
     events = [json.loads(x) for x in log.read_text().splitlines()]
     errors = [e for e in events if e["event"] == "policy_error"]
@@ -297,6 +304,7 @@ def test_reload_swaps_between_steps_and_refuses_a_bad_model(models: dict[str, Pa
         text = r.generate_latest().decode()
         assert metric(text, "model_reloads_total", result="failure") == 1.0
         assert metric(text, "model_reloads_total", result="success") == 1.0
+        assert metric(text, "errors_total", component="serving", kind="reload") == 1.0
         assert metric(text, "model_info", sha256=sha(models["ppo1"])) == 1.0
         assert metric(text, "model_info", sha256=sha(models["ppo0"])) is None
         assert s.envs.safety.steps == 4 * s.batches  # every batch stepped every env once

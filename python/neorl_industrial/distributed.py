@@ -33,6 +33,7 @@ import math
 import os
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -47,7 +48,7 @@ from ._fleet_worker import FleetWorker, PolicyFactory
 from ._progress import Progress
 from .datasets import QUALITIES, generate
 from .exceptions import ConfigError, NeorlError
-from .metrics import Registry
+from .metrics import REGISTRY, Registry
 from .policies import default_policy, make_policy
 
 try:
@@ -119,20 +120,51 @@ def _threads(options: Mapping[str, Any]) -> int:
     return max(1, int(options.get("num_cpus", 1) or 1))
 
 
+_pending_lock = threading.Lock()
+_pending_tasks = 0
+
+
+def _tasks_pending(delta: int) -> None:
+    """Moves ``queue_depth{queue="fleet_tasks"}`` of the process-wide registry by ``delta``."""
+    global _pending_tasks
+    with _pending_lock:
+        _pending_tasks += delta
+        REGISTRY.set_queue_depth("fleet_tasks", _pending_tasks)
+
+
 def _gather(
     refs: list[Any], names: list[int], timeout: float | None, bar: Any, sizes: list[int] | None = None
 ) -> list[Any]:
-    """Every ref's value, in order, under one overall timeout; fails as soon as one worker died."""
+    """Every ref's value, in order, under one overall timeout; fails as soon as one worker died.
+    The refs still pending count in ``queue_depth{queue="fleet_tasks"}``."""
+    pending = list(refs)
+    _tasks_pending(len(pending))
+    try:
+        return _wait_all(refs, pending, names, timeout, bar, sizes)
+    finally:
+        _tasks_pending(-len(pending))
+
+
+def _wait_all(
+    refs: list[Any],
+    pending: list[Any],
+    names: list[int],
+    timeout: float | None,
+    bar: Any,
+    sizes: list[int] | None,
+) -> list[Any]:
+    """The loop of :func:`_gather`: takes finished refs out of ``pending`` (in place)."""
     index = {ref: i for i, ref in enumerate(refs)}
     out: list[Any] = [None] * len(refs)
-    pending = list(refs)
     deadline = None if timeout is None else time.monotonic() + timeout
     while pending:
         left = None if deadline is None else max(0.0, deadline - time.monotonic())
-        ready, pending = ray.wait(pending, num_returns=1, timeout=left)
+        ready, still = ray.wait(pending, num_returns=1, timeout=left)
         if not ready:
             late = sorted(names[index[r]] for r in pending)
             raise WorkerTimeoutError(f"workers {late} did not finish within {timeout:g} s", late)
+        pending[:] = still
+        _tasks_pending(-1)
         i = index[ready[0]]
         try:
             out[i] = ray.get(ready[0])

@@ -125,11 +125,7 @@ impl CoreVecEnv {
             let id = core.model().spec().id;
             let m = reg.inner().env_metrics(id, &types, &severities, &names);
             let spec = core.model().spec();
-            let obs: Vec<(&str, f64, f64)> = spec
-                .observations
-                .iter()
-                .map(|v| (v.name, v.low, v.high))
-                .collect();
+            let obs: Vec<&str> = spec.observations.iter().map(|v| v.name).collect();
             let acts: Vec<&str> = spec.actions.iter().map(|v| v.name).collect();
             let quality = Quality::new(reg.inner().builtins(), id, &obs, &acts);
             core.set_metrics(Some(m));

@@ -248,7 +248,10 @@ impl DriftWatch {
             self.sample.min(n)
         };
         let stride = n / m;
-        let start = self.cursor % stride.max(1);
+        // The starts that keep the last sampled env inside the batch: over `span` steps every
+        // env is sampled.
+        let span = n - (m - 1) * stride;
+        let start = self.cursor % span;
         self.cursor = self.cursor.wrapping_add(1);
         let mut rows = std::mem::take(&mut self.rows);
         rows.clear();
@@ -301,5 +304,132 @@ impl DriftWatch {
                 None => (None, None, 0),
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::telemetry::Registry;
+
+    fn features(k: usize) -> Vec<(Source, String)> {
+        (0..k)
+            .map(|j| (Source::Observation, format!("x{j}")))
+            .collect()
+    }
+
+    #[test]
+    fn quantile_bins_cut_at_interpolated_order_statistics() {
+        let mut v: Vec<f64> = (0..=100).rev().map(f64::from).collect();
+        let p = quantile_profile("x", Source::Observation, &mut v, 4).unwrap();
+        assert_eq!(p.edges(), &[0.0, 25.0, 50.0, 75.0, 100.0]);
+        // A value on an inner edge counts in the bin above it.
+        let want = [25.0 / 101.0, 25.0 / 101.0, 25.0 / 101.0, 26.0 / 101.0];
+        for (s, w) in p.shares().iter().zip(want) {
+            assert!((s - w).abs() < 1e-12, "{:?}", p.shares());
+        }
+        let mut v = vec![0.0, 1.0];
+        let p = quantile_profile("x", Source::Observation, &mut v, 4).unwrap();
+        assert_eq!(p.edges(), &[0.0, 0.25, 0.5, 0.75, 1.0]);
+        let err = |v: &mut [f64], bins| {
+            quantile_profile("x", Source::Action, v, bins)
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(err(&mut [], 4).contains("\"x\": has no value"));
+        assert!(err(&mut [1.0, f64::NAN], 4).contains("holds NaN or inf"));
+        assert!(err(&mut [1.0], 1).contains("bins: must be an integer from 2 to 1000, got 1"));
+        assert!(err(&mut [1.0], 1001).contains("got 1001"));
+    }
+
+    #[test]
+    fn a_sample_visits_every_env_and_skips_envs_not_stepped() {
+        let reference = Reference::Warmup {
+            steps: 1000,
+            bins: 4,
+        };
+        let mut w = DriftWatch::new(features(1), reference, 10, 3, None).unwrap();
+        let n = 10;
+        let obs: Vec<f32> = (0..n).map(|i| i as f32).collect();
+        let mut seen = vec![0u32; n];
+        for _ in 0..4 {
+            w.observe_batch(&obs, &[], &vec![0.0; n], &vec![true; n])
+                .unwrap();
+            let rows = &w.rows;
+            assert_eq!(rows.len(), 3 * 2, "3 rows of (observation, reward)");
+            for r in rows.chunks(2) {
+                seen[r[0] as usize] += 1;
+            }
+        }
+        assert!(seen.iter().all(|&c| c >= 1), "{seen:?}");
+        let mut stepped = vec![true; n];
+        stepped.iter_mut().for_each(|s| *s = false);
+        w.observe_batch(&obs, &[], &vec![0.0; n], &stepped).unwrap();
+        assert!(w.rows.is_empty());
+        let mut all = DriftWatch::new(
+            features(1),
+            Reference::Warmup { steps: 9, bins: 2 },
+            1,
+            0,
+            None,
+        )
+        .unwrap();
+        all.observe_batch(&obs, &[], &vec![0.0; n], &vec![true; n])
+            .unwrap();
+        assert_eq!(all.rows.len(), 2 * n, "sample 0 takes every env");
+    }
+
+    #[test]
+    fn a_warmup_becomes_the_reference_and_the_same_data_does_not_drift() {
+        let reg = Registry::new(100);
+        let reference = Reference::Warmup { steps: 2, bins: 5 };
+        let gauges = Some((reg.builtins(), "E"));
+        let mut w = DriftWatch::new(features(2), reference, 4, 0, gauges).unwrap();
+        let rows: Vec<f64> = (0..200).map(|i| f64::from(i % 37)).collect();
+        w.observe_rows(&rows).unwrap();
+        assert_eq!((w.warmup_left(), w.profile().is_none()), (1, true));
+        assert_eq!(w.report(), vec![(None, None, 0), (None, None, 0)]);
+        w.observe_rows(&rows).unwrap();
+        assert_eq!(w.warmup_left(), 0);
+        assert_eq!(w.profile().unwrap()[1].name, "x1");
+        w.observe_rows(&rows).unwrap();
+        let (psi, w1, samples) = w.report()[0];
+        assert!(psi.unwrap() < 1e-9 && w1.unwrap() < 1e-9 && samples == 100);
+        let shifted: Vec<f64> = rows.iter().map(|v| v + 100.0).collect();
+        for _ in 0..4 {
+            w.observe_rows(&shifted).unwrap();
+        }
+        assert!(w.report()[0].0.unwrap() > 0.25);
+        let text = reg
+            .encode(crate::telemetry::Format::Text, crate::telemetry::Scope::All)
+            .unwrap();
+        let line = text
+            .lines()
+            .find(|l| {
+                l.starts_with("feature_drift{env=\"E\",source=\"observation\",feature=\"x0\"}")
+            })
+            .unwrap();
+        let v: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+        assert_eq!(Some(v), w.report()[0].0);
+    }
+
+    #[test]
+    fn bad_windows_warmups_and_profiles_are_refused() {
+        let err = |r: Reference, window: usize| {
+            DriftWatch::new(features(1), r, window, 0, None)
+                .unwrap_err()
+                .to_string()
+        };
+        let warm = |steps| Reference::Warmup { steps, bins: 10 };
+        assert!(err(warm(1), 0).contains("window: must be at least 1"));
+        assert!(err(warm(0), 1).contains("warmup: must be from 1 to 100000"));
+        assert!(err(warm(MAX_WARMUP + 1), 1).contains("got 100001"));
+        let bins = Reference::Warmup { steps: 1, bins: 1 };
+        assert!(err(bins, 1).contains("bins: must be an integer from 2"));
+        let other = FeatureProfile::new("y", Source::Observation, vec![0.0, 1.0], vec![1.0]);
+        let msg = err(Reference::Profile(vec![other.unwrap()]), 1);
+        assert!(msg.contains("profile: describes the features"), "{msg}");
+        let wrong_source = FeatureProfile::new("x0", Source::Action, vec![0.0, 1.0], vec![1.0]);
+        assert!(err(Reference::Profile(vec![wrong_source.unwrap()]), 1).contains("describes"));
     }
 }

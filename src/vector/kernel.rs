@@ -62,13 +62,19 @@ impl Frame {
     }
 
     /// Keeps observations inside the observation space (a sensor's range), so noise or an
-    /// extreme excursion never yields an observation outside the declared bounds.
+    /// extreme excursion never yields an observation outside the declared bounds. Returns which
+    /// were clamped: bit `j` for observation `j` (the first 64), a sensor pegged at its end of
+    /// scale.
     #[inline]
-    pub(super) fn clamp_obs(&self, obs: &mut [f32]) {
+    pub(super) fn clamp_obs(&self, obs: &mut [f32]) -> u64 {
         let bounds = self.obs_low.iter().zip(&self.obs_high);
-        for (o, (&low, &high)) in obs.iter_mut().zip(bounds) {
-            *o = o.clamp(low, high);
+        let mut pegged = 0u64;
+        for (j, (o, (&low, &high))) in obs.iter_mut().zip(bounds).enumerate() {
+            let c = o.clamp(low, high);
+            pegged |= u64::from(c != *o && j < 64) << (j & 63);
+            *o = c;
         }
+        pegged
     }
 }
 
@@ -296,7 +302,7 @@ impl Ctx<'_> {
         slot.elapsed += 1;
         let obs = &mut l.obs[j * od..(j + 1) * od];
         self.model.observe(state, slot.elapsed, obs);
-        self.frame.clamp_obs(obs);
+        let pegged = self.frame.clamp_obs(obs);
         let mut sig = [0.0; MAX_SIGNALS];
         let sig = &mut sig[..last.len()];
         self.model.signals(state, sig);
@@ -324,6 +330,7 @@ impl Ctx<'_> {
             reset_in_step: false,
             episode_return: if done { slot.ret } else { 0.0 },
             success,
+            pegged,
         };
         slot.done = done;
         if done {

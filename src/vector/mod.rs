@@ -274,11 +274,12 @@ impl VecCore {
         }
     }
 
-    /// Data quality and drift of a finished step: observations, the actions as sent, rewards,
-    /// and which envs were stepped.
-    fn watch(&self, obs: &[f32], actions: &[f64], rewards: &[f64], stepped: &[bool]) {
+    /// Data quality and drift of a finished step: observations, the actions as sent, and the
+    /// rewards, stepped flags and clamped-observation masks.
+    fn watch(&self, obs: &[f32], actions: &[f64], cols: (&[f64], &[bool], &[u64])) {
+        let (rewards, stepped, pegged) = cols;
         if let Some(q) = &self.quality {
-            q.record(obs, actions);
+            q.record(pegged, actions);
         }
         if let Some(d) = &self.drift {
             let mut d = d.lock().unwrap_or_else(|p| p.into_inner());
@@ -545,7 +546,8 @@ impl VecCore {
         };
         let mut events: Vec<SafetyEvent> = events.into_iter().flatten().collect();
         let out = self.conclude(out, &mut events, started);
-        self.watch(&out.obs, actions, &out.cols.reward, &out.cols.stepped);
+        let c = &out.cols;
+        self.watch(&out.obs, actions, (&c.reward, &c.stepped, &c.pegged));
         Ok(out)
     }
 
@@ -615,8 +617,8 @@ impl VecCore {
             &StepView::of_one(&one.row, &one.readings.active, &one.events),
             started,
         );
-        let (reward, stepped) = (one.row.reward, one.row.stepped);
-        self.watch(&one.obs, action, &[reward], &[stepped]);
+        let r = one.row;
+        self.watch(&one.obs, action, (&[r.reward], &[r.stepped], &[r.pegged]));
         Ok(&self.one)
     }
 

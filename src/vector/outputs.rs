@@ -102,6 +102,8 @@ columns! {
     episode_return: f64 = 0.0, from r => r.episode_return;
     /// Ended in the step and met the success criterion.
     success: bool = false, from r => r.success;
+    /// Observations clamped to their range (bit j: observation j).
+    pegged: u64 = 0, from r => r.pegged;
 }
 
 impl Columns {
@@ -119,6 +121,7 @@ impl Columns {
             reset_in_step: self.reset_in_step[i],
             episode_return: self.episode_return[i],
             success: self.success[i],
+            pegged: self.pegged[i],
         }
     }
 }
