@@ -85,3 +85,14 @@ def test_the_serving_bench_runs_its_tiny_configuration() -> None:
     rows = [line.split() for line in lines if line.startswith(("torchscript", "onnx"))]
     assert [r[0] for r in rows] == ["torchscript", "onnx"] and all(r[-1] in ("met", "MISSED") for r in rows)
     assert any(line.strip().startswith("paused by an operator:") for line in lines)
+
+
+def test_the_quality_bench_runs_its_quick_configuration() -> None:
+    import subprocess
+    import sys
+
+    p = subprocess.run([sys.executable, str(BENCHES / "bench_quality.py"), "--quick"], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    modes = [line.strip().split("  ")[0] for line in p.stdout.splitlines() if "us/step" in line]
+    assert modes == ["quality off", "quality on", "drift, 64 envs per step", "drift, all envs"]
+    assert "KiB resident per feature" in p.stdout

@@ -382,6 +382,12 @@ impl CoreVecEnv {
         )
     }
 
+    /// Turns the data-quality counters (``observation_saturation_total``,
+    /// ``action_clipped_total``) on or off; they are on with metrics (off measures their cost).
+    fn set_quality(&mut self, on: bool) {
+        self.core.set_quality_on(on);
+    }
+
     /// Feeds a sample of every batch step to ``drift`` from now on (None: stops).
     #[pyo3(signature = (drift))]
     fn set_drift(&mut self, drift: Option<PyRef<'_, CoreDrift>>) {

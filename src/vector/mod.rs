@@ -117,6 +117,8 @@ pub struct VecCore {
     metrics: Option<Arc<EnvMetrics>>,
     /// Data-quality counters, recorded with the metrics.
     quality: Option<Quality>,
+    /// Whether the data-quality counters count (on unless turned off to measure their cost).
+    quality_on: bool,
     /// The fleet's drift watch, fed a sample of every batch step.
     drift: Option<Arc<Mutex<DriftWatch>>>,
     scratch: Scratch,
@@ -221,6 +223,7 @@ impl VecCore {
             audit: None,
             metrics: None,
             quality: None,
+            quality_on: true,
             drift: None,
             scratch: Scratch::default(),
             totals: Arc::new(Mutex::new(Totals::new(k))),
@@ -256,6 +259,11 @@ impl VecCore {
         self.quality = quality;
     }
 
+    /// Turns the data-quality counters on or off (they are on; off measures their cost).
+    pub fn set_quality_on(&mut self, on: bool) {
+        self.quality_on = on;
+    }
+
     /// Feeds every batch step to `watch` from now on (see [`DriftWatch`]), or stops.
     pub fn set_drift(&mut self, watch: Option<Arc<Mutex<DriftWatch>>>) {
         self.drift = watch;
@@ -278,7 +286,7 @@ impl VecCore {
     /// rewards, stepped flags and clamped-observation masks.
     fn watch(&self, obs: &[f32], actions: &[f64], cols: (&[f64], &[bool], &[u64])) {
         let (rewards, stepped, pegged) = cols;
-        if let Some(q) = &self.quality {
+        if let Some(q) = self.quality.as_ref().filter(|_| self.quality_on) {
             q.record(pegged, actions);
         }
         if let Some(d) = &self.drift {
