@@ -625,7 +625,7 @@ def test_the_docs_example_runs(models: dict[str, Path], tmp_path: Path, monkeypa
     import re
 
     doc = (Path(__file__).resolve().parents[1] / "docs" / "serving.md").read_text()
-    (block,) = re.findall(r"```python\n(.*?)```", doc, re.S)
+    block, drift = re.findall(r"```python\n(.*?)```", doc, re.S)
     # A free port and a short run; the rest as written.
     code = block.replace("start_http_server(8000)", "start_http_server(0)").replace("duration=60.0", "duration=0.3")
     monkeypatch.chdir(tmp_path)
@@ -633,3 +633,7 @@ def test_the_docs_example_runs(models: dict[str, Path], tmp_path: Path, monkeypa
     exec(compile(code, "docs/serving.md", "exec"), {})
     events = [json.loads(x) for x in (tmp_path / "audit.jsonl").read_text().splitlines()]
     assert events[0]["event"] == "model_loaded" and events[0]["framework"] == "sb3"
+    scope: dict[str, Any] = {}
+    exec(compile(drift, "docs/serving.md (drift)", "exec"), scope)
+    levels = {f["feature"]: f["level"] for f in scope["monitor"].report()}
+    assert levels["Tc"] == "significant"  # random actions are far from the expert's
