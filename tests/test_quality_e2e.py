@@ -167,10 +167,12 @@ def test_a_scripted_fleet_shows_its_success_rate_and_its_errors(tmp_path: Path) 
                         return c if c.get("success", 0) + c.get("failure", 0) == sum(outcomes.values()) else None
 
                     c = wait_until(counts, 20, "the episode outcomes in Prometheus")
-                    assert c == {"success": outcomes["success"], "failure": outcomes["failure"], "shutdown": 0.0}
+                    assert c == {
+                        "success": outcomes["success"], "failure": outcomes["failure"], "shutdown": 0.0, "truncated": 0.0,
+                    }  # fmt: skip
                     (ratio,) = query(
                         prom,
-                        'sum(episode_outcomes_total{outcome="success"}) / sum(episode_outcomes_total)',
+                        'sum(episode_outcomes_total{outcome="success"}) / sum(episode_outcomes_total{outcome!="truncated"})',
                     )
                     assert float(ratio["value"][1]) == pytest.approx(outcomes["success"] / sum(outcomes.values()))
                     wait_until(

@@ -43,7 +43,7 @@ def buckets(reg: Registry, name: str, **labels: str) -> dict[float, float]:
 def outcomes(reg: Registry, env: str = REACTOR) -> dict[str, float]:
     return {
         o: value(reg, "episode_outcomes_total", env=env, outcome=o)
-        for o in ("success", "failure", "shutdown")
+        for o in ("success", "failure", "shutdown", "truncated")
     }
 
 
@@ -201,7 +201,7 @@ def test_outcomes_are_counted_for_a_scripted_run() -> None:
     heated = np.arange(n) < 3
     env = ni.make_vec(REACTOR, num_envs=n, autoreset_mode="next_step", registry=reg)
     # Every outcome's series exists, at 0, as soon as the batch does.
-    assert outcomes(reg) == {"success": 0, "failure": 0, "shutdown": 0}
+    assert outcomes(reg) == {"success": 0, "failure": 0, "shutdown": 0, "truncated": 0}
     policy = pi_or_heat(heated)
     obs, _ = env.reset(seed=5)
     terminations = truncations = 0
@@ -213,7 +213,7 @@ def test_outcomes_are_counted_for_a_scripted_run() -> None:
     # Full heating shuts its envs down every few steps (and never succeeds); each PI env meets the
     # criterion at its horizon.
     assert truncations == n - 3 and terminations >= 3 * 5
-    assert outcomes(reg) == {"success": n - 3, "failure": 0, "shutdown": terminations}
+    assert outcomes(reg) == {"success": n - 3, "failure": 0, "shutdown": terminations, "truncated": 0}
     episodes = value(reg, "episodes_total", env=REACTOR)
     assert episodes == terminations + truncations == sum(outcomes(reg).values())
     assert value(reg, "episode_reward_by_env_count", env=REACTOR) == episodes
@@ -232,7 +232,30 @@ def test_a_missed_criterion_is_a_failure() -> None:
     for _ in range(env.horizon):  # the nominal coolant: Ca settles at 0.877, off the 0.87 set-point
         *_, info = env.step(np.zeros((4, 1), np.float32))
     assert info["_is_success"].all() and not info["is_success"].any()
-    assert outcomes(reg) == {"success": 0, "failure": 4, "shutdown": 0}
+    assert outcomes(reg) == {"success": 0, "failure": 4, "shutdown": 0, "truncated": 0}
+
+
+def test_an_episode_cut_by_a_reset_is_truncated() -> None:
+    reg = Registry()
+    env = ni.make_vec(REACTOR, num_envs=4, autoreset_mode="disabled", registry=reg)
+    env.reset(seed=0)  # the first reset cuts nothing
+    assert outcomes(reg)["truncated"] == 0
+    env.step(np.zeros((4, 1), np.float32))
+    env.reset(options={"reset_mask": np.array([True, False, True, False])})
+    assert outcomes(reg)["truncated"] == 2
+    env.reset(options={"reset_mask": np.array([True, False, False, False])})  # env 0 has not stepped since
+    assert outcomes(reg)["truncated"] == 2
+    for _ in range(env.horizon - 1):
+        env.step(np.zeros((4, 1), np.float32))
+    # Envs 1 and 3 (a step ahead) reached their horizon first; resetting the ended ones cuts nothing more, and
+    # a full reset cuts the two still running.
+    ended = outcomes(reg)["failure"]
+    assert ended == 2
+    env.reset(options={"reset_mask": np.array([False, True, False, True])})
+    assert outcomes(reg)["truncated"] == 2
+    env.reset()
+    assert outcomes(reg) == {"success": 0, "failure": 2, "shutdown": 0, "truncated": 4}
+    assert value(reg, "episodes_total", env=REACTOR) == 2  # truncated episodes did not end
 
 
 # -- the criteria against the baselines, determinism ---------------------------------------------------

@@ -212,7 +212,7 @@ const FAMILIES: [Def; 25] = [
     def(
         Counter,
         "episode_outcomes_total",
-        "Finished episodes by environment and outcome: success (met the environment's success criterion), failure (did not, without a shutdown), shutdown (ended by an emergency shutdown).",
+        "Episodes by environment and outcome: success (met the environment's success criterion), failure (did not, without a shutdown), shutdown (ended by an emergency shutdown), truncated (cut before its end by a reset).",
         &["env", "outcome"],
         &[],
         false,

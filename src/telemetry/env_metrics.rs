@@ -34,14 +34,14 @@ pub struct BatchRecord<'a> {
 
 /// The outcomes an episode ends with, as `episode_outcomes_total`'s `outcome` label: every
 /// finished episode is exactly one of them.
-pub const OUTCOMES: [&str; 3] = ["success", "failure", "shutdown"];
+pub const OUTCOMES: [&str; 4] = ["success", "failure", "shutdown", "truncated"];
 
 /// One batch's per-env episode series: `episode_outcomes_total{env,outcome}` (every outcome's
 /// series created, at 0, with the batch) and `episode_reward_by_env{env}`.
 #[derive(Debug)]
 pub struct Outcomes {
     /// By [`OUTCOMES`] index.
-    counts: [CounterF; 3],
+    counts: [CounterF; 4],
     reward: Histogram,
 }
 
@@ -141,8 +141,8 @@ impl EnvMetrics {
         }
     }
 
-    /// Counts finished episodes by outcome: `[success, failure, shutdown]` (see [`OUTCOMES`]).
-    pub fn record_outcomes(&self, counts: [u64; 3]) {
+    /// Counts episodes by outcome: `[success, failure, shutdown, truncated]` (see [`OUTCOMES`]).
+    pub fn record_outcomes(&self, counts: [u64; 4]) {
         for (c, n) in self.outcomes.counts.iter().zip(counts) {
             if n > 0 {
                 c.inc_by(n as f64);

@@ -54,8 +54,9 @@ impl EnvMetrics {
             .map(|(_, &r)| r)
             .collect();
         if !returns.is_empty() {
-            // [success, failure, shutdown]: a shutdown is never a success.
-            let mut outcomes = [0u64; 3];
+            // [success, failure, shutdown, truncated]: a shutdown is never a success; an episode
+            // is truncated only by a reset before its end (counted by the reset).
+            let mut outcomes = [0u64; 4];
             for ((&terminated, &truncated), &success) in ended.zip(view.success) {
                 if terminated {
                     outcomes[2] += 1;

@@ -442,22 +442,28 @@ impl VecCore {
             (ctx.stride, od, k),
         );
         let pool = self.pool.as_ref().unwrap_or_else(|| Pool::shared());
-        let events = pool.map(lanes, |mut l| {
-            let mut events = Vec::new();
+        let done = pool.map(lanes, |mut l| {
+            let (mut events, mut cut) = (Vec::new(), 0u64);
             for j in 0..l.len() {
                 let i = l.first + j;
                 if mask.is_none_or(|m| m[i]) {
                     if let Some(Some(s)) = seeds.map(|s| s[i]) {
                         l.slots[j].rng = Rng::from_seed(s);
                     }
+                    let slot = &l.slots[j];
+                    cut += u64::from(slot.started && !slot.done && slot.elapsed > 0);
                     ctx.reset_lane_env(&mut l, j, k, &mut events);
                 }
                 ctx.observe_one(&mut l, j, k);
             }
             l.commit();
-            events
+            (events, cut)
         });
-        let mut events: Vec<SafetyEvent> = events.into_iter().flatten().collect();
+        let cut: u64 = done.iter().map(|d| d.1).sum();
+        if let (Some(m), true) = (&self.metrics, cut > 0) {
+            m.record_outcomes([0, 0, 0, cut]);
+        }
+        let mut events: Vec<SafetyEvent> = done.into_iter().flat_map(|d| d.0).collect();
         self.publish(&mut events);
         self.lock_totals().add_events(&events);
         Ok(ResetOut {
