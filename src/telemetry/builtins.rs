@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use prometheus_client::metrics::histogram::Histogram;
+use super::exemplar::ExemplarHistogram;
 
 use super::dynamic::{AnyChild, FamilySpec, Kind, MetricFamily};
 use super::family::OverflowFamily;
@@ -43,15 +43,15 @@ pub struct Builtins {
     /// `step_latency_seconds{env}`.
     pub step_latency: Arc<MetricFamily>,
     /// `inference_latency_seconds`.
-    pub inference_latency: Histogram,
+    pub inference_latency: ExemplarHistogram,
     /// `actions_computed_total`.
     pub actions_computed: CounterF,
     /// `active_environments`.
     pub active_environments: GaugeF,
     /// `episode_reward`.
-    pub episode_reward: Histogram,
+    pub episode_reward: ExemplarHistogram,
     /// `safety_response_time_seconds`.
-    pub safety_response: Histogram,
+    pub safety_response: ExemplarHistogram,
     /// `last_safety_violation_timestamp_seconds`.
     pub last_violation: GaugeF,
     /// `audit_events_dropped_total`.
@@ -261,7 +261,7 @@ fn gauge(f: &MetricFamily) -> Result<GaugeF, CoreError> {
     }
 }
 
-fn histogram(f: &MetricFamily) -> Result<Histogram, CoreError> {
+fn histogram(f: &MetricFamily) -> Result<ExemplarHistogram, CoreError> {
     match f.child(&[])?.0 {
         AnyChild::Histogram(h) => Ok(h),
         _ => Err(CoreError::Metric(format!(

@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
+use super::exemplar::ExemplarHistogram;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
-use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::metrics::MetricType;
 
 use super::family::{GuardedFamily, OverflowFamily};
@@ -41,7 +41,7 @@ pub enum AnyFamily {
     /// Gauges.
     Gauge(GuardedFamily<GaugeF, NewGauge>),
     /// Histograms with the family's buckets.
-    Histogram(GuardedFamily<Histogram, Buckets>),
+    Histogram(GuardedFamily<ExemplarHistogram, Buckets>),
 }
 
 /// A handle on one series: updates go straight to its atomics.
@@ -52,7 +52,7 @@ pub enum AnyChild {
     /// A gauge series.
     Gauge(GaugeF),
     /// A histogram series.
-    Histogram(Histogram),
+    Histogram(ExemplarHistogram),
 }
 
 /// What a new family is: type, name, help, label names, buckets, and whether it is a safety family.

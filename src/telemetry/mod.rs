@@ -9,6 +9,7 @@ pub mod drift;
 pub mod dynamic;
 pub mod encoder;
 pub mod env_metrics;
+pub mod exemplar;
 pub mod exporter;
 pub mod family;
 pub mod health;

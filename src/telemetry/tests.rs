@@ -32,6 +32,7 @@ fn a_batch_step_updates_every_contract_metric() {
         shutdowns: &[0, 1],
         shield_interventions: 2,
         response_seconds: &[0.01],
+        ..BatchRecord::default()
     });
     let t = reg.encode(Format::Text, Scope::All).unwrap();
     let env = "{env=\"ChemicalReactor-v0\"}";

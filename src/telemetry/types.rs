@@ -6,7 +6,8 @@ use std::sync::Arc;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::MetricConstructor;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::Histogram;
+
+use super::exemplar::ExemplarHistogram;
 
 /// A float counter (Python increments by any non-negative amount).
 pub type CounterF = Counter<f64, AtomicU64>;
@@ -18,9 +19,9 @@ pub type GaugeF = Gauge<f64, AtomicU64>;
 #[derive(Debug, Clone)]
 pub struct Buckets(pub Arc<[f64]>);
 
-impl MetricConstructor<Histogram> for Buckets {
-    fn new_metric(&self) -> Histogram {
-        Histogram::new(self.0.iter().copied())
+impl MetricConstructor<ExemplarHistogram> for Buckets {
+    fn new_metric(&self) -> ExemplarHistogram {
+        ExemplarHistogram::new(self.0.iter().copied())
     }
 }
 

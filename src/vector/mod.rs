@@ -564,7 +564,7 @@ impl VecCore {
         self.one.events = events;
         let one = &self.one;
         self.account(
-            &StepView::of_one(&one.row, &one.readings.active, &one.events),
+            &StepView::of_one(&one.row, &one.readings.active, &one.events, &self.slots),
             started,
         );
         Ok(&self.one)
@@ -579,7 +579,7 @@ impl VecCore {
     ) -> StepOut {
         self.publish(events);
         out.events = std::mem::take(events);
-        self.account(&out.view(), started);
+        self.account(&out.view(&self.slots), started);
         out
     }
 
