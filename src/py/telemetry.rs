@@ -142,6 +142,7 @@ impl MetricsRegistry {
             labels: &labelnames,
             buckets: &buckets,
             safety: false,
+            exemplars: true,
         };
         Ok(CoreFamily {
             fam: self.inner.register(&spec)?,

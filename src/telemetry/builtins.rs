@@ -230,6 +230,10 @@ const FAMILIES: [Def; 17] = [
     ),
 ];
 
+/// Histograms observed on every batch step without an exemplar: made without exemplars, so their
+/// observations take no lock for them.
+const WITHOUT_EXEMPLARS: [&str; 1] = ["step_latency_seconds"];
+
 fn make(
     d: &Def,
     limit: usize,
@@ -243,6 +247,7 @@ fn make(
         labels: &labels,
         buckets: d.buckets,
         safety: d.safety,
+        exemplars: !WITHOUT_EXEMPLARS.contains(&d.name),
     };
     Ok(Arc::new(MetricFamily::new(&spec, limit, overflow.clone())?))
 }

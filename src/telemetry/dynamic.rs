@@ -70,6 +70,8 @@ pub struct FamilySpec<'a> {
     pub buckets: &'a [f64],
     /// Also served on `/safety/metrics`.
     pub safety: bool,
+    /// Histograms: the buckets keep exemplars (a lock on every observation, with one or not).
+    pub exemplars: bool,
 }
 
 /// A registered family: name (without a counter's `_total`), help, store.
@@ -128,7 +130,10 @@ impl MetricFamily {
                 AnyFamily::Histogram(GuardedFamily::new(
                     name,
                     spec.labels,
-                    Buckets(b.into()),
+                    Buckets {
+                        bounds: b.into(),
+                        exemplars: spec.exemplars,
+                    },
                     limit,
                     overflow,
                 ))

@@ -5,17 +5,18 @@
 //! metric's exemplar, a log line and an audit event join on the same values. Applications may give
 //! their own labels instead ([`ExemplarLabels::given`]).
 //!
-//! Every histogram series keeps one exemplar per bucket, the latest observed into it, with its
-//! value and the time of observation. The labels are small and fixed in size: the run id is the
-//! shared `Arc` every log line uses, the episode and incident are numbers rendered only when a
-//! scrape asks, so an exemplar costs no allocation per observation; an observation without one
-//! costs what it always did. Only the OpenMetrics encoding writes exemplars: the Prometheus text
-//! format 0.0.4 has none.
+//! A histogram series keeps one exemplar per bucket, the latest observed into it, with its value
+//! and the time of observation. The labels are small and fixed in size: the run id is the shared
+//! `Arc` every log line uses, the episode and incident are numbers rendered only when a scrape
+//! asks, so an exemplar costs no allocation per observation. Keeping exemplars costs each
+//! observation a lock; the one histogram observed on every batch step without an exemplar
+//! (`step_latency_seconds`) keeps none and costs what it did. Only the OpenMetrics encoding writes
+//! exemplars: the Prometheus text format 0.0.4 has none.
 //!
 //! OpenMetrics limits an exemplar's label set to 128 UTF-8 characters (names and values together).
 //! The ids are added in the order `run_id`, `episode_id`, `incident_id`, and an id that would take
-//! the set past the limit is left out (only a run id longer than 121 characters, or close to 128
-//! with an episode, can); labels an application gives are refused past the limit.
+//! the set past the limit is left out (a run id up to about 80 characters leaves room for all
+//! three; one over 122 never fits); labels an application gives are refused past the limit.
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -24,6 +25,7 @@ use prometheus_client::encoding::{
     EncodeLabel, EncodeLabelSet, EncodeMetric, LabelSetEncoder, MetricEncoder,
 };
 use prometheus_client::metrics::exemplar::HistogramWithExemplars;
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::metrics::{MetricType, TypedMetric};
 
 use super::logging;
@@ -184,29 +186,56 @@ impl EncodeLabelSet for ExemplarLabels {
     }
 }
 
-/// A histogram series keeping the latest exemplar of each bucket.
+/// A histogram series; one of a family with exemplars keeps the latest of each bucket.
+///
+/// Keeping exemplars costs every observation a lock, given an exemplar or not; a family observed on
+/// every batch step without one (`step_latency_seconds`) is made without them and ignores any given.
 #[derive(Debug, Clone)]
-pub struct ExemplarHistogram(HistogramWithExemplars<ExemplarLabels>);
+pub struct ExemplarHistogram(Store);
+
+#[derive(Debug, Clone)]
+enum Store {
+    Plain(Histogram),
+    Exemplars(HistogramWithExemplars<ExemplarLabels>),
+}
 
 impl ExemplarHistogram {
-    /// A histogram with these bucket upper bounds (an implicit `+Inf` follows).
+    /// A histogram keeping exemplars, with these bucket upper bounds (an implicit `+Inf` follows).
     pub fn new(buckets: impl IntoIterator<Item = f64>) -> Self {
         let b: Vec<f64> = buckets.into_iter().collect();
-        Self(HistogramWithExemplars::new(b.into_iter()))
+        Self(Store::Exemplars(HistogramWithExemplars::new(b.into_iter())))
+    }
+
+    /// A histogram without exemplars, with these bucket upper bounds.
+    pub fn plain(buckets: impl IntoIterator<Item = f64>) -> Self {
+        Self(Store::Plain(Histogram::new(buckets)))
     }
 
     /// Records one observation without an exemplar.
     #[inline]
     pub fn observe(&self, v: f64) {
-        self.0.observe(v, None, None);
+        match &self.0 {
+            Store::Plain(h) => h.observe(v),
+            Store::Exemplars(h) => h.observe(v, None, None),
+        }
     }
 
     /// Records one observation; it becomes its bucket's exemplar, stamped `at` (unstamped if
-    /// `at` is before 1970).
+    /// `at` is before 1970), unless the histogram keeps none.
     #[inline]
     pub fn observe_with(&self, v: f64, labels: &ExemplarLabels, at: SystemTime) {
-        let at = at.duration_since(UNIX_EPOCH).is_ok().then_some(at);
-        self.0.observe(v, Some(labels.clone()), at);
+        match &self.0 {
+            Store::Plain(h) => h.observe(v),
+            Store::Exemplars(h) => {
+                let at = at.duration_since(UNIX_EPOCH).is_ok().then_some(at);
+                h.observe(v, Some(labels.clone()), at);
+            }
+        }
+    }
+
+    /// True if the histogram keeps exemplars.
+    pub fn keeps_exemplars(&self) -> bool {
+        matches!(self.0, Store::Exemplars(_))
     }
 }
 
@@ -216,7 +245,10 @@ impl TypedMetric for ExemplarHistogram {
 
 impl EncodeMetric for ExemplarHistogram {
     fn encode(&self, encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
-        self.0.encode(encoder)
+        match &self.0 {
+            Store::Plain(h) => h.encode(encoder),
+            Store::Exemplars(h) => h.encode(encoder),
+        }
     }
 
     fn metric_type(&self) -> MetricType {

@@ -34,6 +34,7 @@ fn histogram() -> (Registry, ExemplarHistogram) {
             labels: &["route".to_string()],
             buckets: &[0.1, 0.5],
             safety: false,
+            exemplars: true,
         })
         .expect("family");
     let Ok((AnyChild::Histogram(h), _)) = fam.child(&["a"]) else {
@@ -279,5 +280,33 @@ fn a_batch_of_one_reads_its_counter_like_a_batch() {
     assert_eq!(
         StepView::of_one(&row, &[], &[], &counters).ended_episode(0),
         1
+    );
+}
+
+#[test]
+fn the_step_latency_keeps_no_exemplars_and_the_exemplar_families_do() {
+    let reg = Registry::new(10);
+    let b = reg.builtins();
+    for h in [&b.episode_reward, &b.safety_response, &b.inference_latency] {
+        assert!(h.keeps_exemplars());
+    }
+    let Ok((AnyChild::Histogram(step), _)) = b.step_latency.child(&["x"]) else {
+        panic!("not a histogram");
+    };
+    assert!(!step.keeps_exemplars());
+    step.observe_with(0.002, &labels(&[("run_id", "r")]).unwrap(), at());
+    let step_lines = lines(&reg, Format::OpenMetrics, "step_latency_seconds");
+    assert!(
+        step_lines.iter().any(|l| l.ends_with("} 1")),
+        "{step_lines:?}"
+    );
+    assert!(
+        step_lines.iter().all(|l| !l.contains('#')),
+        "{step_lines:?}"
+    );
+    let (_, user) = histogram();
+    assert!(
+        user.keeps_exemplars(),
+        "families registered by users keep exemplars"
     );
 }

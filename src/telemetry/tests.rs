@@ -133,6 +133,7 @@ fn user_families_register_update_clash_and_unregister() {
         labels: &[],
         buckets: &[0.5],
         safety: false,
+        exemplars: true,
     };
     let f = reg.register(&spec(Kind::Counter, "jobs_total")).unwrap();
     if let (AnyChild::Counter(c), _) = f.child(&[]).unwrap() {

@@ -15,13 +15,23 @@ pub type CounterF = Counter<f64, AtomicU64>;
 /// A float gauge.
 pub type GaugeF = Gauge<f64, AtomicU64>;
 
-/// Creates histograms with a fixed set of bucket upper bounds.
+/// Creates histograms with a fixed set of bucket upper bounds, keeping exemplars or not.
 #[derive(Debug, Clone)]
-pub struct Buckets(pub Arc<[f64]>);
+pub struct Buckets {
+    /// Upper bounds (an implicit `+Inf` follows).
+    pub bounds: Arc<[f64]>,
+    /// The histograms keep exemplars.
+    pub exemplars: bool,
+}
 
 impl MetricConstructor<ExemplarHistogram> for Buckets {
     fn new_metric(&self) -> ExemplarHistogram {
-        ExemplarHistogram::new(self.0.iter().copied())
+        let bounds = self.bounds.iter().copied();
+        if self.exemplars {
+            ExemplarHistogram::new(bounds)
+        } else {
+            ExemplarHistogram::plain(bounds)
+        }
     }
 }
 
