@@ -3,13 +3,13 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use crate::telemetry::exemplar::{ExemplarHistogram, ExemplarLabels};
 use numpy::PyReadonlyArray1;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString};
 
 use crate::errors::CoreError;
 use crate::telemetry::dynamic::{AnyChild, FamilySpec, Kind, MetricFamily};
+use crate::telemetry::exemplar::{ExemplarHistogram, ExemplarLabels};
 use crate::telemetry::health::{ModelIdentity, ReportContext, SafetyState, Status};
 use crate::telemetry::logging::SafetyEvent;
 use crate::telemetry::registry::{default_registry, Format, Registry, Scope};

@@ -3,9 +3,8 @@
 
 use std::sync::Arc;
 
-use super::exemplar::ExemplarHistogram;
-
 use super::dynamic::{AnyChild, FamilySpec, Kind, MetricFamily};
+use super::exemplar::ExemplarHistogram;
 use super::family::OverflowFamily;
 use super::types::{CounterF, GaugeF};
 use crate::errors::CoreError;

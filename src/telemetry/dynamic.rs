@@ -2,10 +2,10 @@
 
 use std::sync::Arc;
 
-use super::exemplar::ExemplarHistogram;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::MetricType;
 
+use super::exemplar::ExemplarHistogram;
 use super::family::{GuardedFamily, OverflowFamily};
 use super::names;
 use super::types::{check_buckets, Buckets, CounterF, GaugeF, NewCounter, NewGauge};

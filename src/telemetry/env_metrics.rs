@@ -5,11 +5,10 @@ use std::sync::atomic::{AtomicI64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use super::exemplar::{ExemplarHistogram, ExemplarLabels, Observed};
-
 use super::builtins::Builtins;
 use super::clock::unix_now;
 use super::dynamic::AnyChild;
+use super::exemplar::{ExemplarHistogram, ExemplarLabels, Observed};
 use super::health::{HealthState, SafetyState};
 use super::logging::{self, SafetyEvent};
 use super::types::{CounterF, GaugeF};
