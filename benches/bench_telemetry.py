@@ -6,7 +6,8 @@
    the single env's ``env.step`` (``make``).
 2. One scrape of the full registry (encode, and a real HTTP GET on a kept-alive connection): median.
 3. Stepping at N = 1024 while another process scrapes 100 times a second: slowdown.
-4. One counter increment and one histogram observation from Python, ours vs prometheus_client.
+4. One counter increment and one histogram observation (without and with an exemplar) from Python,
+   ours vs prometheus_client.
 
 Medians over interleaved repetitions; the machine is shared, so read the ratios, not the digits.
 """
@@ -221,6 +222,7 @@ def bench_python_api(number: int) -> None:
     oh, th = Histogram("h", "h", registry=ours_reg), pc.Histogram("h", "h", registry=theirs_reg)
     olc = Counter("lc_total", "c", ["a"], registry=ours_reg).labels("x")
     tlc = pc.Counter("lc_total", "c", ["a"], registry=theirs_reg).labels("x")
+    ex = {"run_id": "52d24f01e1f51fd86e458fe051bcfa86", "episode_id": "3-7"}
 
     def best(f) -> float:  # noqa: ANN001
         return min(timeit.repeat(f, number=number, repeat=5)) / number
@@ -229,6 +231,11 @@ def bench_python_api(number: int) -> None:
         ("counter.inc()", best(oc.inc), best(tc.inc)),
         ("counter.labels(x).inc()", best(lambda: olc.inc()), best(lambda: tlc.inc())),
         ("histogram.observe(0.3)", best(lambda: oh.observe(0.3)), best(lambda: th.observe(0.3))),
+        (
+            "observe(0.3, exemplar=...)",
+            best(lambda: oh.observe(0.3, exemplar=ex)),
+            best(lambda: th.observe(0.3, exemplar=ex)),
+        ),
     ]
     for name, ours, theirs in rows:
         print(

@@ -35,9 +35,15 @@ pub struct Row {
     pub pegged: u64,
 }
 
+/// The episode counters of a batch's envs, read only where an episode ended.
+pub trait Episodes {
+    /// Episodes env `i` has started so far (its current episode's number, 1 for the first).
+    fn started(&self, i: usize) -> u64;
+}
+
 /// What the metrics and the running totals read of a step, borrowed: per-env columns (`n`
 /// entries), the alarms after the step (`k x n`; before any same-step reset in `final_active`,
-/// empty without same-step autoreset) and the events.
+/// empty without same-step autoreset), the events and the envs' episode counters.
 pub struct StepView<'a> {
     pub stepped: &'a [bool],
     pub cost: &'a [f64],
@@ -50,11 +56,17 @@ pub struct StepView<'a> {
     pub active: &'a [bool],
     pub final_active: &'a [bool],
     pub events: &'a [SafetyEvent],
+    pub episodes: &'a dyn Episodes,
 }
 
 impl<'a> StepView<'a> {
     /// A batch of one: its row's fields as one-entry columns (nothing allocated).
-    pub fn of_one(r: &'a Row, active: &'a [bool], events: &'a [SafetyEvent]) -> Self {
+    pub fn of_one(
+        r: &'a Row,
+        active: &'a [bool],
+        events: &'a [SafetyEvent],
+        episodes: &'a dyn Episodes,
+    ) -> Self {
         use std::slice::from_ref;
         Self {
             stepped: from_ref(&r.stepped),
@@ -68,6 +80,14 @@ impl<'a> StepView<'a> {
             active,
             final_active: &[],
             events,
+            episodes,
         }
+    }
+
+    /// Number of the episode env `i` ended in this step (1 for the first): its counter, less the
+    /// episode a same-step reset began.
+    pub fn ended_episode(&self, i: usize) -> u64 {
+        let reset = self.reset_in_step.get(i).copied().unwrap_or(false);
+        self.episodes.started(i).saturating_sub(u64::from(reset))
     }
 }

@@ -189,7 +189,10 @@ def server(argv: list[str], port: int, log: Path, timeout: float = 20.0) -> Iter
 
 
 @contextlib.contextmanager
-def prometheus(config: dict[str, Any], rules: dict[str, Any] | None, workdir: Path) -> Iterator[str]:
+def prometheus(
+    config: dict[str, Any], rules: dict[str, Any] | None, workdir: Path, flags: tuple[str, ...] = ()
+) -> Iterator[str]:
+    """A Prometheus with ``config`` (and ``rules``) and any extra command-line ``flags``."""
     assert PROMETHEUS, "prometheus is not installed (apt-get install prometheus)"
     workdir.mkdir(parents=True, exist_ok=True)
     if rules is not None:
@@ -204,6 +207,7 @@ def prometheus(config: dict[str, Any], rules: dict[str, Any] | None, workdir: Pa
         f"--web.listen-address=127.0.0.1:{port}",
         "--rules.alert.resend-delay=1s",
         "--log.level=warn",
+        *flags,
     ]
     with server(argv, port, workdir / "prometheus.log") as url:
         yield url
@@ -294,6 +298,15 @@ def query(prom: str, expr: str) -> list[dict[str, Any]]:
     data = http_json(f"{prom}/api/v1/query?" + urllib.parse.urlencode({"query": expr}))
     assert data["status"] == "success", data
     return list(data["data"]["result"])
+
+
+def query_exemplars(prom: str, expr: str, since: float) -> list[dict[str, Any]]:
+    """The exemplars Prometheus stored for the series of ``expr`` since unix time ``since``: one
+    entry per series, ``seriesLabels`` and ``exemplars`` (``labels``, ``value``, ``timestamp``)."""
+    params = {"query": expr, "start": f"{since:.3f}", "end": f"{time.time() + 60:.3f}"}
+    data = http_json(f"{prom}/api/v1/query_exemplars?" + urllib.parse.urlencode(params))
+    assert data["status"] == "success", data
+    return list(data["data"] or [])
 
 
 def alert_states(prom: str, name: str) -> set[str]:

@@ -596,6 +596,8 @@ def test_compose_mounts_the_monitoring_files() -> None:
     for f in load(PROMETHEUS_YML)["rule_files"]:
         assert str(Path("/etc/prometheus") / f).startswith("/etc/prometheus/rules/")
     assert "--config.file=/etc/prometheus/prometheus.yml" in services["prometheus"]["command"]
+    # The histograms' exemplars are kept (docs/metrics.md, Exemplars).
+    assert "--enable-feature=exemplar-storage" in services["prometheus"]["command"]
     am = mounts(services["alertmanager"])
     assert am["/etc/alertmanager/alertmanager.yml"] == ALERTMANAGER_YML
     graf = mounts(services["grafana"])

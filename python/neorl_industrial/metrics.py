@@ -13,6 +13,13 @@ metrics use the familiar API::
 
 Each family holds at most ``max_label_sets`` label sets (default 1000); further label values fold
 into ``other`` and ``metric_label_overflow_total{metric}`` counts them.
+
+A histogram observation may carry an OpenMetrics exemplar, a dict of label name to str value that
+ties it to what caused it (the latest exemplar of each bucket is exposed, in OpenMetrics only)::
+
+    from neorl_industrial.logging import run_id
+
+    load.observe(0.42, exemplar={"run_id": run_id(), "episode_id": "3-7"})
 """
 
 from __future__ import annotations
@@ -49,6 +56,8 @@ CONTENT_TYPE_LATEST = "text/plain; version=0.0.4; charset=utf-8"
 CONTENT_TYPE_OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 
 F = TypeVar("F", bound=Callable[..., Any])
+Exemplar = dict[str, str]
+"""An exemplar's labels: names as for metric labels, str values, at most 128 characters in all."""
 _Families = TypeVar("_Families")
 
 
@@ -424,8 +433,14 @@ class Histogram(MetricWrapper):
         self.observe = child.observe  # type: ignore[method-assign,assignment]
         self._one = child
 
-    def observe(self, amount: float) -> None:
-        """Records one observation."""
+    def observe(self, amount: float, exemplar: Exemplar | None = None) -> None:
+        """Records one observation; with ``exemplar`` (e.g. ``{"run_id": run_id()}``) it becomes
+        its bucket's exemplar in OpenMetrics output.
+
+        Raises:
+            MetricError: The exemplar is not a dict of str to str, a label name is invalid, or
+                names and values come to more than 128 characters.
+        """
         self._missing()
 
     def observe_many(self, values: Any) -> None:
@@ -447,26 +462,34 @@ class time_inference(ContextDecorator):  # noqa: N801 - reads like prometheus_cl
     Args:
         actions: Actions computed per block or call (e.g. the batch size).
         registry: Where to record (default :data:`REGISTRY`).
+        exemplar: The latency's exemplar: a dict of labels, or a function called after each block
+            or call that returns one (or None).
 
     Example::
 
         with time_inference():
             action = policy(obs)
 
-        @time_inference(actions=1024)
+        @time_inference(actions=1024, exemplar=lambda: {"run_id": run_id()})
         def act(batch): ...
     """
 
-    def __init__(self, actions: int = 1, registry: Registry | None = None) -> None:
+    def __init__(
+        self,
+        actions: int = 1,
+        registry: Registry | None = None,
+        exemplar: Exemplar | Callable[[], Exemplar | None] | None = None,
+    ) -> None:
         if int(actions) < 0:
             raise _core_error(f"actions: must be non-negative, got {actions}")
         self._actions = int(actions)
         self._registry = registry
         self._core = _core_of(registry)
+        self._exemplar = exemplar
         self._start = 0.0
 
     def _recreate_cm(self) -> time_inference:
-        return time_inference(self._actions, self._registry)
+        return time_inference(self._actions, self._registry, self._exemplar)
 
     def __enter__(self) -> time_inference:
         self._start = time.perf_counter()
@@ -474,7 +497,14 @@ class time_inference(ContextDecorator):  # noqa: N801 - reads like prometheus_cl
 
     def __exit__(self, exc_type: object, *exc: object) -> None:
         # A failed inference computed no action; its latency still counts.
-        self._core.record_inference(time.perf_counter() - self._start, 0 if exc_type else self._actions)
+        self._core.record_inference(
+            time.perf_counter() - self._start, 0 if exc_type else self._actions, _exemplar_of(self._exemplar)
+        )
+
+
+def _exemplar_of(exemplar: Exemplar | Callable[[], Exemplar | None] | None) -> Exemplar | None:
+    """The labels of an exemplar given as labels or as a function returning them."""
+    return exemplar() if callable(exemplar) else exemplar
 
 
 class MonitoredPolicy:
@@ -486,6 +516,8 @@ class MonitoredPolicy:
         actions_per_call: Actions counted per call; by default the leading dimension of a 2-D (or
             higher) result (a batch of actions), else 1.
         safety_checker: A :class:`neorl_industrial.safety.SafetyChecker` for :meth:`check_safety`.
+        exemplar: Each call's latency exemplar: a dict of labels, or a function called after each
+            call that returns one (or None), e.g. ``lambda: {"run_id": run_id()}``.
 
     Wrapping marks the registry's model as loaded (the ``model_loaded`` health check).
     """
@@ -496,11 +528,13 @@ class MonitoredPolicy:
         registry: Registry | None = None,
         actions_per_call: int | None = None,
         safety_checker: Any = None,
+        exemplar: Exemplar | Callable[[], Exemplar | None] | None = None,
     ) -> None:
         if not callable(policy):
             raise TypeError(f"policy must be callable, got {type(policy).__name__}")
         self.policy = policy
         self.safety_checker = safety_checker
+        self.exemplar = exemplar
         self._registry = registry
         self._core = _core_of(registry)
         self._per_call = actions_per_call
@@ -511,7 +545,7 @@ class MonitoredPolicy:
         start = time.perf_counter()
         result = self.policy(*args, **kwargs)
         elapsed = time.perf_counter() - start
-        self._core.record_inference(elapsed, self._count(result))
+        self._core.record_inference(elapsed, self._count(result), _exemplar_of(self.exemplar))
         return result
 
     def check_safety(self, state: Any, action: Any = None) -> bool:

@@ -9,7 +9,8 @@ watches it the way a plant watches a controller:
   health check shows the same fields and fails (``/health/ready`` 503) until the model has
   answered a probe batch of the env's observations.
 - Every inference is timed in ``inference_latency_seconds`` and counted in
-  ``actions_computed_total``, by the loop itself.
+  ``actions_computed_total``, by the loop itself; the latency's exemplar carries the ``run_id`` and
+  the service's ``batch`` number, as its audit lines do.
 - A policy that raises, or answers NaN, inf or another shape, is counted in
   ``policy_errors_total{kind}`` (``exception``, ``non_finite``, ``shape``) and written to the audit
   trail; the batch then takes the env's safe action (``on_policy_error="fallback"``) or the
@@ -53,6 +54,7 @@ from ._profile import load_profile
 from .drift import DriftMonitor
 from .envs import restore_snapshot
 from .exceptions import ConfigError, InvalidActionError
+from .logging import run_id
 from .metrics import REGISTRY, Counter, Gauge, Histogram, Registry, _core_of, shared_families
 from .safety import AuditTrail
 
@@ -415,9 +417,15 @@ class PolicyService:
             return None
         return answer, time.perf_counter() - start
 
+    def _inference(self, seconds: float, actions: int) -> None:
+        """Records an inference, its exemplar naming the run and the batch step (the ``run_id`` and
+        ``batch`` of this step's audit lines)."""
+        exemplar = {"run_id": run_id(), "batch": str(self.batches)}
+        self._core.record_inference(seconds, actions, exemplar)
+
     def _served(self, seconds: float) -> None:
         """The answer was sent to the fleet: an inference of ``num_envs`` actions."""
-        self._core.record_inference(seconds, self.num_envs)
+        self._inference(seconds, self.num_envs)
         if self._failing is not None:
             self._audit("policy_recovered", failed_batches=self._failed_batches, **self.policy.identity())
             self._failing, self._failed_batches = None, 0
@@ -425,7 +433,7 @@ class PolicyService:
     def _refused(self, kind: str, message: str, seconds: float) -> None:
         """The answer was not sent: counted, audited once per run of failures, and the batch falls
         back to the safe action or the service stops."""
-        self._core.record_inference(seconds, 0)
+        self._inference(seconds, 0)
         self._metrics.errors.labels(kind).inc()
         self._core.count_error("policy", "exception" if kind == "exception" else "invalid_action")
         self._failed_batches += 1

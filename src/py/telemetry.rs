@@ -1,15 +1,15 @@
 //! Python face of the metrics registry: `MetricsRegistry`, metric families and their series.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use numpy::PyReadonlyArray1;
-use prometheus_client::metrics::histogram::Histogram;
 use pyo3::prelude::*;
-use pyo3::types::PyBytes;
+use pyo3::types::{PyBytes, PyDict, PyString};
 
 use crate::errors::CoreError;
 use crate::telemetry::dynamic::{AnyChild, FamilySpec, Kind, MetricFamily};
+use crate::telemetry::exemplar::{ExemplarHistogram, ExemplarLabels};
 use crate::telemetry::health::{ModelIdentity, ReportContext, SafetyState, Status};
 use crate::telemetry::logging::SafetyEvent;
 use crate::telemetry::ops::Queue;
@@ -143,6 +143,7 @@ impl MetricsRegistry {
             labels: &labelnames,
             buckets: &buckets,
             safety: false,
+            exemplars: true,
         };
         Ok(CoreFamily {
             fam: self.inner.register(&spec)?,
@@ -249,10 +250,19 @@ impl MetricsRegistry {
         Ok(())
     }
 
-    /// Records one inference: ``inference_latency_seconds`` and ``actions_computed_total``.
-    #[pyo3(signature = (seconds, actions=1))]
-    fn record_inference(&self, seconds: f64, actions: u64) {
-        self.inner.record_inference(seconds, actions);
+    /// Records one inference: ``inference_latency_seconds`` (``exemplar``: the labels of its
+    /// bucket's exemplar) and ``actions_computed_total``.
+    #[pyo3(signature = (seconds, actions=1, exemplar=None))]
+    fn record_inference(
+        &self,
+        seconds: f64,
+        actions: u64,
+        exemplar: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        let labels = exemplar_labels(exemplar)?;
+        self.inner
+            .record_inference(seconds, actions, labels.as_ref());
+        Ok(())
     }
 
     /// Counts and logs a safety violation; returns its violation id.
@@ -428,17 +438,72 @@ impl GaugeChild {
     }
 }
 
+/// The labels of an exemplar given from Python: a dict of label name to str value, or None.
+///
+/// Errors:
+///     [`CoreError::Metric`] naming what is wrong: not a dict, a name or value that is not a str,
+///     an invalid name, a set over the OpenMetrics limit.
+fn exemplar_labels(obj: Option<&Bound<'_, PyAny>>) -> Result<Option<ExemplarLabels>, CoreError> {
+    let Some(obj) = obj.filter(|o| !o.is_none()) else {
+        return Ok(None);
+    };
+    let type_name = |o: &Bound<'_, PyAny>| {
+        o.get_type()
+            .name()
+            .map(|n| n.to_string())
+            .unwrap_or_default()
+    };
+    let dict = obj.cast::<PyDict>().map_err(|_| {
+        CoreError::Metric(format!(
+            "exemplar: must be a dict of label name to str value, got {}",
+            type_name(obj)
+        ))
+    })?;
+    let mut labels = Vec::with_capacity(dict.len());
+    for (k, v) in dict.iter() {
+        let name = k.cast::<PyString>().map_err(|_| {
+            CoreError::Metric(format!(
+                "exemplar: label names must be str, got {}",
+                type_name(&k)
+            ))
+        })?;
+        let name = name
+            .to_str()
+            .map_err(|_| CoreError::Metric("exemplar: a label name is not valid UTF-8".into()))?
+            .to_string();
+        let value = v.cast::<PyString>().map_err(|_| {
+            CoreError::Metric(format!(
+                "exemplar: the value of label {name:?} must be a str, got {}",
+                type_name(&v)
+            ))
+        })?;
+        let value = value.to_str().map_err(|_| {
+            CoreError::Metric(format!(
+                "exemplar: the value of label {name:?} is not valid UTF-8"
+            ))
+        })?;
+        labels.push((name, value.to_string()));
+    }
+    ExemplarLabels::given(labels).map(Some)
+}
+
 /// One histogram series.
 #[pyclass(module = "neorl_industrial._core", frozen)]
 pub struct HistogramChild {
-    h: Histogram,
+    h: ExemplarHistogram,
 }
 
 #[pymethods]
 impl HistogramChild {
-    /// Records one observation.
-    fn observe(&self, value: f64) {
-        self.h.observe(value);
+    /// Records one observation; ``exemplar`` (a dict of label name to str value) makes it its
+    /// bucket's exemplar.
+    #[pyo3(signature = (value, exemplar=None))]
+    fn observe(&self, value: f64, exemplar: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+        match exemplar_labels(exemplar)? {
+            Some(labels) => self.h.observe_with(value, &labels, SystemTime::now()),
+            None => self.h.observe(value),
+        }
+        Ok(())
     }
 
     /// Records each value of a 1-D float64 array (one call for a batch).
@@ -478,6 +543,7 @@ impl EnvMetricsHandle {
             shutdowns: &shutdowns,
             shield_interventions,
             response_seconds: &response_seconds,
+            ..BatchRecord::default()
         });
     }
 

@@ -3,9 +3,8 @@
 
 use std::sync::Arc;
 
-use prometheus_client::metrics::histogram::Histogram;
-
 use super::dynamic::{AnyChild, FamilySpec, Kind, MetricFamily};
+use super::exemplar::ExemplarHistogram;
 use super::family::OverflowFamily;
 use super::ops::Ops;
 use super::types::{CounterF, GaugeF};
@@ -44,15 +43,15 @@ pub struct Builtins {
     /// `step_latency_seconds{env}`.
     pub step_latency: Arc<MetricFamily>,
     /// `inference_latency_seconds`.
-    pub inference_latency: Histogram,
+    pub inference_latency: ExemplarHistogram,
     /// `actions_computed_total`.
     pub actions_computed: CounterF,
     /// `active_environments`.
     pub active_environments: GaugeF,
     /// `episode_reward`.
-    pub episode_reward: Histogram,
+    pub episode_reward: ExemplarHistogram,
     /// `safety_response_time_seconds`.
-    pub safety_response: Histogram,
+    pub safety_response: ExemplarHistogram,
     /// `last_safety_violation_timestamp_seconds`.
     pub last_violation: GaugeF,
     /// `audit_events_dropped_total`.
@@ -307,6 +306,10 @@ const FAMILIES: [Def; 25] = [
     ),
 ];
 
+/// Histograms observed on every batch step without an exemplar: made without exemplars, so their
+/// observations take no lock for them.
+const WITHOUT_EXEMPLARS: [&str; 1] = ["step_latency_seconds"];
+
 fn make(
     d: &Def,
     limit: usize,
@@ -320,6 +323,7 @@ fn make(
         labels: &labels,
         buckets: d.buckets,
         safety: d.safety,
+        exemplars: !WITHOUT_EXEMPLARS.contains(&d.name),
     };
     Ok(Arc::new(MetricFamily::new(&spec, limit, overflow.clone())?))
 }
@@ -338,7 +342,7 @@ fn gauge(f: &MetricFamily) -> Result<GaugeF, CoreError> {
     }
 }
 
-fn histogram(f: &MetricFamily) -> Result<Histogram, CoreError> {
+fn histogram(f: &MetricFamily) -> Result<ExemplarHistogram, CoreError> {
     match f.child(&[])?.0 {
         AnyChild::Histogram(h) => Ok(h),
         _ => Err(CoreError::Metric(format!(

@@ -3,9 +3,9 @@
 use std::sync::Arc;
 
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
-use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::metrics::MetricType;
 
+use super::exemplar::ExemplarHistogram;
 use super::family::{GuardedFamily, OverflowFamily};
 use super::names;
 use super::types::{check_buckets, Buckets, CounterF, GaugeF, NewCounter, NewGauge};
@@ -41,7 +41,7 @@ pub enum AnyFamily {
     /// Gauges.
     Gauge(GuardedFamily<GaugeF, NewGauge>),
     /// Histograms with the family's buckets.
-    Histogram(GuardedFamily<Histogram, Buckets>),
+    Histogram(GuardedFamily<ExemplarHistogram, Buckets>),
 }
 
 /// A handle on one series: updates go straight to its atomics.
@@ -52,7 +52,7 @@ pub enum AnyChild {
     /// A gauge series.
     Gauge(GaugeF),
     /// A histogram series.
-    Histogram(Histogram),
+    Histogram(ExemplarHistogram),
 }
 
 /// What a new family is: type, name, help, label names, buckets, and whether it is a safety family.
@@ -70,6 +70,8 @@ pub struct FamilySpec<'a> {
     pub buckets: &'a [f64],
     /// Also served on `/safety/metrics`.
     pub safety: bool,
+    /// Histograms: the buckets keep exemplars (a lock on every observation, with one or not).
+    pub exemplars: bool,
 }
 
 /// A registered family: name (without a counter's `_total`), help, store.
@@ -128,7 +130,10 @@ impl MetricFamily {
                 AnyFamily::Histogram(GuardedFamily::new(
                     name,
                     spec.labels,
-                    Buckets(b.into()),
+                    Buckets {
+                        bounds: b.into(),
+                        exemplars: spec.exemplars,
+                    },
                     limit,
                     overflow,
                 ))

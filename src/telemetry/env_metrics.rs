@@ -3,12 +3,12 @@
 
 use std::sync::atomic::{AtomicI64, AtomicU8, Ordering};
 use std::sync::Arc;
-
-use prometheus_client::metrics::histogram::Histogram;
+use std::time::SystemTime;
 
 use super::builtins::Builtins;
 use super::clock::unix_now;
 use super::dynamic::AnyChild;
+use super::exemplar::{ExemplarHistogram, ExemplarLabels, Observed};
 use super::health::{HealthState, SafetyState};
 use super::logging::{self, SafetyEvent};
 use super::types::{CounterF, GaugeF};
@@ -30,6 +30,12 @@ pub struct BatchRecord<'a> {
     pub shield_interventions: u64,
     /// Safety response times observed this batch step, seconds.
     pub response_seconds: &'a [f64],
+    /// Returns of episodes that ended in this batch step, with their env and episode: counted
+    /// and observed like `episode_returns`, and the exemplars of the reward histograms.
+    pub ended: &'a [Observed],
+    /// Safety response times with their env, episode and incident: observed like
+    /// `response_seconds`, and the exemplars of `safety_response_time_seconds`.
+    pub responses: &'a [Observed],
 }
 
 /// The outcomes an episode ends with, as `episode_outcomes_total`'s `outcome` label: every
@@ -42,7 +48,7 @@ pub const OUTCOMES: [&str; 4] = ["success", "failure", "shutdown", "truncated"];
 pub struct Outcomes {
     /// By [`OUTCOMES`] index.
     counts: [CounterF; 4],
-    reward: Histogram,
+    reward: ExemplarHistogram,
 }
 
 impl Outcomes {
@@ -54,7 +60,7 @@ impl Outcomes {
         });
         let reward = match b.episode_reward_by_env.child(&[env_id]) {
             Ok((AnyChild::Histogram(h), _)) => h,
-            _ => Histogram::new([1.0]),
+            _ => ExemplarHistogram::new([1.0]),
         };
         Self { counts, reward }
     }
@@ -69,13 +75,13 @@ pub struct EnvMetrics {
     pub(crate) severities: Vec<&'static str>,
     pub(crate) env_steps: CounterF,
     pub(crate) episodes: CounterF,
-    pub(crate) step_latency: Histogram,
+    pub(crate) step_latency: ExemplarHistogram,
     pub(crate) shield: CounterF,
     pub(crate) violations: Vec<CounterF>,
     pub(crate) shutdowns: Vec<CounterF>,
-    pub(crate) reward: Histogram,
+    pub(crate) reward: ExemplarHistogram,
     pub(crate) outcomes: Outcomes,
-    pub(crate) response: Histogram,
+    pub(crate) response: ExemplarHistogram,
     pub(crate) last_violation: GaugeF,
     pub(crate) active: GaugeF,
     pub(crate) contribution: AtomicI64,
@@ -110,13 +116,15 @@ impl EnvMetrics {
         if rec.env_steps > 0 {
             self.env_steps.inc_by(rec.env_steps as f64);
         }
-        if !rec.episode_returns.is_empty() {
-            self.episodes.inc_by(rec.episode_returns.len() as f64);
+        let ended = rec.episode_returns.len() + rec.ended.len();
+        if ended > 0 {
+            self.episodes.inc_by(ended as f64);
             for &r in rec.episode_returns {
                 self.reward.observe(r);
                 self.outcomes.reward.observe(r);
             }
         }
+        self.record_exemplars(rec.ended, rec.responses);
         self.step_latency.observe(rec.step_seconds);
         let mut violated = false;
         for (c, &v) in self.violations.iter().zip(rec.violations) {
@@ -138,6 +146,25 @@ impl EnvMetrics {
         }
         if violated {
             self.last_violation.set(unix_now());
+        }
+    }
+
+    /// Observes episode returns and response times with their exemplars: the run id read and the
+    /// clock stamped once for the batch step.
+    fn record_exemplars(&self, ended: &[Observed], responses: &[Observed]) {
+        if ended.is_empty() && responses.is_empty() {
+            return;
+        }
+        let run = ExemplarLabels::run(logging::run_id());
+        let at = SystemTime::now();
+        for e in ended {
+            let labels = run.with(&e.origin);
+            self.reward.observe_with(e.value, &labels, at);
+            self.outcomes.reward.observe_with(e.value, &labels, at);
+        }
+        for r in responses {
+            self.response
+                .observe_with(r.value, &run.with(&r.origin), at);
         }
     }
 

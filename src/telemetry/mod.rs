@@ -10,6 +10,7 @@ pub mod drift_watch;
 pub mod dynamic;
 pub mod encoder;
 pub mod env_metrics;
+pub mod exemplar;
 pub mod exporter;
 pub mod family;
 pub mod health;

@@ -13,6 +13,7 @@ use prometheus_client::registry::Registry as PromRegistry;
 use super::builtins::Builtins;
 use super::dynamic::{AnyChild, FamilySpec, MetricFamily};
 use super::env_metrics::EnvMetrics;
+use super::exemplar::{ExemplarHistogram, ExemplarLabels};
 use super::family::OverflowFamily;
 use super::health::{HealthState, SafetyState};
 use super::logging::{self, SafetyEvent};
@@ -390,10 +391,17 @@ impl Registry {
         })
     }
 
-    /// Records one policy inference: its latency and the number of actions it computed.
-    pub fn record_inference(&self, seconds: f64, actions: u64) {
+    /// Records one policy inference: its latency (with `exemplar` as its bucket's exemplar, if
+    /// given) and the number of actions it computed.
+    pub fn record_inference(&self, seconds: f64, actions: u64, exemplar: Option<&ExemplarLabels>) {
         let b = &self.inner.builtins;
-        b.inference_latency.observe(seconds);
+        match exemplar {
+            Some(labels) => {
+                b.inference_latency
+                    .observe_with(seconds, labels, std::time::SystemTime::now())
+            }
+            None => b.inference_latency.observe(seconds),
+        }
         if actions > 0 {
             b.actions_computed.inc_by(actions as f64);
         }
@@ -445,12 +453,9 @@ fn counter(f: &MetricFamily, values: &[&str]) -> CounterF {
     }
 }
 
-fn histogram(
-    f: &MetricFamily,
-    values: &[&str],
-) -> prometheus_client::metrics::histogram::Histogram {
+fn histogram(f: &MetricFamily, values: &[&str]) -> ExemplarHistogram {
     match f.child(values) {
         Ok((AnyChild::Histogram(h), _)) => h,
-        _ => prometheus_client::metrics::histogram::Histogram::new([1.0]),
+        _ => ExemplarHistogram::new([1.0]),
     }
 }

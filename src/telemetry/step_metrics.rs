@@ -6,6 +6,7 @@ use crate::safety::{ConstraintSet, EventKind, SafetyEvent};
 use crate::step::StepView;
 
 use super::env_metrics::{BatchRecord, EnvMetrics};
+use super::exemplar::{Observed, Origin};
 use super::logging;
 
 impl EnvMetrics {
@@ -40,18 +41,33 @@ impl EnvMetrics {
                 EventKind::IncidentClosed | EventKind::IncidentClosedByEpisodeEnd
                     if e.alarm.response_seconds.is_finite() =>
                 {
-                    responses.push(e.alarm.response_seconds);
+                    responses.push(Observed {
+                        value: e.alarm.response_seconds,
+                        origin: Origin {
+                            env_index: e.env,
+                            episode: e.episode,
+                            incident: e.alarm.incident,
+                        },
+                    });
                 }
                 _ => {}
             }
         }
         self.log_events(events, violations, shutdowns, constraints);
         let ended = view.terminated.iter().zip(view.truncated);
-        let returns: Vec<f64> = ended
+        let returns: Vec<Observed> = ended
             .clone()
             .zip(view.episode_return)
-            .filter(|((&a, &b), _)| a || b)
-            .map(|(_, &r)| r)
+            .enumerate()
+            .filter(|(_, ((&a, &b), _))| a || b)
+            .map(|(i, (_, &r))| Observed {
+                value: r,
+                origin: Origin {
+                    env_index: i,
+                    episode: view.ended_episode(i),
+                    incident: 0,
+                },
+            })
             .collect();
         if !returns.is_empty() {
             // [success, failure, shutdown, truncated]: a shutdown is never a success; an episode
@@ -69,12 +85,13 @@ impl EnvMetrics {
         let count = |flags: &[bool]| flags.iter().map(|&f| u64::from(f)).sum::<u64>();
         self.record_batch(&BatchRecord {
             env_steps: count(view.stepped),
-            episode_returns: &returns,
             step_seconds: seconds,
             violations,
             shutdowns,
             shield_interventions: count(view.shielded),
-            response_seconds: &responses,
+            ended: &returns,
+            responses: &responses,
+            ..BatchRecord::default()
         });
         shutdowns.iter().any(|&s| s > 0)
     }

@@ -32,6 +32,7 @@ fn a_batch_step_updates_every_contract_metric() {
         shutdowns: &[0, 1],
         shield_interventions: 2,
         response_seconds: &[0.01],
+        ..BatchRecord::default()
     });
     let t = reg.encode(Format::Text, Scope::All).unwrap();
     let env = "{env=\"ChemicalReactor-v0\"}";
@@ -132,6 +133,7 @@ fn user_families_register_update_clash_and_unregister() {
         labels: &[],
         buckets: &[0.5],
         safety: false,
+        exemplars: true,
     };
     let f = reg.register(&spec(Kind::Counter, "jobs_total")).unwrap();
     if let (AnyChild::Counter(c), _) = f.child(&[]).unwrap() {

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::MetricConstructor;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::Histogram;
+
+use super::exemplar::ExemplarHistogram;
 
 /// A float counter (Python increments by any non-negative amount).
 pub type CounterF = Counter<f64, AtomicU64>;
@@ -14,13 +15,23 @@ pub type CounterF = Counter<f64, AtomicU64>;
 /// A float gauge.
 pub type GaugeF = Gauge<f64, AtomicU64>;
 
-/// Creates histograms with a fixed set of bucket upper bounds.
+/// Creates histograms with a fixed set of bucket upper bounds, keeping exemplars or not.
 #[derive(Debug, Clone)]
-pub struct Buckets(pub Arc<[f64]>);
+pub struct Buckets {
+    /// Upper bounds (an implicit `+Inf` follows).
+    pub bounds: Arc<[f64]>,
+    /// The histograms keep exemplars.
+    pub exemplars: bool,
+}
 
-impl MetricConstructor<Histogram> for Buckets {
-    fn new_metric(&self) -> Histogram {
-        Histogram::new(self.0.iter().copied())
+impl MetricConstructor<ExemplarHistogram> for Buckets {
+    fn new_metric(&self) -> ExemplarHistogram {
+        let bounds = self.bounds.iter().copied();
+        if self.exemplars {
+            ExemplarHistogram::new(bounds)
+        } else {
+            ExemplarHistogram::plain(bounds)
+        }
     }
 }
 

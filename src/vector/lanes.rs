@@ -21,6 +21,12 @@ pub(super) struct Slot {
     pub(super) ret: f64,
 }
 
+impl crate::step::Episodes for Vec<Slot> {
+    fn started(&self, i: usize) -> u64 {
+        self.get(i).map_or(0, |s| s.episode)
+    }
+}
+
 /// A lane's part of a [`Readings`] (constraint-major): per constraint, the lane's envs.
 #[derive(Default)]
 pub(super) struct ReadingColumns<'a> {

@@ -628,7 +628,7 @@ impl VecCore {
         self.one.events = events;
         let one = &self.one;
         self.account(
-            &StepView::of_one(&one.row, &one.readings.active, &one.events),
+            &StepView::of_one(&one.row, &one.readings.active, &one.events, &self.slots),
             started,
         );
         let r = one.row;
@@ -645,7 +645,7 @@ impl VecCore {
     ) -> StepOut {
         self.publish(events);
         out.events = std::mem::take(events);
-        self.account(&out.view(), started);
+        self.account(&out.view(&self.slots), started);
         out
     }
 

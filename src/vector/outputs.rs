@@ -3,7 +3,7 @@
 use super::slices::take;
 use crate::safety::SafetyEvent;
 pub use crate::step::Row;
-use crate::step::StepView;
+use crate::step::{Episodes, StepView};
 
 /// Constraint readings of a batch: values, margins and active alarms, `k x num_envs` each
 /// (constraint-major: constraint `c` of env `i` at `c * num_envs + i`, so each constraint's readings
@@ -174,7 +174,7 @@ impl StepOut {
         }
     }
 
-    pub(super) fn view(&self) -> StepView<'_> {
+    pub(super) fn view<'a>(&'a self, episodes: &'a dyn Episodes) -> StepView<'a> {
         let c = &self.cols;
         StepView {
             stepped: &c.stepped,
@@ -188,6 +188,7 @@ impl StepOut {
             active: &self.readings.active,
             final_active: &self.final_readings.active,
             events: &self.events,
+            episodes,
         }
     }
 
