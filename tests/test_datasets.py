@@ -20,14 +20,14 @@ def test_d4rl_keys_shapes_and_consistency() -> None:
     assert ds["actions"].shape == (n, 1) and ds["rewards"].shape == (n,)
     assert ds["terminals"].dtype == bool and ds["timeouts"].dtype == bool
     assert ds["violations"].shape == (n, 3) and ds["costs"].shape == (n,)
-    # Within an episode, next_observations[t] is observations[t + 1].
+    # Within an episode, next_observations[t] is observations[t + 1], across env runs too: a run's
+    # last transition carries an end flag.
     cont = ~(ds["terminals"] | ds["timeouts"])[:-1]
-    same_env = np.arange(n - 1) % 125 != 124  # 125 transitions per env, env-major
-    np.testing.assert_array_equal(
-        ds["next_observations"][:-1][cont & same_env], ds["observations"][1:][cont & same_env]
-    )
-    # Every episode of the reactor lasts its horizon of 60 steps under the expert.
-    assert ds["timeouts"].sum() == 8 * (125 // 60)
+    np.testing.assert_array_equal(ds["next_observations"][:-1][cont], ds["observations"][1:][cont])
+    # Every episode of the reactor lasts its horizon of 60 steps under the expert; each env's run of
+    # 125 transitions is cut after its second episode, and the cut is a timeout too.
+    assert ds["timeouts"].sum() == 8 * (125 // 60) + 8
+    assert np.flatnonzero(ds["timeouts"]).tolist()[:3] == [59, 119, 124]
     m = ds["metadata"]
     assert m["env_id"] == "ChemicalReactor-v0" and m["quality"] == "expert" and m["n_transitions"] == n
     assert m["constraint_names"] == ["temperature_high", "thermal_runaway", "coolant_ramp"]
@@ -150,3 +150,26 @@ def test_export_to_minari(tmp_path, monkeypatch) -> None:
     episode = next(iter(m.iterate_episodes()))
     np.testing.assert_allclose(episode.actions, ds["actions"][:60])
     assert episode.observations.shape == (61, 3)
+
+
+def assert_trajectories_are_whole(ds: dict) -> None:
+    """Every trajectory ends with terminals or timeouts, and within one the next observation is the
+    following row's observation (what episode-splitting consumers rely on)."""
+    ends = np.asarray(ds["terminals"]) | np.asarray(ds["timeouts"])
+    assert ends[-1], "the last transition has no end flag"
+    inner = ~ends[:-1]
+    np.testing.assert_array_equal(ds["next_observations"][:-1][inner], ds["observations"][1:][inner])
+
+
+@pytest.mark.parametrize("env_id", ni.env_ids())
+@pytest.mark.parametrize("size", [{"n_transitions": 333}, {"n_transitions": 8}, {"n_episodes": 2}])
+def test_every_trajectory_ends_with_a_flag(env_id: str, size: dict) -> None:
+    ds = datasets.generate(env_id, "medium", num_envs=5, progress=False, **size)
+    assert_trajectories_are_whole(ds)
+
+
+def test_batching_keeps_trajectories_whole() -> None:
+    for num_envs in (1, 3, 7):
+        assert_trajectories_are_whole(
+            datasets.generate("IndustrialBenchmark-v0", "random", n_transitions=250, num_envs=num_envs, progress=False)
+        )

@@ -116,6 +116,11 @@ def test_dataset_split_over_workers_is_the_single_process_dataset(
         assert split[key].tobytes() == single[key].tobytes(), key
     assert split["metadata"] == single["metadata"]
     assert single["terminals"].any() or single["timeouts"].any()  # episodes did end: the cut was tested
+    # Every env run the workers returned ends with a flag: the episodes split where they should.
+    ends = split["terminals"] | split["timeouts"]
+    assert ends[-1]
+    inner = ~ends[:-1]
+    np.testing.assert_array_equal(split["next_observations"][:-1][inner], split["observations"][1:][inner])
 
 
 def test_dataset_command_splits_over_workers(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

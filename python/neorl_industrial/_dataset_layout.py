@@ -40,6 +40,19 @@ def keep_mask(done: np.ndarray, n_transitions: int | None, n_episodes: int | Non
     return keep
 
 
+def cut_as_timeouts(keep: np.ndarray, terminals: np.ndarray, timeouts: np.ndarray) -> None:
+    """Flags the last kept transition of each env's run as a timeout where the cut left it without
+    an end (``keep``, ``terminals`` and ``timeouts`` are ``(envs, steps)``; ``timeouts`` is changed in
+    place). A cut is a timeout, as in D4RL: a consumer that splits episodes on the flags then never
+    joins the end of one env's run to the start of the next env's."""
+    kept = keep.any(axis=1)
+    last = keep.shape[1] - 1 - np.argmax(keep[:, ::-1], axis=1)
+    rows = np.flatnonzero(kept)
+    cols = last[rows]
+    open_end = ~(terminals[rows, cols] | timeouts[rows, cols])
+    timeouts[rows[open_end], cols[open_end]] = True
+
+
 def metadata(envs: Any, quality: str, seed: int, num_envs: int, offset: int, kwargs: dict, ds: dict) -> dict:
     from . import __version__
 

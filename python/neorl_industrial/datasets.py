@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from . import _noise, make_vec
-from ._dataset_layout import keep_mask, metadata
+from ._dataset_layout import cut_as_timeouts, keep_mask, metadata
 from ._profile import load_profile, profile, save_profile
 from ._progress import Progress
 from ._rollout import Rollout
@@ -132,6 +132,7 @@ def generate(
     # (steps, envs, ...) -> env-major order: each env's timeline contiguous.
     data = {k: np.swapaxes(np.stack(v), 0, 1) for k, v in cols.items()}
     keep = keep_mask(data["term"] | data["trunc"], n_transitions, n_episodes)
+    cut_as_timeouts(keep, data["term"], data["trunc"])
     flat = {k: v[keep] for k, v in data.items()}
     ds = {
         "observations": flat["obs"].astype(np.float32),

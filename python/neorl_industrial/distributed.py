@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 
 from . import make_vec
-from ._dataset_layout import keep_mask, metadata
+from ._dataset_layout import cut_as_timeouts, keep_mask, metadata
 from ._fleet_worker import FleetWorker, PolicyFactory
 from ._progress import Progress
 from .datasets import QUALITIES, generate
@@ -278,6 +278,7 @@ def generate_dataset(
         bar.close()
     data = {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
     keep = keep_mask(data["terminals"] | data["timeouts"], n_transitions, n_episodes)
+    cut_as_timeouts(keep, data["terminals"], data["timeouts"])
     ds: dict[str, Any] = {k: v[keep] for k, v in data.items()}
     ds["metadata"] = metadata(probe, quality, seed, num_envs, 0, env_kwargs, ds)
     probe.close()
