@@ -173,3 +173,45 @@ def test_batching_keeps_trajectories_whole() -> None:
         assert_trajectories_are_whole(
             datasets.generate("IndustrialBenchmark-v0", "random", n_transitions=250, num_envs=num_envs, progress=False)
         )
+
+
+def test_generation_logs_no_line_per_violation_and_ends_with_a_summary(caplog, capsys) -> None:
+    import logging
+
+    with caplog.at_level(logging.INFO):
+        ds = datasets.generate("ChemicalReactor-v0", "medium", n_transitions=3000, num_envs=16, progress=True)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], "a warning per violation"
+    err = capsys.readouterr().err
+    counts = ds["metadata"]["counts"]
+    total = sum(counts["violations"].values())
+    assert total > 0 and counts["shutdowns"] == int(ds["terminals"].sum())
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("ChemicalReactor-v0 medium: 3000 transitions") and f"{total} violations" in last
+
+
+def test_the_metadata_is_a_data_card_that_describe_prints(capsys) -> None:
+    ds = datasets.generate("ChemicalReactor-v0", "mixed", n_transitions=2000, num_envs=8, seed=3, progress=False)
+    m = ds["metadata"]
+    assert m["behaviour_policy"] == {
+        "controller": "pid",
+        "quality": "mixed",
+        "blend": "envs i % 3 == 0 random, 1 medium, 2 expert",
+    }
+    again = datasets.generate("ChemicalReactor-v0", "expert", n_transitions=100, num_envs=2, progress=False)
+    other = datasets.generate("ChemicalReactor-v0", "expert", n_transitions=100, num_envs=2, progress=False, horizon=90)
+    assert m["env_spec_sha256"] == again["metadata"]["env_spec_sha256"] != other["metadata"]["env_spec_sha256"]
+    assert m["package_version"] == ni.__version__ and m["seed"] == 3
+    # Violations are onsets of a constraint's flag within a trajectory.
+    v = ds["violations"]
+    ends = ds["terminals"] | ds["timeouts"]
+    for j, name in enumerate(m["constraint_names"]):
+        onsets, prev = 0, False
+        for t in range(len(v)):
+            onsets += int(v[t, j] and not prev)
+            prev = bool(v[t, j]) and not ends[t]
+        assert m["counts"]["violations"][name] == onsets, name
+        assert m["counts"]["transitions_in_violation"][name] == int(v[:, j].sum())
+    d = datasets.describe(ds, show=True)
+    out = capsys.readouterr().out
+    assert d["card"] in out and "behaviour policy: pid controller, quality mixed" in out
+    assert "seed 3, 8 envs" in d["card"]

@@ -53,6 +53,43 @@ def cut_as_timeouts(keep: np.ndarray, terminals: np.ndarray, timeouts: np.ndarra
     timeouts[rows[open_end], cols[open_end]] = True
 
 
+# How each quality's behaviour policy acts (the data card's ``behaviour_policy.blend``).
+BLENDS = {
+    "expert": "the baseline controller plus Gaussian noise (sd 0.05, normalised action units)",
+    "medium": "the baseline controller plus Gaussian noise (sd 0.3); a uniform random action on 25% of steps",
+    "random": "uniform random actions in [-1, 1]",
+    "mixed": "envs i % 3 == 0 random, 1 medium, 2 expert",
+}
+
+
+def spec_sha256(spec: Any) -> str:
+    """The SHA-256 of an env spec's canonical JSON (sorted keys): two datasets of the same env
+    configuration carry the same hash."""
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def counts(ds: dict, constraint_names: list[str]) -> dict[str, Any]:
+    """Shutdowns (terminals), episodes cut short (timeouts), and per constraint the violations
+    (onsets of its flag within a trajectory) and the transitions it was active in."""
+    viol = np.asarray(ds["violations"], bool).reshape(len(ds["rewards"]), -1)
+    ends = np.asarray(ds["terminals"]) | np.asarray(ds["timeouts"])
+    start = np.ones(len(ends), bool)
+    start[1:] = ends[:-1]  # a trajectory's first transition
+    before = np.zeros_like(viol)
+    before[1:] = viol[:-1]
+    before[start] = False
+    onsets = viol & ~before
+    return {
+        "shutdowns": int(np.sum(ds["terminals"])),
+        "timeouts": int(np.sum(ds["timeouts"])),
+        "violations": {n: int(onsets[:, j].sum()) for j, n in enumerate(constraint_names)},
+        "transitions_in_violation": {n: int(viol[:, j].sum()) for j, n in enumerate(constraint_names)},
+    }
+
+
 def metadata(envs: Any, quality: str, seed: int, num_envs: int, offset: int, kwargs: dict, ds: dict) -> dict:
     from . import __version__
 
@@ -70,8 +107,14 @@ def metadata(envs: Any, quality: str, seed: int, num_envs: int, offset: int, kwa
         "env_kwargs": {
             k: v for k, v in kwargs.items() if isinstance(v, (int, float, str, bool, list, type(None)))
         },
+        "env_spec_sha256": spec_sha256(envs.core_spec),
         "quality": quality,
         "policy": f"{default_policy(envs.env_id)} baseline, quality {quality}",
+        "behaviour_policy": {
+            "controller": default_policy(envs.env_id),
+            "quality": quality,
+            "blend": BLENDS[quality],
+        },
         "seed": seed,
         "num_envs": num_envs,
         "env_offset": offset,
@@ -80,5 +123,7 @@ def metadata(envs: Any, quality: str, seed: int, num_envs: int, offset: int, kwa
         "n_episodes": len(returns),
         "mean_return": float(np.mean(returns)) if returns else None,
         "std_return": float(np.std(returns)) if returns else None,
+        "counts": counts(ds, list(envs.constraint_names)),
+        "package_version": __version__,
         "versions": {"neorl_industrial": __version__, "numpy": np.__version__},
     }

@@ -303,14 +303,9 @@ def _dataset(args: argparse.Namespace) -> int:
         # Ray joins the cluster in RAY_ADDRESS, or starts a local instance.
         ds = generate_dataset(args.env, args.quality, num_workers=args.num_workers, **kwargs)
     path = datasets.save(ds, args.out)
-    d = datasets.describe(ds)
     m = ds["metadata"]
-    print(
-        f"wrote {path}: {m['n_transitions']:,} transitions, {m['n_episodes']} complete episodes, "
-        f"mean return {m['mean_return']}"
-    )
-    for a in d["anomalies"]:
-        print(f"  note: {a}")
+    print(f"wrote {path}: {m['n_transitions']:,} transitions, {m['n_episodes']} trajectories, mean return {m['mean_return']}")
+    datasets.describe(ds, show=True)
     return 0
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,8 @@ __all__ = [
     "load",
     "to_neorl",
     "describe",
+    "summary",
+    "data_card",
     "to_minari",
     "profile",
     "save_profile",
@@ -106,16 +109,33 @@ def generate(
             raise ConfigError(f"{name}: must be a positive integer, got {value!r}")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ConfigError(f"seed: must be a non-negative integer, got {seed!r}")
-    envs = make_vec(env_id, num_envs=num_envs, autoreset_mode="same_step", **env_kwargs)
-    act_dim = envs.single_action_space.shape[0]
-    policy = _QualityPolicy(envs.env_id, quality, num_envs, act_dim, seed, env_offset)
-    obs, _ = envs.reset(seed=[seed + env_offset + i for i in range(num_envs)])
-    horizon = envs.horizon
+    # A dataset is not a live fleet: no metrics and no log line per safety event unless asked for
+    # (the events are in the dataset's costs and violation flags, and in the summary).
+    envs = make_vec(env_id, num_envs=num_envs, autoreset_mode="same_step", **{"metrics": False, **env_kwargs})
     if n_transitions is not None:
         steps = math.ceil(n_transitions / num_envs)
     else:
         # Enough steps for every env to finish its share of episodes (shutdowns only shorten them).
-        steps = math.ceil(n_episodes / num_envs) * horizon
+        steps = math.ceil(n_episodes / num_envs) * envs.horizon
+    data = timelines(envs, quality, steps, seed, env_offset, progress)
+    keep = keep_mask(data["terminals"] | data["timeouts"], n_transitions, n_episodes)
+    cut_as_timeouts(keep, data["terminals"], data["timeouts"])
+    ds: dict[str, Any] = {k: v[keep] for k, v in data.items()}
+    ds["metadata"] = metadata(envs, quality, seed, num_envs, env_offset, env_kwargs, ds)
+    envs.close()
+    if progress:
+        print(summary(ds), file=sys.stderr)
+    return ds
+
+
+
+def timelines(envs: Any, quality: str, steps: int, seed: int, env_offset: int, progress: bool) -> dict[str, np.ndarray]:
+    """Steps ``envs`` (same-step autoreset) ``steps`` times under the quality's policy: every column
+    as ``(num_envs, steps, ...)``, each env's timeline whole (no end flag added where it stops)."""
+    num_envs = envs.num_envs
+    act_dim = envs.single_action_space.shape[0]
+    policy = _QualityPolicy(envs.env_id, quality, num_envs, act_dim, seed, env_offset)
+    obs, _ = envs.reset(seed=[seed + env_offset + i for i in range(num_envs)])
     cols: dict[str, list[np.ndarray]] = {
         k: [] for k in ("obs", "act", "rew", "next", "term", "trunc", "cost", "viol")
     }
@@ -129,24 +149,18 @@ def generate(
                 cols[k].append(np.asarray(v))
     finally:
         bar.close()
-    # (steps, envs, ...) -> env-major order: each env's timeline contiguous.
-    data = {k: np.swapaxes(np.stack(v), 0, 1) for k, v in cols.items()}
-    keep = keep_mask(data["term"] | data["trunc"], n_transitions, n_episodes)
-    cut_as_timeouts(keep, data["term"], data["trunc"])
-    flat = {k: v[keep] for k, v in data.items()}
-    ds = {
-        "observations": flat["obs"].astype(np.float32),
-        "actions": flat["act"].astype(np.float32),
-        "rewards": flat["rew"].astype(np.float32),
-        "next_observations": flat["next"].astype(np.float32),
-        "terminals": flat["term"].astype(bool),
-        "timeouts": flat["trunc"].astype(bool),
-        "costs": flat["cost"].astype(np.float32),
-        "violations": flat["viol"].astype(bool),
+    # (steps, envs, ...) -> env-major order: each env's timeline contiguous; D4RL's keys and dtypes.
+    d = {k: np.swapaxes(np.stack(v), 0, 1) for k, v in cols.items()}
+    return {
+        "observations": d["obs"].astype(np.float32),
+        "actions": d["act"].astype(np.float32),
+        "rewards": d["rew"].astype(np.float32),
+        "next_observations": d["next"].astype(np.float32),
+        "terminals": d["term"].astype(bool),
+        "timeouts": d["trunc"].astype(bool),
+        "costs": d["cost"].astype(np.float32),
+        "violations": d["viol"].astype(bool),
     }
-    ds["metadata"] = metadata(envs, quality, seed, num_envs, env_offset, env_kwargs, ds)
-    return ds
-
 
 def save(dataset: Mapping[str, Any], path: str | os.PathLike[str]) -> Path:
     """Saves a dataset as a compressed ``.npz`` with its metadata (JSON) inside."""
@@ -188,8 +202,47 @@ def to_neorl(dataset: Mapping[str, Any]) -> dict[str, np.ndarray]:
     }
 
 
-def describe(dataset: Mapping[str, Any]) -> dict[str, Any]:
-    """Statistics per column and data-quality anomalies (NaN/inf, constant columns, out-of-bounds)."""
+def summary(dataset: Mapping[str, Any]) -> str:
+    """One line on a generated dataset: env, quality, transitions, episodes, shutdowns, violations and
+    the mean episode return (what generation prints when it ends)."""
+    meta = dataset.get("metadata", {})
+    c = meta.get("counts", {})
+    viol = c.get("violations", {})
+    worst = ", ".join(f"{n} {k}" for n, k in sorted(viol.items(), key=lambda x: -x[1]) if k)
+    mean = meta.get("mean_return")
+    return (
+        f"{meta.get('env_id')} {meta.get('quality')}: {meta.get('n_transitions')} transitions, "
+        f"{meta.get('n_episodes')} trajectories, {c.get('shutdowns', 0)} shutdowns, "
+        f"{sum(viol.values())} violations{f' ({worst})' if worst else ''}, "
+        f"mean return {'n/a' if mean is None else f'{mean:.4g}'}"
+    )
+
+
+def data_card(dataset: Mapping[str, Any]) -> str:
+    """The dataset's data card as text: who made it and how (behaviour policy and blend, seed, env
+    spec and its hash, package version) and what it holds (counts of trajectories, violations and
+    shutdowns)."""
+    meta = dataset.get("metadata", {})
+    bp = meta.get("behaviour_policy", {})
+    c = meta.get("counts", {})
+    lines = [
+        f"dataset of {meta.get('env_id')} (spec sha256 {str(meta.get('env_spec_sha256', '?'))[:16]}...)",
+        f"  behaviour policy: {bp.get('controller')} controller, quality {bp.get('quality')}: {bp.get('blend')}",
+        f"  seed {meta.get('seed')}, {meta.get('num_envs')} envs from env {meta.get('env_offset', 0)}, "
+        f"options {meta.get('env_kwargs', {})}",
+        f"  neorl-industrial {meta.get('package_version', meta.get('versions', {}).get('neorl_industrial'))}",
+        f"  {meta.get('n_transitions')} transitions, {meta.get('n_episodes')} trajectories "
+        f"({c.get('timeouts', 0)} timeouts, {c.get('shutdowns', 0)} shutdowns)",
+    ]
+    for name, k in c.get("violations", {}).items():
+        active = c.get("transitions_in_violation", {}).get(name, 0)
+        lines.append(f"  {name}: {k} violations, active in {active} transitions")
+    return "\n".join(lines)
+
+
+def describe(dataset: Mapping[str, Any], show: bool = False) -> dict[str, Any]:
+    """Statistics per column, data-quality anomalies (NaN/inf, constant columns, out-of-bounds) and
+    the data card (``card``, see :func:`data_card`); ``show`` also prints the card and the anomalies."""
     meta = dataset.get("metadata", {})
     spec = meta.get("env_spec") or {}
     bounds = {
@@ -234,7 +287,7 @@ def describe(dataset: Mapping[str, Any]) -> dict[str, Any]:
             stats.append(s)
         columns[key] = stats
     done = np.asarray(dataset.get("terminals", [])) | np.asarray(dataset.get("timeouts", []))
-    return {
+    out = {
         "n_transitions": int(len(dataset.get("rewards", []))),
         "n_episodes_ended": int(done.sum()),
         "terminal_rate": float(np.mean(dataset["terminals"])) if len(done) else 0.0,
@@ -251,7 +304,13 @@ def describe(dataset: Mapping[str, Any]) -> dict[str, Any]:
         ),
         "columns": columns,
         "anomalies": anomalies,
+        "card": data_card(dataset),
     }
+    if show:
+        print(out["card"])
+        for a in anomalies:
+            print(f"  anomaly: {a}")
+    return out
 
 
 def to_minari(dataset: Mapping[str, Any], dataset_id: str) -> Any:

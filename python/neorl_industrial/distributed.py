@@ -46,7 +46,7 @@ from . import make_vec
 from ._dataset_layout import cut_as_timeouts, keep_mask, metadata
 from ._fleet_worker import FleetWorker, PolicyFactory
 from ._progress import Progress
-from .datasets import QUALITIES, generate
+from .datasets import QUALITIES, summary, timelines
 from .exceptions import ConfigError, NeorlError
 from .metrics import REGISTRY, Registry
 from .policies import default_policy, make_policy
@@ -191,17 +191,11 @@ def _dataset_chunk(
     env_kwargs: dict[str, Any],
 ) -> dict[str, np.ndarray]:
     """The full timelines ``(num_envs, steps, ...)`` of the envs ``env_offset ..`` (a Ray task)."""
-    ds = generate(
-        env_id,
-        quality,
-        n_transitions=steps * num_envs,
-        seed=seed,
-        num_envs=num_envs,
-        progress=False,
-        env_offset=env_offset,
-        **env_kwargs,
-    )
-    return {k: v.reshape(num_envs, steps, *v.shape[1:]) for k, v in ds.items() if k != "metadata"}
+    envs = make_vec(env_id, num_envs=num_envs, autoreset_mode="same_step", **{"metrics": False, **env_kwargs})
+    try:
+        return timelines(envs, quality, steps, seed, env_offset, progress=False)
+    finally:
+        envs.close()
 
 
 def _split(total: int, parts: int) -> list[tuple[int, int]]:
@@ -282,6 +276,8 @@ def generate_dataset(
     ds: dict[str, Any] = {k: v[keep] for k, v in data.items()}
     ds["metadata"] = metadata(probe, quality, seed, num_envs, 0, env_kwargs, ds)
     probe.close()
+    if progress:
+        print(summary(ds), file=sys.stderr)
     return ds
 
 
