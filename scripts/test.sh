@@ -21,11 +21,8 @@ MATURIN_PEP517_ARGS="--features test-hooks" "$PY" -m pip install -q -e ".[test]"
 # The IndustrialBenchmark reference implementation (tests/test_reference_data.py, benches/): its
 # model needs numpy only; --no-deps keeps out the unmaintained `gym` it declares for a wrapper.
 "$PY" -m pip install -q --no-deps "industrial-benchmark-python==2.0"
-# d3rlpy (serving its saved models, tests/test_serving_d3rlpy.py): it pins gymnasium==1.0.0, older
-# than the one this package is tested with, and imports `gym.spaces` for its type checks; --no-deps
-# keeps this package's Gymnasium, with the last gym beside it and d3rlpy's other dependencies named.
-"$PY" -m pip install -q --no-deps "d3rlpy==2.8.1" "gym==0.26.2" "gym-notices==0.1.0" \
-    "dataclasses-json==0.6.7" "marshmallow==3.26.2" "typing-inspect==0.9.0" "structlog>=24" "colorama"
+# structlog (the recipe of docs/telemetry.md) comes with the test extra, d3rlpy (the offline extra:
+# 2.6 to 2.8.0, whose gymnasium>=1.0 agrees with this package's) too.
 
 echo "== cargo test"
 cargo test --release --quiet --features fuzzing
