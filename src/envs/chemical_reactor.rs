@@ -21,7 +21,7 @@ use crate::errors::CoreError;
 use crate::integrate::shared::{self, LaneModel};
 use crate::integrate::{dopri5_lanes, Job, LaneRhs, Tolerance};
 use crate::rng::Rng;
-use crate::spec::{ConstraintKind, ConstraintSpec, EnvSpec, Severity, Variable};
+use crate::spec::{ConstraintKind, ConstraintSpec, EnvSpec, Parameter, Severity, Variable};
 
 /// Feed flow rate [L/min] (Seborg Table 2.3).
 pub const Q: f64 = 100.0;
@@ -112,6 +112,40 @@ pub fn rhs(x: &[f64; 2], tc: f64) -> [f64; 2] {
     ]
 }
 
+/// [`rhs`] with the env's own heat transfer coefficient times area `ua` [J/(min K)] and
+/// pre-exponential factor `k0` [1/min]: the same arithmetic, so the nominal values give the same
+/// bits.
+#[inline(always)]
+pub fn rhs_with(x: &[f64; 2], tc: f64, ua: f64, k0: f64) -> [f64; 2] {
+    let (ca, t) = (x[0], x[1]);
+    const HEAT_RISE: f64 = -DELTA_H / (RHO * C);
+    let cooling = ua / (RHO * C * V);
+    let ra = k0 * elementary::exp(-EA_OVER_R / t) * ca;
+    [
+        Q / V * (CAF - ca) - ra,
+        Q / V * (TI - t) + HEAT_RISE * ra + cooling * (tc - t),
+    ]
+}
+
+/// The reactor's physical parameters, in the order `step_with` takes them: UA falls as the
+/// heat exchanger fouls, k0 as the catalyst decays.
+pub const PARAMETERS: [Parameter; 2] = [
+    Parameter::new(
+        "UA",
+        "heat transfer coefficient times area of the cooling jacket",
+        "J/(min K)",
+        UA,
+        (0.1 * UA, 2.0 * UA),
+    ),
+    Parameter::new(
+        "k0",
+        "pre-exponential factor of the reaction rate (catalyst activity)",
+        "1/min",
+        K0,
+        (0.1 * K0, 2.0 * K0),
+    ),
+];
+
 /// The reactor as a lane model: [`rhs`] for `L` reactors at once, each over one step of `DT_MIN`
 /// (see [`crate::integrate::shared`]).
 pub struct Cstr;
@@ -136,6 +170,19 @@ impl LaneModel<2> for Cstr {
 pub fn advance(x: [f64; 2], tc: f64, h: &mut f64) -> [f64; 2] {
     let mut job = [Job { x, p: tc, h: *h }];
     dopri5_lanes::<2, 1, _>(Cstr::rhs::<1>, &mut job, DT_MIN, TOL);
+    *h = job[0].h;
+    job[0].x
+}
+
+/// [`advance`] with the env's own `ua` and `k0` (see [`rhs_with`]): one reactor in one lane, the
+/// arithmetic of every lane, so the nominal values give [`advance`]'s bits.
+pub fn advance_with(x: [f64; 2], tc: f64, h: &mut f64, ua: f64, k0: f64) -> [f64; 2] {
+    let mut job = [Job { x, p: tc, h: *h }];
+    let f = |x: &LaneRhs<2, 1>, tc: &[f64; 1]| -> LaneRhs<2, 1> {
+        let d = rhs_with(&[x[0][0], x[1][0]], tc[0], ua, k0);
+        [[d[0]], [d[1]]]
+    };
+    dopri5_lanes::<2, 1, _>(f, &mut job, DT_MIN, TOL);
     *h = job[0].h;
     job[0].x
 }
@@ -297,6 +344,7 @@ fn spec(horizon: u32) -> EnvSpec {
         ],
         // Full cooling: the coldest coolant the actuator can deliver.
         safe_action: vec![-1.0],
+        parameters: PARAMETERS.to_vec(),
         source: "pc-gym cstr (Bloor et al. 2024) after Seborg et al., Process Dynamics and Control, Ex. 2.5",
     }
 }
@@ -328,6 +376,21 @@ impl ProcessModel for ChemicalReactor {
     fn step(&self, state: &mut [f64], action: &[f64], t: u32, rng: &mut Rng) -> f64 {
         let mut h = state[H];
         let x = advance([state[CA], state[T]], action[0], &mut h);
+        self.finish_step(state, action[0], x, h, t, rng)
+    }
+
+    fn step_with(
+        &self,
+        state: &mut [f64],
+        action: &[f64],
+        t: u32,
+        rng: &mut Rng,
+        params: &[f64],
+    ) -> f64 {
+        let ua = params.first().copied().unwrap_or(UA);
+        let k0 = params.get(1).copied().unwrap_or(K0);
+        let mut h = state[H];
+        let x = advance_with([state[CA], state[T]], action[0], &mut h, ua, k0);
         self.finish_step(state, action[0], x, h, t, rng)
     }
 
@@ -453,6 +516,42 @@ mod tests {
         }
         assert!(worst > 0.0);
         println!("worst relative error {worst:e}");
+    }
+
+    #[test]
+    fn nominal_parameters_give_the_plain_step_bit_for_bit_and_drift_changes_it() {
+        let r = reactor();
+        let run = |params: Option<[f64; 2]>| -> Vec<f64> {
+            let (mut s, mut rng) = (vec![0.0; STATE_LEN], Rng::from_seed(7));
+            r.reset(&mut s, &mut rng);
+            let mut out = Vec::new();
+            for t in 0..r.spec.horizon {
+                let tc = 295.0 + 10.0 * ((t as f64) * 0.7).sin();
+                let reward = match params {
+                    None => r.step(&mut s, &[tc], t, &mut rng),
+                    Some(p) => r.step_with(&mut s, &[tc], t, &mut rng, &p),
+                };
+                out.extend_from_slice(&s);
+                out.push(reward);
+            }
+            out
+        };
+        let plain = run(None);
+        let nominal = run(Some([UA, K0]));
+        assert!(plain
+            .iter()
+            .zip(&nominal)
+            .all(|(a, b)| a.to_bits() == b.to_bits()));
+        let t_end = |v: &[f64]| v[v.len() - (STATE_LEN + 1) + T];
+        // Fouling: less heat leaves through the jacket, the reactor runs hotter.
+        assert!(t_end(&run(Some([0.5 * UA, K0]))) > t_end(&plain) + 1.0);
+        // Catalyst decay: less A converted, Ca ends higher.
+        let ca_end = |v: &[f64]| v[v.len() - (STATE_LEN + 1) + CA];
+        assert!(ca_end(&run(Some([UA, 0.5 * K0]))) > ca_end(&plain) + 0.01);
+        assert_eq!(
+            r.spec.parameters.iter().map(|p| p.name).collect::<Vec<_>>(),
+            ["UA", "k0"]
+        );
     }
 
     #[test]

@@ -291,6 +291,7 @@ fn spec(horizon: u32) -> EnvSpec {
         constraints: constraints(),
         // Both pumps at minimum: the levels can only fall, so no tank can overflow.
         safe_action: vec![-1.0, -1.0],
+        parameters: vec![],
         source:
             "Johansson 2000, IEEE TCST 8(3); parameters of pc-gym four_tank (Bloor et al. 2024)",
     }

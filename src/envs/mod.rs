@@ -94,6 +94,23 @@ pub trait ProcessModel: Send + Sync {
     /// `t` is the index of this step within the episode (0 for the first step after reset).
     fn step(&self, state: &mut [f64], action: &[f64], t: u32, rng: &mut Rng) -> f64;
 
+    /// [`ProcessModel::step`] with the env's own values of the spec's
+    /// [`parameters`](EnvSpec::parameters) (`params`, in spec order and units) instead of the
+    /// nominal ones: the same results, bit for bit, when `params` holds the nominal values. A
+    /// model that declares parameters overrides it; a batch calls it only for batches whose envs
+    /// carry parameters (parameter drift faults), stepping them env by env.
+    fn step_with(
+        &self,
+        state: &mut [f64],
+        action: &[f64],
+        t: u32,
+        rng: &mut Rng,
+        params: &[f64],
+    ) -> f64 {
+        let _ = params;
+        self.step(state, action, t, rng)
+    }
+
     /// How a batch hands this model its stepping envs (see [`Batching`]).
     fn batching(&self) -> Batching {
         Batching::EnvByEnv

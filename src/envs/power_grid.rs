@@ -339,6 +339,7 @@ fn spec(horizon: u32) -> EnvSpec {
         constraints: constraints(),
         // AGC suspended: set-points back to schedule, frequency held by the governors' droop alone.
         safe_action: vec![0.0, 0.0],
+        parameters: vec![],
         source: "Two-area LFC after Kundur (1994) ch. 11 and Bevrani (2014) ch. 2-3; parameters of Fosha & Elgerd (1970)",
     }
 }
