@@ -13,6 +13,7 @@ import gymnasium as gym
 import numpy as np
 
 from . import _core
+from ._faults import load_faults
 from ._render import TrendRecorder
 from ._spaces import action_space, observation_space
 from .safety import SafetyStats, load_constraints, open_audit_trail
@@ -90,6 +91,13 @@ class IndustrialEnv(gym.Env[np.ndarray, np.ndarray]):
     - ``registry`` / ``metrics``: the :class:`~neorl_industrial.metrics.Registry` recording steps,
       episodes, violations and latencies (default: the process-wide one); ``metrics=False`` records
       nothing.
+    - ``faults``: faults to inject on a schedule (a list of mappings, or a JSON/YAML/TOML file;
+      default none, the reference behaviour): sensor bias, noise, freeze and dropout on named
+      observation variables, drift of a physical parameter (``spec()["parameters"]``), a stuck
+      or rate-limited actuator. Sensor faults corrupt the observation only: the safety layer
+      keeps checking the process's true values, as an independent safety system with its own
+      sensors does. Actuator faults act after the shield (``info["action"]`` is what the
+      actuator did). See ``docs/faults.md``.
 
     ``info`` of every step: ``action`` (physical, after the shield), ``clipped``, ``cost``,
     ``shield`` (the shield changed the action), ``constraints`` / ``margins`` / ``violations``
@@ -128,6 +136,7 @@ class IndustrialEnv(gym.Env[np.ndarray, np.ndarray]):
         audit_log: Any = None,
         registry: Any = None,
         metrics: bool = True,
+        faults: Any = None,
         **options: Any,
     ) -> None:
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
@@ -143,6 +152,7 @@ class IndustrialEnv(gym.Env[np.ndarray, np.ndarray]):
             "shield": shield,
             "audit_log": audit_log,
             "metrics": metrics,
+            "faults": load_faults(faults),
         }
         self.audit_trail = open_audit_trail(audit_log)
         self._core = _core.CoreVecEnv(
@@ -155,6 +165,7 @@ class IndustrialEnv(gym.Env[np.ndarray, np.ndarray]):
             check_shield(shield),
             self.audit_trail,
             _metrics_registry(registry, metrics),
+            self._safety_args["faults"],
         )
         self.core_spec: dict[str, Any] = self._core.spec()
         self.observation_space = observation_space(self.core_spec)

@@ -52,8 +52,8 @@ pub fn build(cfg: &Value, spec: &EnvSpec) -> Result<FaultSet, CoreError> {
     Ok(FaultSet::new(faults, spec))
 }
 
-/// The fields a fault of `kind` takes besides `kind`, `name`, `start`, `end` and `clock`.
-fn own_fields(kind: &str) -> &'static [&'static str] {
+/// The fields a fault of `kind` takes besides [`COMMON`], its target's field first.
+pub fn own_fields(kind: &str) -> &'static [&'static str] {
     match kind {
         "sensor_bias" => &["variable", "value", "ramp"],
         "sensor_noise" => &["variable", "std", "ramp"],
@@ -65,7 +65,8 @@ fn own_fields(kind: &str) -> &'static [&'static str] {
     }
 }
 
-const COMMON: [&str; 5] = ["kind", "name", "start", "end", "clock"];
+/// The fields every fault takes.
+pub const COMMON: [&str; 5] = ["kind", "name", "start", "end", "clock"];
 
 /// One fault from its mapping; `path` names it in errors (`faults[2]`).
 fn parse(item: &Value, spec: &EnvSpec, path: &str) -> Result<Fault, CoreError> {
@@ -135,8 +136,12 @@ struct Fields<'a> {
 }
 
 impl Fields<'_> {
+    /// The value of `key`; `None` (null) counts as absent.
     fn get(&self, key: &str) -> Option<&Value> {
-        self.fields.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+        self.fields
+            .iter()
+            .find(|(k, v)| k == key && *v != Value::Null)
+            .map(|(_, v)| v)
     }
 
     fn err(&self, key: &str, message: impl Into<String>) -> CoreError {

@@ -42,6 +42,8 @@ pub struct Builtins {
     pub env_steps: Arc<MetricFamily>,
     /// `step_latency_seconds{env}`.
     pub step_latency: Arc<MetricFamily>,
+    /// `faults_active{env,fault}`.
+    pub faults_active: Arc<MetricFamily>,
     /// `inference_latency_seconds`.
     pub inference_latency: Histogram,
     /// `actions_computed_total`.
@@ -91,7 +93,7 @@ const fn def(
 use Kind::{Counter, Gauge, Histogram as Hist};
 
 /// The built-in families, in exposition order.
-const FAMILIES: [Def; 17] = [
+const FAMILIES: [Def; 18] = [
     def(
         Gauge,
         "neorl_industrial_build_info",
@@ -228,6 +230,14 @@ const FAMILIES: [Def; 17] = [
         &STEP_BUCKETS,
         false,
     ),
+    def(
+        Gauge,
+        "faults_active",
+        "Environments with an injected fault active, by environment and fault name.",
+        &["env", "fault"],
+        &[],
+        false,
+    ),
 ];
 
 fn make(
@@ -315,6 +325,7 @@ impl Builtins {
             episode_reward_by_env: by_name("episode_reward_by_env")?,
             env_steps: by_name("env_steps_total")?,
             step_latency: by_name("step_latency_seconds")?,
+            faults_active: by_name("faults_active")?,
             all,
         })
     }

@@ -11,6 +11,7 @@ pub mod encoder;
 pub mod env_metrics;
 pub mod exporter;
 pub mod family;
+pub mod fault_metrics;
 pub mod health;
 pub mod logging;
 pub mod names;

@@ -4,6 +4,7 @@ use super::lanes::{Lane, Prepared, Slot, StepLane};
 use super::outputs::Row;
 use super::{Autoreset, MAX_SIGNALS};
 use crate::envs::{ProcessModel, StepItem};
+use crate::faults::FaultSet;
 use crate::safety::{shield, AlarmState, At, Checker, SafetyEvent, Shield};
 
 /// The shared step context, built from disjoint fields so the lanes can borrow the buffers.
@@ -14,7 +15,9 @@ macro_rules! ctx {
             checker: &$s.checker,
             shield: $s.shield,
             state_len: $s.state_len,
+            sig_len: $s.sig_len,
             stride: $s.stride,
+            faults: &$s.faults,
             autoreset: $s.autoreset,
             frame: &$s.frame,
             wall: $wall,
@@ -78,10 +81,21 @@ pub(super) struct Ctx<'a> {
     pub(super) checker: &'a Checker,
     pub(super) shield: Shield,
     pub(super) state_len: usize,
+    /// Signals per env (the chunk is `[state | signals | fault memory]`).
+    pub(super) sig_len: usize,
     pub(super) stride: usize,
+    pub(super) faults: &'a FaultSet,
     pub(super) autoreset: Autoreset,
     pub(super) frame: &'a Frame,
     pub(super) wall: f64,
+}
+
+/// An env's chunk cut into its model state, its last signals and its fault memory.
+#[inline]
+fn parts(chunk: &mut [f64], state_len: usize, sig_len: usize) -> [&mut [f64]; 3] {
+    let (state, rest) = chunk.split_at_mut(state_len);
+    let (last, mem) = rest.split_at_mut(sig_len);
+    [state, last, mem]
 }
 
 impl Ctx<'_> {
@@ -103,7 +117,9 @@ impl Ctx<'_> {
         events: &mut Vec<SafetyEvent>,
     ) {
         self.checker.close_all(alarms, self.at(env, slot), events);
-        let (state, last) = chunk.split_at_mut(self.state_len);
+        let [state, last, mem] = parts(chunk, self.state_len, self.sig_len);
+        // The fault stream's key is read from the env's stream before the model draws from it.
+        self.faults.reset(mem, &slot.rng);
         self.model.reset(state, &mut slot.rng);
         self.model.signals(state, last);
         slot.elapsed = 0;
@@ -133,10 +149,11 @@ impl Ctx<'_> {
     /// Observation and readings of env `j` of the lane without stepping it.
     pub(super) fn observe_one(&self, l: &mut Lane<'_>, j: usize, k: usize) {
         let (od, stride, elapsed) = (l.od, self.stride, l.slots[j].elapsed);
-        let chunk = &l.states[j * stride..(j + 1) * stride];
-        let (state, last) = chunk.split_at(self.state_len);
+        let chunk = &mut l.states[j * stride..(j + 1) * stride];
+        let [state, last, mem] = parts(chunk, self.state_len, self.sig_len);
         let obs = &mut l.obs[j * od..(j + 1) * od];
         self.model.observe(state, elapsed, obs);
+        self.faults.sensors(mem, obs, elapsed);
         self.frame.clamp_obs(obs);
         // Signals equal `last` right after a reset or step, so rates read zero here.
         let alarms = &l.alarms[j * k..(j + 1) * k];
@@ -157,13 +174,15 @@ impl Ctx<'_> {
     ) {
         if let Some((clipped, shielded)) = self.prepare_one(l, e, j, (ad, k), events) {
             let slot = &mut l.slots[j];
-            let start = j * self.stride;
-            let reward = self.model.step(
-                &mut l.states[start..start + self.state_len],
-                &e.phys[j * ad..(j + 1) * ad],
-                slot.elapsed,
-                &mut slot.rng,
-            );
+            let chunk = &mut l.states[j * self.stride..(j + 1) * self.stride];
+            let [state, _, mem] = parts(chunk, self.state_len, self.sig_len);
+            let action = &e.phys[j * ad..(j + 1) * ad];
+            let reward = if self.faults.drifts() {
+                let params = self.faults.params(mem, slot.elapsed);
+                (self.model).step_with(state, action, slot.elapsed, &mut slot.rng, params)
+            } else {
+                self.model.step(state, action, slot.elapsed, &mut slot.rng)
+            };
             self.finish_one(l, e, j, (od, k), (reward, clipped, shielded), events);
         }
     }
@@ -262,7 +281,7 @@ impl Ctx<'_> {
             .frame
             .to_physical(&e.actions[j * ad..(j + 1) * ad], phys);
         // 2. The shield.
-        let (state, last) = chunk.split_at_mut(self.state_len);
+        let [state, last, mem] = parts(chunk, self.state_len, self.sig_len);
         let view = shield::View {
             model: self.model,
             state,
@@ -275,6 +294,8 @@ impl Ctx<'_> {
             self.checker
                 .shield_acted(alarms, self.at(l.first + j, slot), events);
         }
+        // 3. Actuator faults act on what the actuator is told, the shield's word included.
+        self.faults.actuators(mem, phys, slot.elapsed);
         Some((clipped, shielded))
     }
 
@@ -292,10 +313,12 @@ impl Ctx<'_> {
         let chunk = &mut l.states[j * self.stride..(j + 1) * self.stride];
         let slot = &mut l.slots[j];
         let alarms = &mut l.alarms[j * k..(j + 1) * k];
-        let (state, last) = chunk.split_at_mut(self.state_len);
+        let [state, last, mem] = parts(chunk, self.state_len, self.sig_len);
         slot.elapsed += 1;
+        self.faults.count_step(mem);
         let obs = &mut l.obs[j * od..(j + 1) * od];
         self.model.observe(state, slot.elapsed, obs);
+        self.faults.sensors(mem, obs, slot.elapsed);
         self.frame.clamp_obs(obs);
         let mut sig = [0.0; MAX_SIGNALS];
         let sig = &mut sig[..last.len()];

@@ -12,6 +12,7 @@
 
 #[macro_use]
 mod kernel;
+mod faulted;
 mod lanes;
 mod outputs;
 mod slices;
@@ -31,6 +32,7 @@ use crate::pool::Pool;
 
 use crate::envs::{Batching, ProcessModel};
 use crate::errors::{try_filled, CoreError};
+use crate::faults::FaultSet;
 use crate::rng::{entropy_seed, Rng};
 use std::sync::{Arc, Mutex};
 
@@ -103,6 +105,8 @@ pub struct VecCore {
     shield: Shield,
     n: usize,
     state_len: usize,
+    /// Signals per env.
+    sig_len: usize,
     stride: usize,
     states: Vec<f64>,
     slots: Vec<Slot>,
@@ -120,6 +124,9 @@ pub struct VecCore {
     /// Every env has been reset since the batch was made or restored (checked once, not on
     /// every step).
     all_started: bool,
+    /// The injected faults (none by default) and their bookkeeping.
+    faults: FaultSet,
+    fault_track: faulted::Tracking,
 }
 
 /// Unix time now, read once per batch.
@@ -199,6 +206,7 @@ impl VecCore {
         let k = checker.len();
         let alarms = try_filled(n.checked_mul(k), AlarmState::default(), "num_envs", &what)?;
         let frame = Frame::of(spec);
+        let sig_len = spec.signals.len();
         Ok(Self {
             model,
             checker,
@@ -218,6 +226,9 @@ impl VecCore {
             totals: Arc::new(Mutex::new(Totals::new(k))),
             one: OneStep::default(),
             all_started: false,
+            sig_len,
+            faults: FaultSet::none(),
+            fault_track: faulted::Tracking::default(),
         })
     }
 
@@ -405,6 +416,7 @@ impl VecCore {
         let mut events: Vec<SafetyEvent> = events.into_iter().flatten().collect();
         self.publish(&mut events);
         self.lock_totals().add_events(&events);
+        self.track_faults();
         Ok(ResetOut {
             obs,
             readings,
@@ -469,7 +481,9 @@ impl VecCore {
         }
         let mut pairs: Vec<(Lane<'_>, StepLane<'_>)> = lanes.into_iter().zip(extra).collect();
         let pool = self.pool.as_ref().unwrap_or_else(|| Pool::shared());
-        let events = if ctx.model.batching() == Batching::WholeBatch {
+        // Envs with their own parameters step env by env (see `ProcessModel::step_with`).
+        let whole = ctx.model.batching() == Batching::WholeBatch && !ctx.faults.drifts();
+        let events = if whole {
             // Three rounds, the middle one over the whole batch (see `Batching::WholeBatch`).
             let refs: Vec<&mut (Lane<'_>, StepLane<'_>)> = pairs.iter_mut().collect();
             let preps = pool.map(refs, |(l, e)| ctx.prepare_lane(l, e, (ad, k)));
@@ -562,6 +576,7 @@ impl VecCore {
         }
         self.publish(&mut events);
         self.one.events = events;
+        self.track_faults();
         let one = &self.one;
         self.account(
             &StepView::of_one(&one.row, &one.readings.active, &one.events),
@@ -578,6 +593,7 @@ impl VecCore {
         started: std::time::Instant,
     ) -> StepOut {
         self.publish(events);
+        self.track_faults();
         out.events = std::mem::take(events);
         self.account(&out.view(), started);
         out
