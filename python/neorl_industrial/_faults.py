@@ -60,6 +60,11 @@ def load_faults(source: Any) -> Any:
     return data
 
 
+def is_fault_file(text: str) -> bool:
+    """Whether a ``--fault`` argument names a file (by its suffix) rather than a fault."""
+    return Path(text).suffix.lower() in _SUFFIXES
+
+
 def _scalar(text: str) -> Any:
     try:
         return int(text)
