@@ -28,6 +28,7 @@ METRICS: dict[str, tuple[str, frozenset[str]]] = {
         ("episode_reward_by_env", "histogram", ["env"]),
         ("env_steps_total", "counter", ["env"]),
         ("step_latency_seconds", "histogram", ["env"]),
+        ("faults_active", "gauge", ["env", "fault"]),
         ("safety_response_time_seconds", "histogram", []),
         ("human_interventions_total", "counter", ["reason"]),
         ("shield_interventions_total", "counter", ["env"]),
