@@ -327,10 +327,8 @@ impl FaultSet {
                     }
                     obs[j] = mem[self.held + i] as f32;
                 }
-                Effect::SensorDropout { obs: j, p } => {
-                    if Self::stream(mem, i, c).uniform() < p {
-                        obs[j] = self.obs_low[j] as f32;
-                    }
+                Effect::SensorDropout { obs: j, p } if Self::stream(mem, i, c).uniform() < p => {
+                    obs[j] = self.obs_low[j] as f32;
                 }
                 _ => {}
             }
