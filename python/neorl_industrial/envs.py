@@ -302,6 +302,10 @@ class ChemicalReactorEnv(IndustrialEnv):
     - ``setpoints``: Ca set-points in mol/L, each held for an equal share of the episode.
     - ``x0_spread``: relative spread of the initial Ca (and 5% of it on T), uniform, in [0, 0.2].
     - ``noise``: relative standard deviation of Gaussian measurement noise on Ca and T, in [0, 0.5].
+    - ``faults``: see :class:`IndustrialEnv` and ``docs/faults.md``. Parameters a ``parameter_drift``
+      fault can move: ``UA`` (jacket heat transfer coefficient times area, 5e4 J/(min K); fouling
+      lowers it) and ``k0`` (pre-exponential factor, 7.2e10 1/min; catalyst decay lowers it), each
+      within 0.1 to 2 times its nominal value.
 
     ## Integration
     Dormand–Prince 5(4) with per-env adaptive steps at 3e-9 tolerance: every step matches the
@@ -468,6 +472,9 @@ class FourTankEnv(IndustrialEnv):
     - ``horizon``: steps per episode; the set-points switch at ``horizon // 2``.
     - ``x0_spread``: relative uniform spread of each initial level, in [0, 0.3].
     - ``noise``: relative standard deviation of Gaussian measurement noise on the levels, in [0, 0.2].
+    - ``faults``: see :class:`IndustrialEnv` and ``docs/faults.md``. Parameters a ``parameter_drift``
+      fault can move: ``k1``, ``k2`` (pump gains, 8.5e-4 and 9.5e-4 m³/(s V); wear lowers them),
+      within 0.1 to 2 times their nominal values.
 
     ## Integration
     Dormand–Prince 5(4), adaptive, rtol 1e-9 / atol 1e-12: every step matches a 1e-12 DOP853
@@ -597,6 +604,9 @@ class PowerGridEnv(IndustrialEnv):
     - ``noise``: standard deviation of Gaussian measurement noise on df (Hz), dPtie and dPm (p.u.),
       clipped at 4σ, in [0, 0.05].
     - ``initial_load``: [dPL1, dPL2] in p.u. from the start of the episode, each in [-0.12, 0.12].
+    - ``faults``: see :class:`IndustrialEnv` and ``docs/faults.md``. The parameter a
+      ``parameter_drift`` fault can move: ``H`` (inertia constant of both areas, 5 s; less
+      synchronous generation online lowers it), within 0.5 to 10 s.
 
     ## Integration
     Dormand–Prince 5(4) at 1e-10 inside each 1 s step: within 3e-10 of a 1e-12 DOP853 solution over an

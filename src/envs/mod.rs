@@ -293,4 +293,56 @@ mod tests {
             .expect("unknown id refused");
         assert!(err.to_string().contains("Nope-v0") && err.to_string().contains(IDS[0]));
     }
+
+    /// An episode's states and rewards under fixed actions, stepped with `params` (`None`: the
+    /// plain step).
+    fn episode(model: &dyn ProcessModel, params: Option<&[f64]>) -> Vec<u64> {
+        let spec = model.spec();
+        let (mut state, mut rng) = (vec![0.0; model.state_len()], Rng::from_seed(11));
+        model.reset(&mut state, &mut rng);
+        let mut phys = vec![0.0; spec.act_dim()];
+        let mut out = Vec::new();
+        for t in 0..spec.horizon.min(40) {
+            let a: Vec<f64> = (0..spec.act_dim())
+                .map(|i| -0.5 + 0.3 * ((t as f64) * 0.4 + i as f64).sin())
+                .collect();
+            spec.to_physical(&a, &mut phys);
+            let r = match params {
+                None => model.step(&mut state, &phys, t, &mut rng),
+                Some(p) => model.step_with(&mut state, &phys, t, &mut rng, p),
+            };
+            out.extend(state.iter().map(|x| x.to_bits()));
+            out.push(r.to_bits());
+        }
+        out
+    }
+
+    #[test]
+    fn every_declared_parameter_is_honoured_and_its_nominal_value_changes_nothing() {
+        let mut declared = 0;
+        for id in IDS {
+            let model = make(id, Vec::new()).expect("default options are valid");
+            let params = &model.spec().parameters;
+            let nominal: Vec<f64> = params.iter().map(|p| p.nominal).collect();
+            let plain = episode(model.as_ref(), None);
+            assert_eq!(episode(model.as_ref(), Some(&nominal)), plain, "{id}");
+            for (i, p) in params.iter().enumerate() {
+                assert!(
+                    p.low > 0.0 && p.low < p.nominal && p.nominal < p.high,
+                    "{id} {}",
+                    p.name
+                );
+                let mut moved = nominal.clone();
+                moved[i] = 0.5 * p.nominal;
+                assert_ne!(
+                    episode(model.as_ref(), Some(&moved)),
+                    plain,
+                    "{id} {}",
+                    p.name
+                );
+                declared += 1;
+            }
+        }
+        assert!(declared >= 4);
+    }
 }
