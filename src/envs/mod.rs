@@ -51,6 +51,8 @@ pub struct StepItem<'a> {
     pub t: u32,
     /// The env's RNG stream.
     pub rng: &'a mut Rng,
+    /// The env's own parameter values (see [`ProcessModel::step_with`]); empty: the nominal ones.
+    pub params: &'a [f64],
     /// Out: the reward.
     pub reward: f64,
 }
@@ -97,8 +99,9 @@ pub trait ProcessModel: Send + Sync {
     /// [`ProcessModel::step`] with the env's own values of the spec's
     /// [`parameters`](EnvSpec::parameters) (`params`, in spec order and units) instead of the
     /// nominal ones: the same results, bit for bit, when `params` holds the nominal values. A
-    /// model that declares parameters overrides it; a batch calls it only for batches whose envs
-    /// carry parameters (parameter drift faults), stepping them env by env.
+    /// model that declares parameters overrides it (and honours [`StepItem::params`] in its
+    /// [`ProcessModel::step_batch`]); a batch calls it only for batches whose envs carry
+    /// parameters (parameter drift faults).
     fn step_with(
         &self,
         state: &mut [f64],
@@ -121,7 +124,11 @@ pub trait ProcessModel: Send + Sync {
     fn step_batch(&self, items: &mut [StepItem<'_>], team: &dyn Team) {
         let _ = team;
         for it in items {
-            it.reward = self.step(it.state, it.action, it.t, it.rng);
+            it.reward = if it.params.is_empty() {
+                self.step(it.state, it.action, it.t, it.rng)
+            } else {
+                self.step_with(it.state, it.action, it.t, it.rng, it.params)
+            };
         }
     }
 

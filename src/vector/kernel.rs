@@ -211,25 +211,34 @@ impl Ctx<'_> {
 
     /// The lane's envs prepared to step (`pre[j]` is `Some`), as the model's step items.
     pub(super) fn lane_items<'x>(
-        &self,
+        &'x self,
         l: &'x mut Lane<'_>,
         e: &'x StepLane<'_>,
         ad: usize,
         pre: &'x [Option<(u32, bool)>],
     ) -> impl Iterator<Item = StepItem<'x>> + 'x {
-        let state_len = self.state_len;
+        let (state_len, sig_len, faults) = (self.state_len, self.sig_len, self.faults);
         l.states
             .chunks_exact_mut(self.stride)
             .zip(l.slots.iter_mut())
             .zip(e.phys.chunks_exact(ad.max(1)))
             .zip(pre)
             .filter(|(_, p)| p.is_some())
-            .map(move |(((chunk, slot), action), _)| StepItem {
-                state: &mut chunk[..state_len],
-                action,
-                t: slot.elapsed,
-                rng: &mut slot.rng,
-                reward: 0.0,
+            .map(move |(((chunk, slot), action), _)| {
+                let [state, _, mem] = parts(chunk, state_len, sig_len);
+                let params = if faults.drifts() {
+                    faults.params(mem, slot.elapsed)
+                } else {
+                    &[]
+                };
+                StepItem {
+                    state,
+                    action,
+                    t: slot.elapsed,
+                    rng: &mut slot.rng,
+                    params,
+                    reward: 0.0,
+                }
             })
     }
 

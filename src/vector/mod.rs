@@ -481,9 +481,7 @@ impl VecCore {
         }
         let mut pairs: Vec<(Lane<'_>, StepLane<'_>)> = lanes.into_iter().zip(extra).collect();
         let pool = self.pool.as_ref().unwrap_or_else(|| Pool::shared());
-        // Envs with their own parameters step env by env (see `ProcessModel::step_with`).
-        let whole = ctx.model.batching() == Batching::WholeBatch && !ctx.faults.drifts();
-        let events = if whole {
+        let events = if ctx.model.batching() == Batching::WholeBatch {
             // Three rounds, the middle one over the whole batch (see `Batching::WholeBatch`).
             let refs: Vec<&mut (Lane<'_>, StepLane<'_>)> = pairs.iter_mut().collect();
             let preps = pool.map(refs, |(l, e)| ctx.prepare_lane(l, e, (ad, k)));
