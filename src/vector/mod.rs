@@ -20,6 +20,8 @@ mod snapshot;
 mod totals;
 
 #[cfg(test)]
+mod fault_tests;
+#[cfg(test)]
 mod safety_tests;
 #[cfg(test)]
 mod success_tests;
