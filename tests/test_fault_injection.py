@@ -361,3 +361,58 @@ def test_cli_run_injects_faults_and_refuses_bad_ones(tmp_path: Path) -> None:
     ]:
         out = subprocess.run([*CLI, "run", "--steps", "4", "--fault", bad], capture_output=True, text=True, timeout=60)
         assert out.returncode == 2 and message in out.stderr, out.stderr
+
+
+def test_cli_serve_and_dataset_take_faults(tmp_path: Path) -> None:
+    import time
+    import urllib.request
+
+    audit = tmp_path / "serve.jsonl"
+    cmd = [*CLI, "serve", "--port", "0", "--num-envs", "4", "--rate", "100", "--duration", "60", "--policy", "zero",
+           "--audit-log", str(audit), "--fault", "kind=parameter_drift,parameter=UA,factor=0.9,ramp=50,clock=lifetime",
+           "--fault", "kind=sensor_bias,variable=T,value=2,start=5"]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert "serving ChemicalReactor-v0 x4" in line, line + (proc.stderr.read() if proc.poll() else "")
+        url = line.rsplit(" on ", 1)[1].strip()
+        want = 'faults_active{env="ChemicalReactor-v0",fault="parameter_drift:UA"} 4'
+        deadline, text = time.monotonic() + 60, ""
+        while time.monotonic() < deadline and want not in text:
+            time.sleep(0.2)
+            text = urllib.request.urlopen(url + "metrics", timeout=5).read().decode()
+        assert want in text
+        proc.terminate()
+        proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0
+    starts = {(e["fault"], e["env_index"]) for e in map(json.loads, audit.read_text().splitlines())
+              if e["event"] == "fault_started"}  # fmt: skip
+    assert {("parameter_drift:UA", i) for i in range(4)} <= starts
+    outs = {}
+    for name, extra in [("plain", []), ("biased", ["--fault", "kind=sensor_bias,variable=T,value=3"])]:
+        path = tmp_path / f"{name}.npz"
+        args = [*CLI, "dataset", REACTOR, "--quality", "random", "--transitions", "120", "--num-envs", "2",
+                "--out", str(path), "--no-progress", *extra]  # fmt: skip
+        out = subprocess.run(args, capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        outs[name] = np.load(path)["observations"]
+    np.testing.assert_allclose(outs["biased"][:, 1] - outs["plain"][:, 1], 3.0, atol=1e-3)
+    np.testing.assert_array_equal(outs["biased"][:, 0], outs["plain"][:, 0])
+
+
+@pytest.mark.parametrize(("env_id", "parameter", "column"), [("FourTank-v0", "k1", 3), ("PowerGrid-v0", "H", 0)])
+def test_other_environments_drift_their_own_parameters(env_id: str, parameter: str, column: int) -> None:
+    def run(faults: Any) -> np.ndarray:
+        envs = ni.make_vec(env_id, 3, metrics=False, faults=faults, initial_load=[0.1, 0.0]) if env_id == "PowerGrid-v0" \
+            else ni.make_vec(env_id, 3, metrics=False, faults=faults)  # fmt: skip
+        envs.reset(seed=0)
+        seen = [envs.step(np.zeros((3, envs.single_action_space.shape[0])))[0] for _ in range(30)]
+        return np.array(seen)[:, :, column]
+
+    plain = run(None)
+    drifted = run([{"kind": "parameter_drift", "parameter": parameter, "factor": 0.5, "start": 10}])
+    assert np.array_equal(drifted[:10], plain[:10])
+    assert np.abs(drifted[10:] - plain[10:]).max() > 1e-3
