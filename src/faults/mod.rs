@@ -250,6 +250,7 @@ impl FaultSet {
     }
 
     /// Whether there are none.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.faults.is_empty()
     }
@@ -261,6 +262,7 @@ impl FaultSet {
 
     /// Whether some fault drifts a parameter (the batch then steps with
     /// [`ProcessModel::step_with`](crate::envs::ProcessModel::step_with)).
+    #[inline]
     pub fn drifts(&self) -> bool {
         !self.nominal.is_empty()
     }
@@ -276,10 +278,14 @@ impl FaultSet {
 
     /// A new episode: the fault stream's key from the env's random stream `rng` (read, not drawn
     /// from) and the actuators at mid-range. The lifetime clock and what lifetime faults hold go on.
+    #[inline]
     pub fn reset(&self, mem: &mut [f64], rng: &Rng) {
-        if self.is_empty() {
-            return;
+        if !self.is_empty() {
+            self.reset_faulted(mem, rng);
         }
+    }
+
+    fn reset_faulted(&self, mem: &mut [f64], rng: &Rng) {
         let key = rng
             .state()
             .iter()
@@ -304,10 +310,14 @@ impl FaultSet {
     }
 
     /// Applies the sensor faults to `obs`, the observation of an env at episode step `elapsed`.
+    #[inline]
     pub fn sensors(&self, mem: &mut [f64], obs: &mut [f32], elapsed: u32) {
-        if !self.any_sensor {
-            return;
+        if self.any_sensor {
+            self.sensors_faulted(mem, obs, elapsed);
         }
+    }
+
+    fn sensors_faulted(&self, mem: &mut [f64], obs: &mut [f32], elapsed: u32) {
         for (i, f) in self.faults.iter().enumerate() {
             let c = Self::clock(f, mem, elapsed);
             if !f.schedule.active(c) {
@@ -337,10 +347,14 @@ impl FaultSet {
 
     /// Applies the actuator faults to `phys`, the physical action of an env about to take the step
     /// from episode step `elapsed`, and remembers it as the last applied.
+    #[inline]
     pub fn actuators(&self, mem: &mut [f64], phys: &mut [f64], elapsed: u32) {
-        if !self.any_actuator {
-            return;
+        if self.any_actuator {
+            self.actuators_faulted(mem, phys, elapsed);
         }
+    }
+
+    fn actuators_faulted(&self, mem: &mut [f64], phys: &mut [f64], elapsed: u32) {
         for (i, f) in self.faults.iter().enumerate() {
             let c = Self::clock(f, mem, elapsed);
             match f.effect {

@@ -32,7 +32,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::pool::Pool;
 
-use crate::envs::{Batching, ProcessModel};
+use crate::envs::ProcessModel;
 use crate::errors::{try_filled, CoreError};
 use crate::faults::FaultSet;
 use crate::rng::{entropy_seed, Rng};
@@ -45,7 +45,7 @@ use crate::telemetry::health::SafetyState;
 
 use crate::step::StepView;
 use kernel::{Ctx, Frame};
-use lanes::{spread, Lane, Lanes, ReadingColumns, ReadingsMut, Scratch, Slot, StepLane};
+use lanes::{Lane, Lanes, ReadingColumns, ReadingsMut, Scratch, Slot, StepLane};
 use outputs::ColumnsMut;
 pub use outputs::{Columns, OneStep, Readings, ResetOut, Row, StepOut};
 use slices::{take, take_ref};
@@ -481,35 +481,14 @@ impl VecCore {
                 });
             }
         }
-        let mut pairs: Vec<(Lane<'_>, StepLane<'_>)> = lanes.into_iter().zip(extra).collect();
+        let pairs: Vec<(Lane<'_>, StepLane<'_>)> = lanes.into_iter().zip(extra).collect();
         let pool = self.pool.as_ref().unwrap_or_else(|| Pool::shared());
-        let events = if ctx.model.batching() == Batching::WholeBatch {
-            // Three rounds, the middle one over the whole batch (see `Batching::WholeBatch`).
-            let refs: Vec<&mut (Lane<'_>, StepLane<'_>)> = pairs.iter_mut().collect();
-            let preps = pool.map(refs, |(l, e)| ctx.prepare_lane(l, e, (ad, k)));
-            let rewards: Vec<Vec<f64>> = {
-                let mut items = Vec::with_capacity(n);
-                for ((l, e), p) in pairs.iter_mut().zip(&preps) {
-                    items.extend(ctx.lane_items(l, e, ad, &p.pre));
-                }
-                ctx.model.step_batch(&mut items, pool);
-                let mut stepped = items.iter().map(|it| it.reward);
-                preps.iter().map(|p| spread(&p.pre, &mut stepped)).collect()
-            };
-            let rounds: Vec<_> = pairs.into_iter().zip(preps).zip(rewards).collect();
-            pool.map(rounds, |(((mut l, mut e), p), r)| {
-                ctx.finish_lane(&mut l, &mut e, (od, k), p, &r)
-            })
+        // The fault hooks compiled in only for a batch with faults: nothing to pay without.
+        let dims = (n, od, ad, k);
+        let events = if ctx.faults.is_empty() {
+            kernel::step_lanes::<false>(&ctx, pairs, pool, dims)
         } else {
-            pool.map(pairs, |(mut l, mut e)| {
-                let mut events = Vec::new();
-                for j in 0..l.len() {
-                    ctx.step_env(&mut l, &mut e, j, (od, ad, k), &mut events);
-                }
-                l.commit();
-                e.commit();
-                events
-            })
+            kernel::step_lanes::<true>(&ctx, pairs, pool, dims)
         };
         let mut events: Vec<SafetyEvent> = events.into_iter().flatten().collect();
         Ok(self.conclude(out, &mut events, started))
@@ -571,7 +550,11 @@ impl VecCore {
                 final_obs: &mut [],
                 final_readings: ReadingColumns::none(),
             };
-            ctx.step_env(&mut l, &mut e, 0, (od, ad, k), &mut events);
+            if ctx.faults.is_empty() {
+                ctx.step_env::<false>(&mut l, &mut e, 0, (od, ad, k), &mut events);
+            } else {
+                ctx.step_env::<true>(&mut l, &mut e, 0, (od, ad, k), &mut events);
+            }
             one.row = work.results[0];
         }
         self.publish(&mut events);
