@@ -79,10 +79,14 @@ impl VecCore {
     /// After a step or reset: the faults that started in an env go to the audit trail, and the
     /// counts of envs with each fault active to the gauges. One pass over the batch, only for a
     /// batch with faults.
+    #[inline]
     pub(super) fn track_faults(&mut self) {
-        if self.faults.is_empty() {
-            return;
+        if !self.faults.is_empty() {
+            self.track_faulted();
         }
+    }
+
+    fn track_faulted(&mut self) {
         let t = &mut self.fault_track;
         t.started.clear();
         t.active.fill(0);
