@@ -5,6 +5,7 @@
 pub mod elementary;
 pub mod envs;
 pub mod errors;
+pub mod faults;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod integrate;

@@ -37,6 +37,45 @@ impl Variable {
     }
 }
 
+/// A physical parameter of a model that a batch can set per env (see
+/// [`ProcessModel::step_with`](crate::envs::ProcessModel::step_with)): what parameter drift faults
+/// act on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Parameter {
+    /// Short identifier, e.g. `"UA"`.
+    pub name: &'static str,
+    /// Human description, e.g. `"heat transfer coefficient times area"`.
+    pub description: &'static str,
+    /// Unit, e.g. `"J/(min K)"`.
+    pub unit: &'static str,
+    /// The model's own value.
+    pub nominal: f64,
+    /// Lowest admissible value.
+    pub low: f64,
+    /// Highest admissible value.
+    pub high: f64,
+}
+
+impl Parameter {
+    /// Builds a parameter (const-friendly shorthand).
+    pub const fn new(
+        name: &'static str,
+        description: &'static str,
+        unit: &'static str,
+        nominal: f64,
+        (low, high): (f64, f64),
+    ) -> Self {
+        Self {
+            name,
+            description,
+            unit,
+            nominal,
+            low,
+            high,
+        }
+    }
+}
+
 /// Alarm severity, ordered from least to most severe (ISA-18.2 priorities).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Severity {
@@ -170,6 +209,8 @@ pub struct EnvSpec {
     pub constraints: Vec<ConstraintSpec>,
     /// The safe fallback action, normalised to `[-1, 1]`.
     pub safe_action: Vec<f64>,
+    /// Physical parameters that can differ per env (and drift), with their nominal values.
+    pub parameters: Vec<Parameter>,
     /// Where the model comes from.
     pub source: &'static str,
 }
@@ -236,6 +277,7 @@ mod tests {
             horizon: 1,
             constraints: vec![],
             safe_action: vec![-1.0],
+            parameters: vec![],
             source: "",
         };
         let mut out = [0.0];
@@ -262,6 +304,7 @@ mod tests {
                 horizon: 1,
                 constraints: vec![],
                 safe_action: vec![],
+                parameters: vec![],
                 source: "",
             };
             assert_eq!((spec.name(), spec.version()), (name, version));

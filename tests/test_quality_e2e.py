@@ -80,7 +80,10 @@ def zero_policy_profile() -> dict[str, Any]:
 
 
 def test_a_sensor_bias_fault_drifts_its_feature_and_model_drift_names_it(tmp_path: Path) -> None:
-    rate, start = 20.0, 120  # batch steps per second; the fault starts at the fleet's 120th step (6 s)
+    # 50 batch steps a second; a window of two episodes (120 steps, 2.4 s: a shorter one would see
+    # only part of an episode and differ from the profile of whole ones); the fault starts at the
+    # fleet's 400th step (8 s).
+    rate, window, start = 50.0, 120, 400
     bias = {"kind": "sensor_bias", "variable": "T", "value": 6.0, "start": start, "clock": "lifetime"}
     registry = Registry()
     h = exporter.start_http_server(port=0, registry=registry)
@@ -92,7 +95,7 @@ def test_a_sensor_bias_fault_drifts_its_feature_and_model_drift_names_it(tmp_pat
         registry=registry,
         audit_log=str(tmp_path / "audit.jsonl"),
         drift_profile=zero_policy_profile(),
-        drift_window=20,
+        drift_window=window,
         faults=[bias],
     )
     stop = threading.Event()
@@ -104,10 +107,15 @@ def test_a_sensor_bias_fault_drifts_its_feature_and_model_drift_names_it(tmp_pat
                 with prometheus(cfg, fast_rules(), tmp_path / "prometheus") as prom:
                     runner.start()
                     t_drift = f'feature_drift{{env="{REACTOR}",source="observation",feature="T"}}'
-                    # The baseline: T as the profile has it, and no fault active yet.
-                    (before,) = wait_until(lambda: query(prom, t_drift), 20, "feature_drift for T")
+                    # The baseline: once the window is full, T as the profile has it, no fault active.
+                    # (Its series is 0 until the first steps: wait until the window has been full for
+                    # more than a scrape interval, 1.2 s.)
+                    wait_until(
+                        lambda: svc.batches >= window + 60 and query(prom, f"{t_drift} < 0.1"),
+                        20,
+                        "a stable feature_drift for T",
+                    )
                     assert svc.batches < start, "the baseline was not seen before the fault started"
-                    assert float(before["value"][1]) < 0.1, before
                     assert "firing" not in alert_states(prom, "ModelDrift")
                     (active,) = query(prom, 'faults_active{fault="sensor_bias:T"}')
                     assert float(active["value"][1]) == 0.0

@@ -86,7 +86,9 @@ def make_vec(env_id: str, num_envs: int = 1, **kwargs: Any) -> VectorIndustrialE
 
 
 def spec(env_id: str) -> dict[str, Any]:
-    """The spec of an environment: variables with units and bounds, dt, horizon, constraints."""
+    """The spec of an environment: variables with units and bounds, dt, horizon, constraints, the
+    episode's success criterion, physical ``parameters`` and the ``fault_kinds`` it can be given
+    (see ``docs/faults.md``)."""
     return _core.CoreVecEnv(_env_class(env_id).env_id, 1, "disabled").spec()
 
 

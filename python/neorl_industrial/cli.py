@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from . import _intervene, env_ids, make_vec, spec
+from ._faults import is_fault_file, load_faults, parse_fault_arg
 from ._progress import Progress
 from ._rollout import Rollout
 from .exceptions import ConfigError, NeorlError
@@ -206,6 +207,9 @@ def _run(
         "seconds": elapsed,
         "steps_per_second": total / elapsed if elapsed > 0 else float("inf"),
     }
+    if envs.core_spec["faults"]:
+        summary["faults"] = {f["name"]: dict(f) for f in envs.core_spec["faults"]}
+        summary["faults_active_at_end"] = envs.faults_active()
     if interrupted:
         summary["interrupted"] = interrupted
     if trail is not None:
@@ -250,6 +254,11 @@ def _print_summary(s: dict[str, Any]) -> None:
         for n, c in s["constraints"].items()
     ]
     print(_table(rows, ["constraint", "kind", "limit", "severity", "min seen", "max seen"]))
+    if "faults" in s:
+        active = s["faults_active_at_end"]
+        rows = [[n, f["kind"], str(f["start"]), f["clock"], str(active[n])] for n, f in s["faults"].items()]
+        print()
+        print(_table(rows, ["fault", "kind", "start", "clock", "envs with it active at the end"]))
     if "audit_log" in s:
         a = s["audit_log"]
         print(f"\naudit trail: {a['path']} ({a['written']} events written, {a['dropped']} dropped)")
@@ -292,6 +301,7 @@ def _dataset(args: argparse.Namespace) -> int:
         "seed": args.seed,
         "num_envs": args.num_envs,
         "progress": not args.no_progress,
+        **_faults(args),
     }
     if args.num_workers is None:
         ds = datasets.generate(args.env, args.quality, **kwargs)
@@ -371,6 +381,7 @@ def _serve_until(args: argparse.Namespace, stopped: Callable[[], str | None], hu
             drift_profile=args.drift_profile,
             drift_window=args.drift_window,
             drift_warmup=args.drift_warmup,
+            **_faults(args),
         )
         if args.admin:
             server.attach_control(service.handle_control)
@@ -463,6 +474,31 @@ def _non_negative(text: str) -> float:
     return value
 
 
+FAULT_HELP = (
+    "inject a fault (repeatable): comma-separated field=value pairs, e.g. "
+    "kind=sensor_bias,variable=T,value=5,start=100, or a JSON/YAML/TOML file of faults "
+    "(see docs/faults.md)"
+)
+
+
+def _add_fault_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--fault", metavar="SPEC", action="append", default=None, help=FAULT_HELP)
+
+
+def _faults(args: argparse.Namespace) -> dict[str, Any]:
+    """``faults=`` for the envs from the ``--fault`` arguments (nothing without any)."""
+    specs = getattr(args, "fault", None)
+    if not specs:
+        return {}
+    faults: list[Any] = []
+    for spec_text in specs:
+        if "=" not in spec_text and is_fault_file(spec_text):
+            faults.extend(load_faults(spec_text))
+        else:
+            faults.append(parse_fault_arg(spec_text))
+    return {"faults": faults}
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="neorl-industrial", description=__doc__)
     sub = p.add_subparsers(dest="command")
@@ -485,6 +521,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--metrics-port", type=_port, default=None, help="serve /metrics and /health/* on this port"
     )
+    _add_fault_arg(r)
     r.add_argument("--json", action="store_true", help="print the summary as JSON")
     r.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     v = sub.add_parser("serve", help="run a monitored simulation with the exporter until SIGTERM")
@@ -536,6 +573,7 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="instead of --drift-profile: the reference is the fleet's first N batch steps",
     )
+    _add_fault_arg(v)
     v.add_argument(
         "--admin",
         action="store_true",
@@ -557,6 +595,7 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="split over this many Ray tasks (needs the ray extra; the same dataset as without)",
     )
+    _add_fault_arg(d)
     d.add_argument("--no-progress", action="store_true")
     b = sub.add_parser("bench", help="print env-steps/s of every environment on this machine")
     b.add_argument("--num-envs", type=_positive, default=1024, help="batch size of the vector envs")
@@ -596,6 +635,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 constraints=args.constraints,
                 metrics_port=args.metrics_port,
                 should_stop=stopped,
+                **_faults(args),
             )
     except NeorlError as e:
         print(f"neorl-industrial: error: {e}", file=sys.stderr)

@@ -13,6 +13,7 @@ import gymnasium as gym
 import numpy as np
 
 from . import _core
+from ._faults import load_faults
 from ._render import TrendRecorder
 from ._spaces import action_space, observation_space
 from .safety import SafetyStats, load_constraints, open_audit_trail
@@ -90,6 +91,13 @@ class IndustrialEnv(gym.Env[np.ndarray, np.ndarray]):
     - ``registry`` / ``metrics``: the :class:`~neorl_industrial.metrics.Registry` recording steps,
       episodes, violations and latencies (default: the process-wide one); ``metrics=False`` records
       nothing.
+    - ``faults``: faults to inject on a schedule (a list of mappings, or a JSON/YAML/TOML file;
+      default none, the reference behaviour): sensor bias, noise, freeze and dropout on named
+      observation variables, drift of a physical parameter (``spec()["parameters"]``), a stuck
+      or rate-limited actuator. Sensor faults corrupt the observation only: the safety layer
+      keeps checking the process's true values, as an independent safety system with its own
+      sensors does. Actuator faults act after the shield (``info["action"]`` is what the
+      actuator did). See ``docs/faults.md``.
 
     ``info`` of every step: ``action`` (physical, after the shield), ``clipped``, ``cost``,
     ``shield`` (the shield changed the action), ``constraints`` / ``margins`` / ``violations``
@@ -128,6 +136,7 @@ class IndustrialEnv(gym.Env[np.ndarray, np.ndarray]):
         audit_log: Any = None,
         registry: Any = None,
         metrics: bool = True,
+        faults: Any = None,
         **options: Any,
     ) -> None:
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
@@ -143,6 +152,7 @@ class IndustrialEnv(gym.Env[np.ndarray, np.ndarray]):
             "shield": shield,
             "audit_log": audit_log,
             "metrics": metrics,
+            "faults": load_faults(faults),
         }
         self.audit_trail = open_audit_trail(audit_log)
         self._core = _core.CoreVecEnv(
@@ -155,6 +165,7 @@ class IndustrialEnv(gym.Env[np.ndarray, np.ndarray]):
             check_shield(shield),
             self.audit_trail,
             _metrics_registry(registry, metrics),
+            self._safety_args["faults"],
         )
         self.core_spec: dict[str, Any] = self._core.spec()
         self.observation_space = observation_space(self.core_spec)
@@ -291,6 +302,10 @@ class ChemicalReactorEnv(IndustrialEnv):
     - ``setpoints``: Ca set-points in mol/L, each held for an equal share of the episode.
     - ``x0_spread``: relative spread of the initial Ca (and 5% of it on T), uniform, in [0, 0.2].
     - ``noise``: relative standard deviation of Gaussian measurement noise on Ca and T, in [0, 0.5].
+    - ``faults``: see :class:`IndustrialEnv` and ``docs/faults.md``. Parameters a ``parameter_drift``
+      fault can move: ``UA`` (jacket heat transfer coefficient times area, 5e4 J/(min K); fouling
+      lowers it) and ``k0`` (pre-exponential factor, 7.2e10 1/min; catalyst decay lowers it), each
+      within 0.1 to 2 times its nominal value.
 
     ## Integration
     Dormand–Prince 5(4) with per-env adaptive steps at 3e-9 tolerance: every step matches the
@@ -457,6 +472,9 @@ class FourTankEnv(IndustrialEnv):
     - ``horizon``: steps per episode; the set-points switch at ``horizon // 2``.
     - ``x0_spread``: relative uniform spread of each initial level, in [0, 0.3].
     - ``noise``: relative standard deviation of Gaussian measurement noise on the levels, in [0, 0.2].
+    - ``faults``: see :class:`IndustrialEnv` and ``docs/faults.md``. Parameters a ``parameter_drift``
+      fault can move: ``k1``, ``k2`` (pump gains, 8.5e-4 and 9.5e-4 m³/(s V); wear lowers them),
+      within 0.1 to 2 times their nominal values.
 
     ## Integration
     Dormand–Prince 5(4), adaptive, rtol 1e-9 / atol 1e-12: every step matches a 1e-12 DOP853
@@ -586,6 +604,9 @@ class PowerGridEnv(IndustrialEnv):
     - ``noise``: standard deviation of Gaussian measurement noise on df (Hz), dPtie and dPm (p.u.),
       clipped at 4σ, in [0, 0.05].
     - ``initial_load``: [dPL1, dPL2] in p.u. from the start of the episode, each in [-0.12, 0.12].
+    - ``faults``: see :class:`IndustrialEnv` and ``docs/faults.md``. The parameter a
+      ``parameter_drift`` fault can move: ``H`` (inertia constant of both areas, 5 s; less
+      synchronous generation online lowers it), within 0.5 to 10 s.
 
     ## Integration
     Dormand–Prince 5(4) at 1e-10 inside each 1 s step: within 3e-10 of a 1e-12 DOP853 solution over an

@@ -15,6 +15,7 @@ from gymnasium.vector.utils import batch_space
 
 from . import _core
 from ._exclusive import Exclusive
+from ._faults import load_faults
 from ._spaces import action_space, observation_space
 from .envs import (
     _metrics_registry,
@@ -59,6 +60,9 @@ class VectorIndustrialEnv(VectorEnv):
         registry: The :class:`~neorl_industrial.metrics.Registry` recording this batch (default: the
             process-wide ``REGISTRY``), once per batch step, labelled by env id.
         metrics: ``False`` records nothing (for benchmarking).
+        faults: Faults to inject into every env (a list of mappings, or a JSON/YAML/TOML file;
+            default none): see :class:`~neorl_industrial.envs.IndustrialEnv` and ``docs/faults.md``.
+            ``faults_active()`` counts the envs with each fault active.
         **options: The environment's options (see its class).
 
     Env ``i`` reset with ``reset(seed=s)`` follows the same trajectory as a single env reset with
@@ -79,6 +83,7 @@ class VectorIndustrialEnv(VectorEnv):
         audit_log: Any = None,
         registry: Any = None,
         metrics: bool = True,
+        faults: Any = None,
         **options: Any,
     ) -> None:
         if render_mode is not None:
@@ -90,6 +95,7 @@ class VectorIndustrialEnv(VectorEnv):
             "shield": shield,
             "audit_log": audit_log,
             "metrics": metrics,
+            "faults": load_faults(faults),
         }
         trail = open_audit_trail(audit_log)
         # The core checks num_envs, num_threads and the mode (an AutoresetMode goes by its value).
@@ -103,6 +109,7 @@ class VectorIndustrialEnv(VectorEnv):
             check_shield(shield),
             trail,
             _metrics_registry(registry, metrics),
+            self._safety_args["faults"],
         )
         self.audit_trail = trail
         self.core_spec: dict[str, Any] = self._core.spec()
@@ -144,6 +151,10 @@ class VectorIndustrialEnv(VectorEnv):
         :class:`~neorl_industrial.InvalidActionError` naming the env and element, and no env steps."""
         with self._exclusive:
             return self._core.step_info(actions)  # type: ignore[no-any-return]
+
+    def faults_active(self) -> dict[str, int]:
+        """How many envs have each injected fault active now, by fault name (the ``faults_active`` metric)."""
+        return self._core.faults_active()  # type: ignore[no-any-return]
 
     def close_extras(self, **kwargs: Any) -> None:
         # The batch's memory goes now; any later use raises EnvClosedError naming the env.

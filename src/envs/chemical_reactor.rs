@@ -21,7 +21,7 @@ use crate::errors::CoreError;
 use crate::integrate::shared::{self, LaneModel};
 use crate::integrate::{dopri5_lanes, Job, LaneRhs, Tolerance};
 use crate::rng::Rng;
-use crate::spec::{ConstraintKind, ConstraintSpec, EnvSpec, Severity, Variable};
+use crate::spec::{ConstraintKind, ConstraintSpec, EnvSpec, Parameter, Severity, Variable};
 
 /// Feed flow rate [L/min] (Seborg Table 2.3).
 pub const Q: f64 = 100.0;
@@ -112,11 +112,46 @@ pub fn rhs(x: &[f64; 2], tc: f64) -> [f64; 2] {
     ]
 }
 
+/// [`rhs`] with the env's own heat transfer coefficient times area `ua` [J/(min K)] and
+/// pre-exponential factor `k0` [1/min]: the same arithmetic, so the nominal values give the same
+/// bits.
+#[inline(always)]
+pub fn rhs_with(x: &[f64; 2], tc: f64, ua: f64, k0: f64) -> [f64; 2] {
+    let (ca, t) = (x[0], x[1]);
+    const HEAT_RISE: f64 = -DELTA_H / (RHO * C);
+    let cooling = ua / (RHO * C * V);
+    let ra = k0 * elementary::exp(-EA_OVER_R / t) * ca;
+    [
+        Q / V * (CAF - ca) - ra,
+        Q / V * (TI - t) + HEAT_RISE * ra + cooling * (tc - t),
+    ]
+}
+
+/// The reactor's physical parameters, in the order `step_with` takes them: UA falls as the
+/// heat exchanger fouls, k0 as the catalyst decays.
+pub const PARAMETERS: [Parameter; 2] = [
+    Parameter::new(
+        "UA",
+        "heat transfer coefficient times area of the cooling jacket",
+        "J/(min K)",
+        UA,
+        (0.1 * UA, 2.0 * UA),
+    ),
+    Parameter::new(
+        "k0",
+        "pre-exponential factor of the reaction rate (catalyst activity)",
+        "1/min",
+        K0,
+        (0.1 * K0, 2.0 * K0),
+    ),
+];
+
 /// The reactor as a lane model: [`rhs`] for `L` reactors at once, each over one step of `DT_MIN`
 /// (see [`crate::integrate::shared`]).
 pub struct Cstr;
 
 impl LaneModel<2> for Cstr {
+    type Param = f64;
     const SPAN: f64 = DT_MIN;
     const TOL: Tolerance = TOL;
 
@@ -135,7 +170,42 @@ impl LaneModel<2> for Cstr {
 /// Integrates the CSTR over one step of `DT_MIN` at constant coolant `tc`.
 pub fn advance(x: [f64; 2], tc: f64, h: &mut f64) -> [f64; 2] {
     let mut job = [Job { x, p: tc, h: *h }];
-    dopri5_lanes::<2, 1, _>(Cstr::rhs::<1>, &mut job, DT_MIN, TOL);
+    dopri5_lanes::<2, 1, _, _>(Cstr::rhs::<1>, &mut job, DT_MIN, TOL);
+    *h = job[0].h;
+    job[0].x
+}
+
+/// The reactor with each problem's own UA and k0: [`rhs_with`] for `L` reactors at once, the
+/// parameters `[Tc, UA, k0]` per problem.
+pub struct CstrWith;
+
+impl LaneModel<2> for CstrWith {
+    type Param = [f64; 3];
+    const SPAN: f64 = DT_MIN;
+    const TOL: Tolerance = TOL;
+
+    #[inline(always)]
+    fn rhs<const L: usize>(x: &LaneRhs<2, L>, p: &[[f64; 3]; L]) -> LaneRhs<2, L> {
+        let mut out = [[0.0; L]; 2];
+        for l in 0..L {
+            let [tc, ua, k0] = p[l];
+            let d = rhs_with(&[x[0][l], x[1][l]], tc, ua, k0);
+            out[0][l] = d[0];
+            out[1][l] = d[1];
+        }
+        out
+    }
+}
+
+/// [`advance`] with the env's own `ua` and `k0` (see [`rhs_with`]): the nominal values give
+/// [`advance`]'s bits.
+pub fn advance_with(x: [f64; 2], tc: f64, h: &mut f64, ua: f64, k0: f64) -> [f64; 2] {
+    let mut job = [Job {
+        x,
+        p: [tc, ua, k0],
+        h: *h,
+    }];
+    dopri5_lanes::<2, 1, _, _>(CstrWith::rhs::<1>, &mut job, DT_MIN, TOL);
     *h = job[0].h;
     job[0].x
 }
@@ -209,6 +279,27 @@ impl ChemicalReactor {
         let horizon = self.spec.horizon.max(1) as usize;
         let i = (t as usize).min(horizon - 1) * n / horizon;
         self.setpoints[i.min(n - 1)]
+    }
+
+    /// [`ProcessModel::step_batch`] for envs with their own parameters (`StepItem::params`: UA,
+    /// k0): the same lanes, each problem with its own parameters.
+    fn step_batch_with(&self, items: &mut [StepItem<'_>], team: &dyn Team) {
+        let mut jobs: Vec<Job<2, [f64; 3]>> = items
+            .iter()
+            .map(|it| Job {
+                x: [it.state[CA], it.state[T]],
+                p: [
+                    it.action[0],
+                    it.params.first().copied().unwrap_or(UA),
+                    it.params.get(1).copied().unwrap_or(K0),
+                ],
+                h: it.state[H],
+            })
+            .collect();
+        shared::advance_shared::<2, CstrWith>(&mut jobs, team);
+        for (it, j) in items.iter_mut().zip(&jobs) {
+            it.reward = self.finish_step(it.state, it.action[0], j.x, j.h, it.t, it.rng);
+        }
     }
 
     /// Stores the integrated state `x` (coolant `tc`, next step size `h`) and returns the reward.
@@ -297,6 +388,7 @@ fn spec(horizon: u32) -> EnvSpec {
         ],
         // Full cooling: the coldest coolant the actuator can deliver.
         safe_action: vec![-1.0],
+        parameters: PARAMETERS.to_vec(),
         source: "pc-gym cstr (Bloor et al. 2024) after Seborg et al., Process Dynamics and Control, Ex. 2.5",
     }
 }
@@ -331,11 +423,29 @@ impl ProcessModel for ChemicalReactor {
         self.finish_step(state, action[0], x, h, t, rng)
     }
 
+    fn step_with(
+        &self,
+        state: &mut [f64],
+        action: &[f64],
+        t: u32,
+        rng: &mut Rng,
+        params: &[f64],
+    ) -> f64 {
+        let ua = params.first().copied().unwrap_or(UA);
+        let k0 = params.get(1).copied().unwrap_or(K0);
+        let mut h = state[H];
+        let x = advance_with([state[CA], state[T]], action[0], &mut h, ua, k0);
+        self.finish_step(state, action[0], x, h, t, rng)
+    }
+
     fn batching(&self) -> Batching {
         Batching::WholeBatch
     }
 
     fn step_batch(&self, items: &mut [StepItem<'_>], team: &dyn Team) {
+        if items.iter().any(|it| !it.params.is_empty()) {
+            return self.step_batch_with(items, team);
+        }
         let mut jobs: Vec<Job<2>> = items
             .iter()
             .map(|it| Job {
@@ -456,6 +566,42 @@ mod tests {
     }
 
     #[test]
+    fn nominal_parameters_give_the_plain_step_bit_for_bit_and_drift_changes_it() {
+        let r = reactor();
+        let run = |params: Option<[f64; 2]>| -> Vec<f64> {
+            let (mut s, mut rng) = (vec![0.0; STATE_LEN], Rng::from_seed(7));
+            r.reset(&mut s, &mut rng);
+            let mut out = Vec::new();
+            for t in 0..r.spec.horizon {
+                let tc = 295.0 + 10.0 * ((t as f64) * 0.7).sin();
+                let reward = match params {
+                    None => r.step(&mut s, &[tc], t, &mut rng),
+                    Some(p) => r.step_with(&mut s, &[tc], t, &mut rng, &p),
+                };
+                out.extend_from_slice(&s);
+                out.push(reward);
+            }
+            out
+        };
+        let plain = run(None);
+        let nominal = run(Some([UA, K0]));
+        assert!(plain
+            .iter()
+            .zip(&nominal)
+            .all(|(a, b)| a.to_bits() == b.to_bits()));
+        let t_end = |v: &[f64]| v[v.len() - (STATE_LEN + 1) + T];
+        // Fouling: less heat leaves through the jacket, the reactor runs hotter.
+        assert!(t_end(&run(Some([0.5 * UA, K0]))) > t_end(&plain) + 1.0);
+        // Catalyst decay: less A converted, Ca ends higher.
+        let ca_end = |v: &[f64]| v[v.len() - (STATE_LEN + 1) + CA];
+        assert!(ca_end(&run(Some([UA, 0.5 * K0]))) > ca_end(&plain) + 0.01);
+        assert_eq!(
+            r.spec.parameters.iter().map(|p| p.name).collect::<Vec<_>>(),
+            ["UA", "k0"]
+        );
+    }
+
+    #[test]
     fn lanes_give_the_single_reactor_results_bit_for_bit() {
         for n in [1, 3, 37] {
             lanes_match_singles(n);
@@ -486,6 +632,43 @@ mod tests {
     }
 
     #[test]
+    fn lanes_with_own_parameters_give_the_single_reactor_results_bit_for_bit() {
+        let pool = crate::pool::Pool::new(Some(3)).expect("pool");
+        for n in [1, 5, 37, 300] {
+            let mut rng = Rng::from_seed(9);
+            let mut jobs: Vec<Job<2, [f64; 3]>> = (0..n)
+                .map(|_| Job {
+                    x: [rng.uniform_in(0.0, 1.0), rng.uniform_in(300.0, 380.0)],
+                    p: [
+                        rng.uniform_in(TC_RANGE.0, TC_RANGE.1),
+                        UA * rng.uniform_in(0.5, 1.5),
+                        K0 * rng.uniform_in(0.5, 1.5),
+                    ],
+                    h: rng.uniform_in(0.0, DT_MIN),
+                })
+                .collect();
+            let singles: Vec<([f64; 2], f64)> = jobs
+                .iter()
+                .map(|j| {
+                    let mut h = j.h;
+                    (advance_with(j.x, j.p[0], &mut h, j.p[1], j.p[2]), h)
+                })
+                .collect();
+            // The nominal parameters are the plain reactor's.
+            let j = jobs[0];
+            let (mut h1, mut h2) = (j.h, j.h);
+            let plain = advance(j.x, j.p[0], &mut h1);
+            let nominal = advance_with(j.x, j.p[0], &mut h2, UA, K0);
+            assert_eq!(plain.map(f64::to_bits), nominal.map(f64::to_bits));
+            shared::advance_shared::<2, CstrWith>(&mut jobs, &pool);
+            for (j, (x, h)) in jobs.iter().zip(&singles) {
+                assert_eq!(j.x.map(f64::to_bits), x.map(f64::to_bits));
+                assert_eq!(j.h.to_bits(), h.to_bits());
+            }
+        }
+    }
+
+    #[test]
     #[ignore = "timing, run by hand with --ignored --nocapture"]
     fn lanes_timing() {
         let mut rng = Rng::from_seed(1);
@@ -511,9 +694,9 @@ mod tests {
                 j.x = advance(j.x, j.p, &mut j.h);
             }
         });
-        let l2 = time(&|a| dopri5_lanes::<2, 2, _>(Cstr::rhs::<2>, a, DT_MIN, TOL));
-        let l4 = time(&|a| dopri5_lanes::<2, 4, _>(Cstr::rhs::<4>, a, DT_MIN, TOL));
-        let l8 = time(&|a| dopri5_lanes::<2, 8, _>(Cstr::rhs::<8>, a, DT_MIN, TOL));
+        let l2 = time(&|a| dopri5_lanes::<2, 2, _, _>(Cstr::rhs::<2>, a, DT_MIN, TOL));
+        let l4 = time(&|a| dopri5_lanes::<2, 4, _, _>(Cstr::rhs::<4>, a, DT_MIN, TOL));
+        let l8 = time(&|a| dopri5_lanes::<2, 8, _, _>(Cstr::rhs::<8>, a, DT_MIN, TOL));
         let many = time(&|a| advance_many(a));
         println!("min ns/step: single {single:.0}, 2 lanes {l2:.0}, 4 lanes {l4:.0}, 8 lanes {l8:.0}, advance_many {many:.0}");
     }

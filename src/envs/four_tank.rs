@@ -23,7 +23,7 @@ use super::{reject_unknown, take_number, Config, ProcessModel};
 use crate::errors::CoreError;
 use crate::integrate::{dopri5, Tolerance};
 use crate::rng::Rng;
-use crate::spec::{ConstraintKind, ConstraintSpec, EnvSpec, Severity, Variable};
+use crate::spec::{ConstraintKind, ConstraintSpec, EnvSpec, Parameter, Severity, Variable};
 
 /// Gravitational acceleration [m/s^2] (pc-gym `four_tank.g`).
 pub const G: f64 = 9.81;
@@ -110,6 +110,13 @@ fn torricelli(h: f64) -> f64 {
 /// Right-hand side of the four-tank ODE at pump voltages `v = [v1, v2]`.
 #[inline]
 pub fn rhs(h: &[f64; 4], v: [f64; 2]) -> [f64; 4] {
+    rhs_with(h, v, [K1, K2])
+}
+
+/// [`rhs`] with the env's own pump gains `k = [k1, k2]` [m^3/(s V)] (worn pumps deliver less per
+/// volt): the same arithmetic, so the nominal gains give the same bits.
+#[inline(always)]
+pub fn rhs_with(h: &[f64; 4], v: [f64; 2], k: [f64; 2]) -> [f64; 4] {
     let q = [
         OUTLET[0] * torricelli(h[0]),
         OUTLET[1] * torricelli(h[1]),
@@ -117,16 +124,29 @@ pub fn rhs(h: &[f64; 4], v: [f64; 2]) -> [f64; 4] {
         OUTLET[3] * torricelli(h[3]),
     ];
     [
-        (-q[0] + q[2] + GAMMA1 * K1 * v[0]) / AREA[0],
-        (-q[1] + q[3] + GAMMA2 * K2 * v[1]) / AREA[1],
-        (-q[2] + (1.0 - GAMMA2) * K2 * v[1]) / AREA[2],
-        (-q[3] + (1.0 - GAMMA1) * K1 * v[0]) / AREA[3],
+        (-q[0] + q[2] + GAMMA1 * k[0] * v[0]) / AREA[0],
+        (-q[1] + q[3] + GAMMA2 * k[1] * v[1]) / AREA[1],
+        (-q[2] + (1.0 - GAMMA2) * k[1] * v[1]) / AREA[2],
+        (-q[3] + (1.0 - GAMMA1) * k[0] * v[0]) / AREA[3],
     ]
 }
 
+/// The tanks' physical parameters, in the order `step_with` takes them: the pump gains, which
+/// fall as the pumps wear.
+pub const PARAMETERS: [Parameter; 2] = [
+    Parameter::new("k1", "pump 1 gain", "m^3/(s V)", K1, (0.1 * K1, 2.0 * K1)),
+    Parameter::new("k2", "pump 2 gain", "m^3/(s V)", K2, (0.1 * K2, 2.0 * K2)),
+];
+
 /// Integrates the tanks over one step of `DT_S` at constant voltages `v`; levels stay `>= 0`.
 pub fn advance(h: [f64; 4], v: [f64; 2], step: &mut f64) -> [f64; 4] {
-    dopri5(|x| rhs(x, v), h, DT_S, step, TOL).map(|x| x.max(0.0))
+    advance_with(h, v, step, [K1, K2])
+}
+
+/// [`advance`] with the env's own pump gains `k` (see [`rhs_with`]).
+#[inline(always)]
+pub fn advance_with(h: [f64; 4], v: [f64; 2], step: &mut f64, k: [f64; 2]) -> [f64; 4] {
+    dopri5(|x| rhs_with(x, v, k), h, DT_S, step, TOL).map(|x| x.max(0.0))
 }
 
 /// Levels at which constant voltages `v` hold the process still [m] (all outflows = inflows).
@@ -154,6 +174,25 @@ pub struct FourTank {
 }
 
 impl FourTank {
+    /// One step with pump gains `k` (see [`ProcessModel::step_with`]).
+    #[inline(always)]
+    fn step_k(&self, state: &mut [f64], action: &[f64], t: u32, rng: &mut Rng, k: [f64; 2]) -> f64 {
+        let v = [
+            action[0].clamp(V_RANGE.0, V_RANGE.1),
+            action[1].clamp(V_RANGE.0, V_RANGE.1),
+        ];
+        let dv = [v[0] - state[V1], v[1] - state[V2]];
+        let mut step = state[STEP];
+        let h0 = [state[H], state[H + 1], state[H + 2], state[H + 3]];
+        let h = advance_with(h0, v, &mut step, k);
+        state[H..H + 4].copy_from_slice(&h);
+        state[V1] = v[0];
+        state[V2] = v[1];
+        state[STEP] = step;
+        self.measure(state, rng);
+        reward(&h, self.setpoint(t), dv)
+    }
+
     /// Builds the process from constructor options (see the Python docstring).
     pub fn new(config: &mut Config) -> Result<Self, CoreError> {
         let horizon = take_number(config, "horizon", f64::from(HORIZON), 1.0, 1e9)?;
@@ -291,6 +330,7 @@ fn spec(horizon: u32) -> EnvSpec {
         constraints: constraints(),
         // Both pumps at minimum: the levels can only fall, so no tank can overflow.
         safe_action: vec![-1.0, -1.0],
+        parameters: PARAMETERS.to_vec(),
         source:
             "Johansson 2000, IEEE TCST 8(3); parameters of pc-gym four_tank (Bloor et al. 2024)",
     }
@@ -321,20 +361,22 @@ impl ProcessModel for FourTank {
     }
 
     fn step(&self, state: &mut [f64], action: &[f64], t: u32, rng: &mut Rng) -> f64 {
-        let v = [
-            action[0].clamp(V_RANGE.0, V_RANGE.1),
-            action[1].clamp(V_RANGE.0, V_RANGE.1),
+        self.step_k(state, action, t, rng, [K1, K2])
+    }
+
+    fn step_with(
+        &self,
+        state: &mut [f64],
+        action: &[f64],
+        t: u32,
+        rng: &mut Rng,
+        params: &[f64],
+    ) -> f64 {
+        let k = [
+            params.first().copied().unwrap_or(K1),
+            params.get(1).copied().unwrap_or(K2),
         ];
-        let dv = [v[0] - state[V1], v[1] - state[V2]];
-        let mut step = state[STEP];
-        let h0 = [state[H], state[H + 1], state[H + 2], state[H + 3]];
-        let h = advance(h0, v, &mut step);
-        state[H..H + 4].copy_from_slice(&h);
-        state[V1] = v[0];
-        state[V2] = v[1];
-        state[STEP] = step;
-        self.measure(state, rng);
-        reward(&h, self.setpoint(t), dv)
+        self.step_k(state, action, t, rng, k)
     }
 
     fn observe(&self, state: &[f64], t: u32, obs: &mut [f32]) {

@@ -615,6 +615,7 @@ fn spec(horizon: u32, c: &Climate, bounds: (f64, f64), summer: bool) -> EnvSpec 
         horizon,
         constraints: constraints(),
         safe_action: vec![safe; ZONES],
+        parameters: vec![],
         source: "Two-state zone model (Bacher & Madsen 2011) with ISO 13790:2008 and ASHRAE Fundamentals (2017) parameters",
     }
 }

@@ -621,6 +621,7 @@ fn spec(horizon: u32) -> EnvSpec {
         ],
         // Hold the steerings where they are.
         safe_action: vec![0.0, 0.0, 0.0],
+        parameters: vec![],
         source: concat!(
             "Hein et al. 2017, \"A benchmark environment motivated by industrial control ",
             "problems\"; industrial-benchmark-python 2.0"

@@ -51,6 +51,8 @@ pub struct StepItem<'a> {
     pub t: u32,
     /// The env's RNG stream.
     pub rng: &'a mut Rng,
+    /// The env's own parameter values (see [`ProcessModel::step_with`]); empty: the nominal ones.
+    pub params: &'a [f64],
     /// Out: the reward.
     pub reward: f64,
 }
@@ -94,6 +96,24 @@ pub trait ProcessModel: Send + Sync {
     /// `t` is the index of this step within the episode (0 for the first step after reset).
     fn step(&self, state: &mut [f64], action: &[f64], t: u32, rng: &mut Rng) -> f64;
 
+    /// [`ProcessModel::step`] with the env's own values of the spec's
+    /// [`parameters`](EnvSpec::parameters) (`params`, in spec order and units) instead of the
+    /// nominal ones: the same results, bit for bit, when `params` holds the nominal values. A
+    /// model that declares parameters overrides it (and honours [`StepItem::params`] in its
+    /// [`ProcessModel::step_batch`]); a batch calls it only for batches whose envs carry
+    /// parameters (parameter drift faults).
+    fn step_with(
+        &self,
+        state: &mut [f64],
+        action: &[f64],
+        t: u32,
+        rng: &mut Rng,
+        params: &[f64],
+    ) -> f64 {
+        let _ = params;
+        self.step(state, action, t, rng)
+    }
+
     /// How a batch hands this model its stepping envs (see [`Batching`]).
     fn batching(&self) -> Batching {
         Batching::EnvByEnv
@@ -104,7 +124,11 @@ pub trait ProcessModel: Send + Sync {
     fn step_batch(&self, items: &mut [StepItem<'_>], team: &dyn Team) {
         let _ = team;
         for it in items {
-            it.reward = self.step(it.state, it.action, it.t, it.rng);
+            it.reward = if it.params.is_empty() {
+                self.step(it.state, it.action, it.t, it.rng)
+            } else {
+                self.step_with(it.state, it.action, it.t, it.rng, it.params)
+            };
         }
     }
 
@@ -275,5 +299,57 @@ mod tests {
             .err()
             .expect("unknown id refused");
         assert!(err.to_string().contains("Nope-v0") && err.to_string().contains(IDS[0]));
+    }
+
+    /// An episode's states and rewards under fixed actions, stepped with `params` (`None`: the
+    /// plain step).
+    fn episode(model: &dyn ProcessModel, params: Option<&[f64]>) -> Vec<u64> {
+        let spec = model.spec();
+        let (mut state, mut rng) = (vec![0.0; model.state_len()], Rng::from_seed(11));
+        model.reset(&mut state, &mut rng);
+        let mut phys = vec![0.0; spec.act_dim()];
+        let mut out = Vec::new();
+        for t in 0..spec.horizon.min(40) {
+            let a: Vec<f64> = (0..spec.act_dim())
+                .map(|i| -0.5 + 0.3 * ((t as f64) * 0.4 + i as f64).sin())
+                .collect();
+            spec.to_physical(&a, &mut phys);
+            let r = match params {
+                None => model.step(&mut state, &phys, t, &mut rng),
+                Some(p) => model.step_with(&mut state, &phys, t, &mut rng, p),
+            };
+            out.extend(state.iter().map(|x| x.to_bits()));
+            out.push(r.to_bits());
+        }
+        out
+    }
+
+    #[test]
+    fn every_declared_parameter_is_honoured_and_its_nominal_value_changes_nothing() {
+        let mut declared = 0;
+        for id in IDS {
+            let model = make(id, Vec::new()).expect("default options are valid");
+            let params = &model.spec().parameters;
+            let nominal: Vec<f64> = params.iter().map(|p| p.nominal).collect();
+            let plain = episode(model.as_ref(), None);
+            assert_eq!(episode(model.as_ref(), Some(&nominal)), plain, "{id}");
+            for (i, p) in params.iter().enumerate() {
+                assert!(
+                    p.low > 0.0 && p.low < p.nominal && p.nominal < p.high,
+                    "{id} {}",
+                    p.name
+                );
+                let mut moved = nominal.clone();
+                moved[i] = 0.5 * p.nominal;
+                assert_ne!(
+                    episode(model.as_ref(), Some(&moved)),
+                    plain,
+                    "{id} {}",
+                    p.name
+                );
+                declared += 1;
+            }
+        }
+        assert!(declared >= 4);
     }
 }

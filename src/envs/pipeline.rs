@@ -242,6 +242,7 @@ fn spec(horizon: u32) -> EnvSpec {
         ],
         // Hold the gate where it is.
         safe_action: vec![0.0],
+        parameters: vec![],
         source: "NeoRL-2 Pipeline (polixir/NeoRL2, neorl2/envs/pipline.py)",
     }
 }

@@ -33,7 +33,7 @@ use crate::integrate::{dopri5, Tolerance};
 use crate::rng::Rng;
 use crate::spec::ConstraintKind::{Abs, Rate};
 use crate::spec::Severity::{Critical, Warning};
-use crate::spec::{ConstraintSpec, EnvSpec, Variable};
+use crate::spec::{ConstraintSpec, EnvSpec, Parameter, Variable};
 
 /// Nominal frequency [Hz] (Elgerd's example is a 60 Hz system).
 pub const F0: f64 = 60.0;
@@ -131,7 +131,14 @@ pub type Grid = [f64; 7];
 /// Right-hand side of the two-area model for set-points `u` and loads `pl` [p.u.].
 #[inline]
 pub fn rhs(x: &Grid, u: [f64; 2], pl: [f64; 2]) -> Grid {
-    let swing = F0 / (2.0 * H);
+    rhs_with(x, u, pl, H)
+}
+
+/// [`rhs`] with the env's own inertia constant `inertia` [s] (both areas; less synchronous
+/// generation online, less inertia): the same arithmetic, so the nominal value gives the same bits.
+#[inline(always)]
+pub fn rhs_with(x: &Grid, u: [f64; 2], pl: [f64; 2], inertia: f64) -> Grid {
+    let swing = F0 / (2.0 * inertia);
     [
         swing * (x[PM1] - pl[0] - D * x[DF1] - x[PTIE]),
         swing * (x[PM2] - pl[1] - D * x[DF2] + x[PTIE]),
@@ -145,8 +152,23 @@ pub fn rhs(x: &Grid, u: [f64; 2], pl: [f64; 2]) -> Grid {
 
 /// Integrates one step of `DT_S` at constant set-points and loads.
 pub fn advance(x: Grid, u: [f64; 2], pl: [f64; 2], h: &mut f64) -> Grid {
-    dopri5(|x| rhs(x, u, pl), x, DT_S, h, TOL)
+    advance_with(x, u, pl, h, H)
 }
+
+/// [`advance`] with the env's own inertia constant (see [`rhs_with`]).
+#[inline(always)]
+pub fn advance_with(x: Grid, u: [f64; 2], pl: [f64; 2], h: &mut f64, inertia: f64) -> Grid {
+    dopri5(|x| rhs_with(x, u, pl, inertia), x, DT_S, h, TOL)
+}
+
+/// The grid's physical parameters, in the order `step_with` takes them.
+pub const PARAMETERS: [Parameter; 1] = [Parameter::new(
+    "H",
+    "inertia constant of each area's generation",
+    "s",
+    H,
+    (0.1 * H, 2.0 * H),
+)];
 
 /// Area control errors `[ACE1, ACE2]` of frequency deviations and tie flow.
 #[inline]
@@ -175,6 +197,26 @@ pub struct PowerGrid {
 }
 
 impl PowerGrid {
+    /// One step with inertia constant `inertia` (see [`ProcessModel::step_with`]).
+    #[inline(always)]
+    fn step_h(&self, state: &mut [f64], action: &[f64], rng: &mut Rng, inertia: f64) -> f64 {
+        self.disturb(state, rng);
+        let u = [action[0], action[1]];
+        let pl = [state[PL], state[PL + 1]];
+        let mut x = [0.0; 7];
+        x.copy_from_slice(&state[..7]);
+        let mut h = state[STEP_H];
+        let x = advance_with(x, u, pl, &mut h, inertia);
+        state[..7].copy_from_slice(&x);
+        state[STEP_H] = h;
+        let moves = (u[0] - state[U]).powi(2) + (u[1] - state[U + 1]).powi(2);
+        state[U] = u[0];
+        state[U + 1] = u[1];
+        self.measure(state, rng);
+        let [a1, a2] = ace(x[DF1], x[DF2], x[PTIE]);
+        -(ACE_WEIGHT * (a1 * a1 + a2 * a2) + MOVE_WEIGHT * moves)
+    }
+
     /// Builds the grid from constructor options (see the Python docstring).
     pub fn new(config: &mut Config) -> Result<Self, CoreError> {
         let horizon = take_number(config, "horizon", f64::from(HORIZON), 1.0, 1e9)?;
@@ -339,6 +381,7 @@ fn spec(horizon: u32) -> EnvSpec {
         constraints: constraints(),
         // AGC suspended: set-points back to schedule, frequency held by the governors' droop alone.
         safe_action: vec![0.0, 0.0],
+        parameters: PARAMETERS.to_vec(),
         source: "Two-area LFC after Kundur (1994) ch. 11 and Bevrani (2014) ch. 2-3; parameters of Fosha & Elgerd (1970)",
     }
 }
@@ -361,21 +404,18 @@ impl ProcessModel for PowerGrid {
     }
 
     fn step(&self, state: &mut [f64], action: &[f64], _t: u32, rng: &mut Rng) -> f64 {
-        self.disturb(state, rng);
-        let u = [action[0], action[1]];
-        let pl = [state[PL], state[PL + 1]];
-        let mut x = [0.0; 7];
-        x.copy_from_slice(&state[..7]);
-        let mut h = state[STEP_H];
-        let x = advance(x, u, pl, &mut h);
-        state[..7].copy_from_slice(&x);
-        state[STEP_H] = h;
-        let moves = (u[0] - state[U]).powi(2) + (u[1] - state[U + 1]).powi(2);
-        state[U] = u[0];
-        state[U + 1] = u[1];
-        self.measure(state, rng);
-        let [a1, a2] = ace(x[DF1], x[DF2], x[PTIE]);
-        -(ACE_WEIGHT * (a1 * a1 + a2 * a2) + MOVE_WEIGHT * moves)
+        self.step_h(state, action, rng, H)
+    }
+
+    fn step_with(
+        &self,
+        state: &mut [f64],
+        action: &[f64],
+        _t: u32,
+        rng: &mut Rng,
+        params: &[f64],
+    ) -> f64 {
+        self.step_h(state, action, rng, params.first().copied().unwrap_or(H))
     }
 
     fn observe(&self, state: &[f64], _t: u32, obs: &mut [f32]) {

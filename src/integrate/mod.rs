@@ -154,14 +154,15 @@ where
     x
 }
 
-/// One ODE problem of a batch: its state (in: start, out: end), its constant parameter (the
-/// input held over the span) and its step-size memory (in: first try, out: next call's first try).
+/// One ODE problem of a batch: its state (in: start, out: end), its constant parameters (the
+/// input held over the span, and whatever else the right-hand side takes per problem: `P`) and
+/// its step-size memory (in: first try, out: next call's first try).
 #[derive(Debug, Clone, Copy)]
-pub struct Job<const N: usize> {
+pub struct Job<const N: usize, P: Copy = f64> {
     /// State at the start of the span; at the end after the call.
     pub x: Vector<N>,
-    /// Parameter held constant over the span (e.g. the input).
-    pub p: f64,
+    /// Parameters held constant over the span (e.g. the input).
+    pub p: P,
     /// Step size to try first; the one to try next time after the call.
     pub h: f64,
 }
@@ -200,11 +201,11 @@ fn step_factor(err: f64, lo: f64, hi: f64) -> f64 {
 }
 
 /// Per-lane bookkeeping of [`dopri5_lanes`].
-struct LaneState<const N: usize, const L: usize> {
+struct LaneState<const N: usize, const L: usize, P: Copy> {
     job: [usize; L],
     x: LaneRhs<N, L>,
     k1: LaneRhs<N, L>,
-    p: [f64; L],
+    p: [P; L],
     t: [f64; L],
     step: [f64; L],
     tries: [u32; L],
@@ -238,47 +239,47 @@ fn lane_axpy<const N: usize, const L: usize>(
 /// Every lane does exactly the arithmetic a lane of `dopri5_lanes::<N, 1>` does, so a problem's
 /// result does not depend on `L`, on its neighbours or on the order of `jobs`.
 #[inline(always)] // into the callers' target features (see shared::advance_queue)
-pub fn dopri5_lanes<const N: usize, const L: usize, F>(
+pub fn dopri5_lanes<const N: usize, const L: usize, P: Copy, F>(
     f: F,
-    jobs: &mut [Job<N>],
+    jobs: &mut [Job<N, P>],
     span: f64,
     tol: Tolerance,
 ) where
-    F: Fn(&LaneRhs<N, L>, &[f64; L]) -> LaneRhs<N, L>,
+    F: Fn(&LaneRhs<N, L>, &[P; L]) -> LaneRhs<N, L>,
 {
-    dopri5_queue::<N, L, F, _>(f, &mut InPlace::new(jobs), span, tol);
+    dopri5_queue::<N, L, P, F, _>(f, &mut InPlace::new(jobs), span, tol);
 }
 
 /// Where [`dopri5_queue`] takes its problems from and gives them back: problems are handed out
 /// with an id and come back, solved, under the same id (in any order).
-pub trait JobQueue<const N: usize> {
+pub trait JobQueue<const N: usize, P: Copy = f64> {
     /// The next problem and its id, or `None` when there are no more.
-    fn take(&mut self) -> Option<(usize, Job<N>)>;
+    fn take(&mut self) -> Option<(usize, Job<N, P>)>;
     /// Problem `id`, solved.
-    fn put(&mut self, id: usize, job: Job<N>);
+    fn put(&mut self, id: usize, job: Job<N, P>);
 }
 
 /// The problems of a slice, solved in place.
-pub struct InPlace<'a, const N: usize> {
-    jobs: &'a mut [Job<N>],
+pub struct InPlace<'a, const N: usize, P: Copy = f64> {
+    jobs: &'a mut [Job<N, P>],
     next: usize,
 }
 
-impl<'a, const N: usize> InPlace<'a, N> {
+impl<'a, const N: usize, P: Copy> InPlace<'a, N, P> {
     /// A queue over `jobs`, handed out in order.
-    pub fn new(jobs: &'a mut [Job<N>]) -> Self {
+    pub fn new(jobs: &'a mut [Job<N, P>]) -> Self {
         Self { jobs, next: 0 }
     }
 }
 
-impl<const N: usize> JobQueue<N> for InPlace<'_, N> {
-    fn take(&mut self) -> Option<(usize, Job<N>)> {
+impl<const N: usize, P: Copy> JobQueue<N, P> for InPlace<'_, N, P> {
+    fn take(&mut self) -> Option<(usize, Job<N, P>)> {
         let job = *self.jobs.get(self.next)?;
         self.next += 1;
         Some((self.next - 1, job))
     }
 
-    fn put(&mut self, id: usize, job: Job<N>) {
+    fn put(&mut self, id: usize, job: Job<N, P>) {
         self.jobs[id] = job;
     }
 }
@@ -287,20 +288,20 @@ impl<const N: usize> JobQueue<N> for InPlace<'_, N> {
 /// running their own lanes: a lane whose problem ends takes the next one from the queue.
 #[allow(clippy::needless_range_loop)] // lanes are indexed in step across several arrays
 #[inline(always)] // into the callers' target features (see shared::advance_queue)
-pub fn dopri5_queue<const N: usize, const L: usize, F, Q>(
+pub fn dopri5_queue<const N: usize, const L: usize, P: Copy, F, Q>(
     f: F,
     jobs: &mut Q,
     span: f64,
     tol: Tolerance,
 ) where
-    F: Fn(&LaneRhs<N, L>, &[f64; L]) -> LaneRhs<N, L>,
-    Q: JobQueue<N>,
+    F: Fn(&LaneRhs<N, L>, &[P; L]) -> LaneRhs<N, L>,
+    Q: JobQueue<N, P>,
 {
     let Some((id, first)) = jobs.take() else {
         return;
     };
     // Idle lanes compute on a copy of a real problem, so they never meet NaN or overflow.
-    let mut s = LaneState::<N, L> {
+    let mut s = LaneState::<N, L, P> {
         job: [IDLE; L],
         x: std::array::from_fn(|i| [first.x[i]; L]),
         k1: [[0.0; L]; N],
@@ -353,15 +354,15 @@ pub fn dopri5_queue<const N: usize, const L: usize, F, Q>(
 /// One Dormand–Prince trial step in every lane, then each busy lane's accept/reject decision.
 #[allow(clippy::needless_range_loop)]
 #[inline(always)]
-fn lanes_try_step<const N: usize, const L: usize, F, Q>(
+fn lanes_try_step<const N: usize, const L: usize, P: Copy, F, Q>(
     f: &F,
-    s: &mut LaneState<N, L>,
+    s: &mut LaneState<N, L, P>,
     jobs: &mut Q,
     span: f64,
     tol: Tolerance,
 ) where
-    F: Fn(&LaneRhs<N, L>, &[f64; L]) -> LaneRhs<N, L>,
-    Q: JobQueue<N>,
+    F: Fn(&LaneRhs<N, L>, &[P; L]) -> LaneRhs<N, L>,
+    Q: JobQueue<N, P>,
 {
     let mut h = [0.0; L];
     let mut last = [false; L];
@@ -445,15 +446,15 @@ fn lanes_try_step<const N: usize, const L: usize, F, Q>(
 }
 
 /// Finishes lane `l`'s problem with 1000 fixed RK4 steps over what is left of the span.
-fn finish_rk4<const N: usize, const L: usize, F, Q>(
+fn finish_rk4<const N: usize, const L: usize, P: Copy, F, Q>(
     f: &F,
-    s: &mut LaneState<N, L>,
+    s: &mut LaneState<N, L, P>,
     l: usize,
     jobs: &mut Q,
     span: f64,
 ) where
-    F: Fn(&LaneRhs<N, L>, &[f64; L]) -> LaneRhs<N, L>,
-    Q: JobQueue<N>,
+    F: Fn(&LaneRhs<N, L>, &[P; L]) -> LaneRhs<N, L>,
+    Q: JobQueue<N, P>,
 {
     let p = [s.p[l]; L];
     let g = |x: &Vector<N>| -> Vector<N> {

@@ -4,6 +4,7 @@ pub mod convert;
 pub mod drift;
 pub mod events;
 pub mod exporter;
+pub mod faults;
 pub mod info;
 pub mod logging;
 pub mod safety;

@@ -9,12 +9,12 @@ use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 use crate::envs;
 use crate::envs::success::Criterion;
 use crate::errors::CoreError;
-use crate::py::convert;
 use crate::py::drift::CoreDrift;
 use crate::py::events::events_columns;
 use crate::py::info::{Dims, InfoKeys};
 use crate::py::safety::PyAuditTrail;
 use crate::py::telemetry::MetricsRegistry;
+use crate::py::{convert, faults};
 use crate::safety::config;
 use crate::safety::{Kind, SafetyEvent, Shield};
 use crate::spec::Variable;
@@ -34,6 +34,7 @@ use crate::vector::{
 ///     constraints: Constraint configuration (see ``neorl_industrial.safety``); ``None``: defaults.
 ///     shield: ``None``, ``"clip"`` or ``"predictive"``.
 ///     audit: An ``AuditTrail`` receiving this batch's safety events.
+///     faults: Faults to inject (a list of mappings, see ``docs/faults.md``); ``None``: none.
 #[pyclass(module = "neorl_industrial._core")]
 pub struct CoreVecEnv {
     core: VecCore,
@@ -72,7 +73,7 @@ fn success_entry<'py>(py: Python<'py>, c: &Criterion) -> PyResult<Bound<'py, PyD
 #[pymethods]
 impl CoreVecEnv {
     #[new]
-    #[pyo3(signature = (env_id, num_envs, autoreset_mode, num_threads=None, config=None, constraints=None, shield=None, audit=None, registry=None))]
+    #[pyo3(signature = (env_id, num_envs, autoreset_mode, num_threads=None, config=None, constraints=None, shield=None, audit=None, registry=None, faults=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -85,6 +86,7 @@ impl CoreVecEnv {
         shield: Option<&str>,
         audit: Option<PyRef<'_, PyAuditTrail>>,
         registry: Option<PyRef<'_, MetricsRegistry>>,
+        faults: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let cfg = convert::config(config)?;
         let model = envs::make(env_id, cfg)?;
@@ -108,6 +110,10 @@ impl CoreVecEnv {
             }
         };
         core.set_safety(set, shield)?;
+        if let Some(obj) = faults {
+            let tree = convert::value_tree(obj, "faults")?;
+            core.set_faults(crate::faults::config::build(&tree, core.model().spec())?)?;
+        }
         core.set_audit(audit.map(|a| Arc::clone(a.inner())));
         if let Some(reg) = registry {
             let set = &core.checker().set;
@@ -130,6 +136,15 @@ impl CoreVecEnv {
             let quality = Quality::new(reg.inner().builtins(), id, &obs, &acts);
             core.set_metrics(Some(m));
             core.set_quality(Some(quality));
+            if !core.faults().is_empty() {
+                let names: Vec<String> = core
+                    .faults()
+                    .faults()
+                    .iter()
+                    .map(|f| f.name.clone())
+                    .collect();
+                core.set_fault_gauges(reg.inner().fault_gauges(id, &names));
+            }
         }
         let names: Vec<String> = core
             .checker()
@@ -252,6 +267,23 @@ impl CoreVecEnv {
         d.set_item("constraints", cons)?;
         if let Some(c) = self.core.model().success() {
             d.set_item("success", success_entry(py, c)?)?;
+        }
+        faults::spec_entries(py, &d, s, self.core.faults())?;
+        Ok(d)
+    }
+
+    /// How many envs of the batch have each injected fault active now (after the last step or
+    /// reset), by fault name.
+    fn faults_active<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        for (f, n) in self
+            .core
+            .faults()
+            .faults()
+            .iter()
+            .zip(self.core.faults_active())
+        {
+            d.set_item(&f.name, n)?;
         }
         Ok(d)
     }

@@ -30,6 +30,7 @@ use std::time::{Duration, Instant};
 use super::checker::{EventKind, SafetyEvent};
 use super::constraints::ConstraintSet;
 use crate::errors::CoreError;
+use crate::faults::Started;
 use crate::spec::Severity;
 use crate::telemetry::logging;
 
@@ -51,9 +52,21 @@ pub struct Source {
     pub dt_seconds: f64,
 }
 
+/// A batch's faults, as its `fault_started` lines name them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FaultSource {
+    /// Environment id.
+    pub env_id: String,
+    /// By fault index: name, kind, target, target type (`observation`, `parameter`, `action`)
+    /// and clock (`episode`, `lifetime`).
+    pub faults: Vec<[String; 5]>,
+}
+
 enum Msg {
     /// A batch's events and the run id when they were queued.
     Events(Arc<Source>, Vec<SafetyEvent>, Arc<str>),
+    /// Faults that started in a batch's envs at wall time `.2`, and the run id.
+    Faults(Arc<FaultSource>, Vec<Started>, f64, Arc<str>),
     Record(String),
     Sync(SyncSender<()>),
 }
@@ -276,6 +289,17 @@ impl AuditTrail {
         self.send(Msg::Events(Arc::clone(source), events, run_id), n);
     }
 
+    /// Queues the starts of faults in a batch's envs at wall time `wall` (never blocks), one
+    /// `fault_started` line each.
+    pub fn faults(&self, source: &Arc<FaultSource>, started: Vec<Started>, wall: f64) {
+        if started.is_empty() {
+            return;
+        }
+        let n = started.len() as u64;
+        let run_id = logging::run_id();
+        self.send(Msg::Faults(Arc::clone(source), started, wall, run_id), n);
+    }
+
     /// Queues a free-form event (`run_start`, `run_end`, ...) with extra JSON fields
     /// (`fields_json` must be a JSON object's members without braces, or empty).
     pub fn record(&self, event: &str, level: &str, fields_json: &str) {
@@ -355,6 +379,13 @@ fn writer(mut file: File, rx: Receiver<Msg>, shared: &Shared) {
                         format_event(&mut buf, &src, e, &run_id);
                     }
                     pending += events.len() as u64;
+                    messages += 1;
+                }
+                Msg::Faults(src, started, wall, run_id) => {
+                    for s in &started {
+                        format_fault(&mut buf, &src, s, wall, &run_id);
+                    }
+                    pending += started.len() as u64;
                     messages += 1;
                 }
                 Msg::Record(line) => {
@@ -559,6 +590,30 @@ pub fn format_event(out: &mut String, src: &Source, e: &SafetyEvent, run_id: &st
         }
         let _ = write!(out, ",\"response\":\"{}\"", a.response.as_str());
         num(out, "response_time_seconds", a.response_seconds);
+    }
+    out.push_str("}\n");
+}
+
+/// Appends one fault start of run `run_id` as a JSON line: `fault_started` at level `warning`,
+/// with the env, episode and step it started at and the fault's name, kind, target and clock.
+pub fn format_fault(out: &mut String, src: &FaultSource, s: &Started, wall: f64, run_id: &str) {
+    head(out, "fault_started", "warning", wall, run_id);
+    let _ = write!(
+        out,
+        ",\"env_id\":\"{}\",\"env_index\":{},\"episode\":{},\"episode_id\":\"{}\",\"step\":{}",
+        escape(&src.env_id),
+        s.env,
+        s.episode,
+        logging::episode_id(s.env, s.episode),
+        s.step
+    );
+    if let Some([name, kind, target, target_type, clock]) = src.faults.get(s.fault) {
+        let _ = write!(
+            out,
+            ",\"fault\":\"{}\",\"fault_kind\":\"{kind}\",\"target\":\"{}\",\"target_type\":\"{target_type}\",\"clock\":\"{clock}\"",
+            escape(name),
+            escape(target)
+        );
     }
     out.push_str("}\n");
 }

@@ -33,7 +33,7 @@ pub enum Value {
 }
 
 impl Value {
-    fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self {
             Value::Null => "None".into(),
             Value::Bool(b) => b.to_string(),

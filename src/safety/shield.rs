@@ -150,6 +150,7 @@ mod tests {
                 horizon,
                 constraints: Vec::new(),
                 safe_action: vec![-1.0],
+                parameters: vec![],
                 source: "test",
             },
         }

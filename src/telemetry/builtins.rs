@@ -42,6 +42,8 @@ pub struct Builtins {
     pub env_steps: Arc<MetricFamily>,
     /// `step_latency_seconds{env}`.
     pub step_latency: Arc<MetricFamily>,
+    /// `faults_active{env,fault}`.
+    pub faults_active: Arc<MetricFamily>,
     /// `inference_latency_seconds`.
     pub inference_latency: ExemplarHistogram,
     /// `actions_computed_total`.
@@ -103,7 +105,7 @@ const fn def(
 use Kind::{Counter, Gauge, Histogram as Hist};
 
 /// The built-in families, in exposition order.
-const FAMILIES: [Def; 25] = [
+const FAMILIES: [Def; 26] = [
     def(
         Gauge,
         "neorl_industrial_build_info",
@@ -304,6 +306,14 @@ const FAMILIES: [Def; 25] = [
         &[],
         false,
     ),
+    def(
+        Gauge,
+        "faults_active",
+        "Environments with an injected fault active, by environment and fault name.",
+        &["env", "fault"],
+        &[],
+        false,
+    ),
 ];
 
 /// Histograms observed on every batch step without an exemplar: made without exemplars, so their
@@ -406,6 +416,7 @@ impl Builtins {
                 by_name("queue_depth")?.as_ref(),
                 by_name("queue_capacity")?.as_ref(),
             ),
+            faults_active: by_name("faults_active")?,
             all,
         })
     }

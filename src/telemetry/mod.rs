@@ -13,6 +13,7 @@ pub mod env_metrics;
 pub mod exemplar;
 pub mod exporter;
 pub mod family;
+pub mod fault_metrics;
 pub mod health;
 pub mod logging;
 pub mod names;

@@ -15,6 +15,7 @@ use super::dynamic::{AnyChild, FamilySpec, MetricFamily};
 use super::env_metrics::EnvMetrics;
 use super::exemplar::{ExemplarHistogram, ExemplarLabels};
 use super::family::OverflowFamily;
+use super::fault_metrics::FaultGauges;
 use super::health::{HealthState, SafetyState};
 use super::logging::{self, SafetyEvent};
 use super::ops::Queue;
@@ -389,6 +390,21 @@ impl Registry {
             violation_ids: self.inner.violation_ids.clone(),
             audit_losses: self.inner.audit_losses.clone(),
         })
+    }
+
+    /// The `faults_active{env,fault}` series of a batch of `env_id` envs with faults `names`,
+    /// created at 0.
+    pub fn fault_gauges(&self, env_id: &str, names: &[String]) -> FaultGauges {
+        let b = &self.inner.builtins;
+        FaultGauges::new(
+            names
+                .iter()
+                .map(|f| match b.faults_active.child(&[env_id, f]) {
+                    Ok((AnyChild::Gauge(g), _)) => g,
+                    _ => GaugeF::default(),
+                })
+                .collect(),
+        )
     }
 
     /// Records one policy inference: its latency (with `exemplar` as its bucket's exemplar, if

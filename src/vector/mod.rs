@@ -12,12 +12,15 @@
 
 #[macro_use]
 mod kernel;
+mod faulted;
 mod lanes;
 mod outputs;
 mod slices;
 mod snapshot;
 mod totals;
 
+#[cfg(test)]
+mod fault_tests;
 #[cfg(test)]
 mod safety_tests;
 #[cfg(test)]
@@ -29,8 +32,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::pool::Pool;
 
-use crate::envs::{Batching, ProcessModel};
+use crate::envs::ProcessModel;
 use crate::errors::{try_filled, CoreError};
+use crate::faults::FaultSet;
 use crate::rng::{entropy_seed, Rng};
 use std::sync::{Arc, Mutex};
 
@@ -43,7 +47,7 @@ use crate::telemetry::quality::{Quality, Refusal};
 
 use crate::step::StepView;
 use kernel::{Ctx, Frame};
-use lanes::{spread, Lane, Lanes, ReadingColumns, ReadingsMut, Scratch, Slot, StepLane};
+use lanes::{Lane, Lanes, ReadingColumns, ReadingsMut, Scratch, Slot, StepLane};
 use outputs::ColumnsMut;
 pub use outputs::{Columns, OneStep, Readings, ResetOut, Row, StepOut};
 use slices::{take, take_ref};
@@ -105,6 +109,8 @@ pub struct VecCore {
     shield: Shield,
     n: usize,
     state_len: usize,
+    /// Signals per env.
+    sig_len: usize,
     stride: usize,
     states: Vec<f64>,
     slots: Vec<Slot>,
@@ -128,6 +134,9 @@ pub struct VecCore {
     /// Every env has been reset since the batch was made or restored (checked once, not on
     /// every step).
     all_started: bool,
+    /// The injected faults (none by default) and their bookkeeping.
+    faults: FaultSet,
+    fault_track: faulted::Tracking,
 }
 
 /// Unix time now, read once per batch.
@@ -207,6 +216,7 @@ impl VecCore {
         let k = checker.len();
         let alarms = try_filled(n.checked_mul(k), AlarmState::default(), "num_envs", &what)?;
         let frame = Frame::of(spec);
+        let sig_len = spec.signals.len();
         Ok(Self {
             model,
             checker,
@@ -229,6 +239,9 @@ impl VecCore {
             totals: Arc::new(Mutex::new(Totals::new(k))),
             one: OneStep::default(),
             all_started: false,
+            sig_len,
+            faults: FaultSet::none(),
+            fault_track: faulted::Tracking::default(),
         })
     }
 
@@ -466,6 +479,7 @@ impl VecCore {
         let mut events: Vec<SafetyEvent> = done.into_iter().flat_map(|d| d.0).collect();
         self.publish(&mut events);
         self.lock_totals().add_events(&events);
+        self.track_faults();
         Ok(ResetOut {
             obs,
             readings,
@@ -528,35 +542,14 @@ impl VecCore {
                 });
             }
         }
-        let mut pairs: Vec<(Lane<'_>, StepLane<'_>)> = lanes.into_iter().zip(extra).collect();
+        let pairs: Vec<(Lane<'_>, StepLane<'_>)> = lanes.into_iter().zip(extra).collect();
         let pool = self.pool.as_ref().unwrap_or_else(|| Pool::shared());
-        let events = if ctx.model.batching() == Batching::WholeBatch {
-            // Three rounds, the middle one over the whole batch (see `Batching::WholeBatch`).
-            let refs: Vec<&mut (Lane<'_>, StepLane<'_>)> = pairs.iter_mut().collect();
-            let preps = pool.map(refs, |(l, e)| ctx.prepare_lane(l, e, (ad, k)));
-            let rewards: Vec<Vec<f64>> = {
-                let mut items = Vec::with_capacity(n);
-                for ((l, e), p) in pairs.iter_mut().zip(&preps) {
-                    items.extend(ctx.lane_items(l, e, ad, &p.pre));
-                }
-                ctx.model.step_batch(&mut items, pool);
-                let mut stepped = items.iter().map(|it| it.reward);
-                preps.iter().map(|p| spread(&p.pre, &mut stepped)).collect()
-            };
-            let rounds: Vec<_> = pairs.into_iter().zip(preps).zip(rewards).collect();
-            pool.map(rounds, |(((mut l, mut e), p), r)| {
-                ctx.finish_lane(&mut l, &mut e, (od, k), p, &r)
-            })
+        // The fault hooks compiled in only for a batch with faults: nothing to pay without.
+        let dims = (n, od, ad, k);
+        let events = if ctx.faults.is_empty() {
+            kernel::step_lanes::<false>(&ctx, pairs, pool, dims)
         } else {
-            pool.map(pairs, |(mut l, mut e)| {
-                let mut events = Vec::new();
-                for j in 0..l.len() {
-                    ctx.step_env(&mut l, &mut e, j, (od, ad, k), &mut events);
-                }
-                l.commit();
-                e.commit();
-                events
-            })
+            kernel::step_lanes::<true>(&ctx, pairs, pool, dims)
         };
         let mut events: Vec<SafetyEvent> = events.into_iter().flatten().collect();
         let out = self.conclude(out, &mut events, started);
@@ -621,11 +614,16 @@ impl VecCore {
                 final_obs: &mut [],
                 final_readings: ReadingColumns::none(),
             };
-            ctx.step_env(&mut l, &mut e, 0, (od, ad, k), &mut events);
+            if ctx.faults.is_empty() {
+                ctx.step_env::<false>(&mut l, &mut e, 0, (od, ad, k), &mut events);
+            } else {
+                ctx.step_env::<true>(&mut l, &mut e, 0, (od, ad, k), &mut events);
+            }
             one.row = work.results[0];
         }
         self.publish(&mut events);
         self.one.events = events;
+        self.track_faults();
         let one = &self.one;
         self.account(
             &StepView::of_one(&one.row, &one.readings.active, &one.events, &self.slots),
@@ -644,6 +642,7 @@ impl VecCore {
         started: std::time::Instant,
     ) -> StepOut {
         self.publish(events);
+        self.track_faults();
         out.events = std::mem::take(events);
         self.account(&out.view(&self.slots), started);
         out
