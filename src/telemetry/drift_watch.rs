@@ -8,7 +8,8 @@
 //! `datasets.profile` makes). Memory is fixed per feature: the window's `window x bins` counters,
 //! plus the sampled rows of the warmup while it lasts.
 //!
-//! Sampling: a batch step gives at most `sample` rows, from envs spaced evenly across the batch,
+//! A fleet refreshes the gauges every [`EXPORT_EVERY`] batch steps (rows given directly, every
+//! time). Sampling: a batch step gives at most `sample` rows, from envs spaced evenly across the batch,
 //! the starting env moving by one each step so every env is visited; envs that were reset instead
 //! of stepped (next-step autoreset) give no row.
 
@@ -20,6 +21,9 @@ use crate::errors::CoreError;
 
 /// Rows a batch step gives by default.
 pub const DEFAULT_SAMPLE: usize = 64;
+
+/// A fleet's gauges are refreshed every this many batch steps.
+pub const EXPORT_EVERY: usize = 8;
 
 /// Most batch steps a warmup may take (its rows are kept until it ends).
 pub const MAX_WARMUP: usize = 100_000;
@@ -213,6 +217,10 @@ impl DriftWatch {
 
     /// Adds a batch step of whole rows (one value per feature, row-major) and updates the gauges.
     pub fn observe_rows(&mut self, rows: &[f64]) -> Result<(), CoreError> {
+        self.observe_step(rows, true)
+    }
+
+    fn observe_step(&mut self, rows: &[f64], export: bool) -> Result<(), CoreError> {
         if let Some(w) = &mut self.warmup {
             w.rows.extend_from_slice(rows);
             w.steps_left -= 1;
@@ -224,7 +232,9 @@ impl DriftWatch {
         if let Some(t) = &mut self.tracker {
             t.observe(rows);
         }
-        self.export();
+        if export {
+            self.export();
+        }
         Ok(())
     }
 
@@ -264,7 +274,9 @@ impl DriftWatch {
             rows.extend_from_slice(&actions[i * ad..(i + 1) * ad]);
             rows.push(rewards[i]);
         }
-        let res = self.observe_rows(&rows);
+        // The gauges every EXPORT_EVERY batch steps: a fleet steps far more often than it is
+        // scraped, and the window moves little in a few steps.
+        let res = self.observe_step(&rows, self.cursor % EXPORT_EVERY == 0);
         self.rows = rows;
         res
     }
