@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _intervene, env_ids, make_vec, spec
+from . import _intervene, env_ids, make_vec, offline, spec
 from ._faults import is_fault_file, load_faults, parse_fault_arg
 from ._progress import Progress
 from ._rollout import Rollout
@@ -601,6 +601,8 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--num-envs", type=_positive, default=1024, help="batch size of the vector envs")
     b.add_argument("--seconds", type=_non_negative, default=1.0, help="time per environment")
     b.add_argument("--json", action="store_true", help="print the results as JSON")
+    o = sub.add_parser("offline-bench", help="train d3rlpy agents on datasets; score them and their safety")
+    offline.add_benchmark_arguments(o, "offline-benchmark.md")
     return p
 
 
@@ -619,6 +621,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve(args)
         if command == "bench":
             return _bench_cmd(args)
+        if command == "offline-bench":
+            return offline.benchmark_main(args, "neorl-industrial " + " ".join(argv or sys.argv[1:]))
         if command == "intervene":
             return _intervene.intervene(args)
         policy = args.policy or default_policy(args.env)
