@@ -345,3 +345,38 @@ def test_offline_bench_command_line(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert cli.main(["offline-bench", "--quick", "--out", str(tmp_path / "no" / "t.md")]) == 2
     assert "out: directory" in capsys.readouterr().err
     assert not Path(out).exists()
+
+
+# --------------------------------------------------------------------------- docs/offline.md
+DOC = REPO / "docs" / "offline.md"
+
+
+def test_the_docs_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    import re
+
+    (code,) = re.findall(r"```python\n(.*?)```", DOC.read_text(), re.S)
+    for long, short in (
+        ("n_transitions=100_000", "n_transitions=3_000"),
+        ("n_steps=5000", "n_steps=20"),
+        ("n_steps_per_epoch=1000", "n_steps_per_epoch=20"),
+        ("n_steps=1000", "n_steps=10"),
+        ("n_episodes=10", "n_episodes=2"),
+    ):
+        assert code.count(long) == 1, long
+        code = code.replace(long, short)
+    scope: dict = {}
+    exec(compile(code, str(DOC), "exec"), scope)
+    assert len(scope["result"]["returns"]) == 2 and np.isfinite(scope["fqe"])
+    assert len(scope["train"]["rewards"]) + len(scope["validation"]["rewards"]) == 3000
+    printed = capsys.readouterr().out
+    assert "normalized score" in printed and "FQE estimate" in printed
+
+
+def test_the_docs_reference_table_is_the_module_s() -> None:
+    rows = {}
+    for line in DOC.read_text().splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if len(cells) == 3 and cells[0] in REFERENCE_SCORES:
+            rows[cells[0]] = (cells[1], cells[2])
+    assert rows == {e: (f"{r['random']:,.1f}", f"{r['expert']:,.1f}") for e, r in REFERENCE_SCORES.items()}
+    assert f"mean over {HOW['episodes']:,} episodes" in DOC.read_text()
