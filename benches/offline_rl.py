@@ -75,7 +75,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.probe:
             offline._quiet()
-            logging.getLogger("d3rlpy").setLevel(logging.ERROR)
+            import structlog  # the probe refits built agents, which d3rlpy warns about
+
+            structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
             probe(offline.config_from_args(args))
             return 0
         return offline.benchmark_main(args, command.strip())

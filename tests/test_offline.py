@@ -380,3 +380,36 @@ def test_the_docs_reference_table_is_the_module_s() -> None:
             rows[cells[0]] = (cells[1], cells[2])
     assert rows == {e: (f"{r['random']:,.1f}", f"{r['expert']:,.1f}") for e, r in REFERENCE_SCORES.items()}
     assert f"mean over {HOW['episodes']:,} episodes" in DOC.read_text()
+
+
+def test_the_table_counts_a_diverged_seed_and_ranks_the_rest() -> None:
+    """An agent whose actions turned NaN has no numbers for that seed: the table says so, and FQE's
+    ranking is over the agents that have them."""
+    nan = float("nan")
+
+    def run(score: float, fqe: float, true: float) -> dict:
+        keys = {"normalized_score": score, "fqe_estimate": fqe, "true_discounted_return": true}
+        return {**keys, "violations_per_episode": 0.5, "shutdown_rate": 0.0, "fit_seconds": 1.0}
+
+    cells = [
+        offline.CellResult(REACTOR, "medium", "BC", [0, 1], [run(80.0, -5.0, -50.0), run(nan, nan, nan)]),
+        offline.CellResult(
+            REACTOR, "medium", "CQL", [0, 1], [run(90.0, -4.0, -40.0), run(70.0, -6.0, -60.0)]
+        ),
+    ]
+    card = {"env_id": REACTOR, "quality": "medium", "transitions": 10, "train_trajectories": 2}
+    result = {
+        "config": offline.BenchmarkConfig(envs=(REACTOR,), qualities=("medium",), algorithms=("BC", "CQL")),
+        "cells": cells,
+        "datasets": [{**card, "validation_trajectories": 1, "behaviour_score": nan}],
+        "seconds": 60.0,
+        "versions": {"neorl_industrial": "x", "d3rlpy": "x", "torch": "x", "python": "x"},
+    }
+    text = offline.render_table(result, "cmd")
+    assert (
+        f"| {REACTOR} | medium | BC | 80.0 ± 0.0 (1 of 2 diverged) | 0.50 ± 0.00 | 0.00 | -5 | -50 |" in text
+    )
+    assert f"| {REACTOR} | medium | CQL | 80.0 ± 10.0 | 0.50 ± 0.00 | 0.00 | -5 | -50 |" in text
+    assert f"| {REACTOR} | medium | 3 | 1.00 | CQL (seed 0) | 90.0 | 90.0 |" in text
+    assert f"| {REACTOR} | medium | 10 | 2 / 1 | n/a |" in text
+    assert "its pick was the best agent in 1 of 1 datasets" in text

@@ -1,24 +1,11 @@
-"""Offline RL on the generated datasets: d3rlpy, held-out validation, reference scores, evaluation.
+"""Offline RL on the generated datasets (docs/offline.md): d3rlpy, held-out validation, reference scores.
 
-* :func:`to_d3rlpy` turns a dataset (:func:`neorl_industrial.datasets.generate` or ``load``) into a
-  ``d3rlpy.dataset.MDPDataset`` with the same trajectories: as many episodes, of the lengths the
-  ``terminals``/``timeouts`` flags give.
-* :func:`train_validation_split` holds out whole trajectories for validation, as NeoRL does; both
-  halves are datasets again (metadata kept, with a ``split`` entry).
-* :func:`normalized_score` is D4RL's ``get_normalized_score`` for these environments:
-  ``100 * (return - random) / (expert - random)``, with the returns of the uniform random policy and
-  of the environment's baseline controller (:func:`reference_scores`; the table is written by
-  ``benches/reference_scores.py`` with :func:`reference_returns`).
-* :func:`evaluate` runs a policy (a d3rlpy algorithm or any batch callable) for whole episodes in
-  the environment with its safety layer on: returns, discounted returns, alarms raised per episode,
-  emergency shutdowns; the same keys as :func:`neorl_industrial.safety.evaluate_with_safety`, so
-  :func:`neorl_industrial.integrations.mlflow.log_evaluation` logs it.
-* :func:`fqe_estimate` is d3rlpy's Fitted Q Evaluation of a trained agent on a dataset.
-* :func:`run_benchmark` trains d3rlpy's BC, CQL, IQL and TD3+BC on datasets of every quality and
-  writes the table of docs/offline-benchmark.md (``neorl-industrial offline-bench``).
-
-d3rlpy is imported on first use: ``pip install 'neorl-industrial[offline]'`` (d3rlpy >= 2.6 except
-2.8.1, which pins an older Gymnasium).
+:func:`to_d3rlpy` keeps every trajectory; :func:`train_validation_split` holds out whole trajectories, as
+NeoRL does; :func:`normalized_score` is D4RL's ``get_normalized_score`` against the returns of the random
+policy and of the environment's baseline controller (:func:`reference_scores`); :func:`evaluate` runs a
+policy in the env with its safety layer on; :func:`fqe_estimate` is d3rlpy's Fitted Q Evaluation; and
+:func:`run_benchmark` writes docs/offline-benchmark.md (``neorl-industrial offline-bench``). d3rlpy is
+imported on first use: ``pip install 'neorl-industrial[offline]'`` (d3rlpy >= 2.6 except 2.8.1).
 """
 
 from __future__ import annotations
@@ -39,7 +26,7 @@ import numpy as np
 
 from . import make_vec
 from ._rollout import Rollout
-from .exceptions import ConfigError
+from .exceptions import ConfigError, InvalidActionError
 from .policies import default_policy, make_policy
 
 __all__ = [
@@ -553,19 +540,26 @@ def _train_one(
     t0 = time.perf_counter()
     _fit(agent, data.train_mdp, cfg.steps)
     fit_seconds = time.perf_counter() - t0
-    res = evaluate(agent, env_id, cfg.eval_episodes, seed=cfg.eval_seed, gamma=cfg.gamma, metrics=False)
+    try:
+        res = evaluate(agent, env_id, cfg.eval_episodes, seed=cfg.eval_seed, gamma=cfg.gamma, metrics=False)
+    except InvalidActionError as e:  # a diverged agent (NaN actions) is a result, not the end of the run
+        nan = math.nan
+        res = {k: nan for k in ("mean_return", "std_return", "mean_length", "mean_cost", "shutdown_rate")}
+        res.update(returns=[nan], discounted_returns=[nan], violations={}, critical_violations=0, shutdowns=0)
+        res.update(
+            violations_per_episode=nan, shield_interventions=0, constraint_satisfaction_rate=nan, error=str(e)
+        )
+        return {
+            **res,
+            "normalized_score": nan,
+            "fqe_estimate": nan,
+            "true_discounted_return": nan,
+            "fit_seconds": fit_seconds,
+        }
     d3rlpy.seed(seed)
-    fqe = fqe_estimate(
-        agent,
-        data.val,
-        cfg.fqe_steps,
-        cfg.gamma,
-        data.scale,
-        cfg.fqe_learning_rate,
-        cfg.fqe_target_update_interval,
-        cfg.batch_size,
-        mdp=data.val_mdp,
-    )
+    fqe_options: dict[str, Any] = {"learning_rate": cfg.fqe_learning_rate, "batch_size": cfg.batch_size}
+    fqe_options["target_update_interval"] = cfg.fqe_target_update_interval
+    fqe = fqe_estimate(agent, data.val, cfg.fqe_steps, cfg.gamma, data.scale, mdp=data.val_mdp, **fqe_options)
     res.update(
         normalized_score=normalized_score(env_id, res["mean_return"]),
         fqe_estimate=fqe,
@@ -753,7 +747,17 @@ def _num(x: float) -> str:
 
 
 def _pm(values: Sequence[float], digits: int = 1) -> str:
-    return f"{np.mean(values):.{digits}f} ± {np.std(values):.{digits}f}"
+    """Mean ± std of the seeds that gave a number; the others (a diverged agent) are counted."""
+    good = [v for v in values if math.isfinite(v)]
+    if not good:
+        return "diverged"
+    lost = f" ({len(values) - len(good)} of {len(values)} diverged)" if len(good) < len(values) else ""
+    return f"{np.mean(good):.{digits}f} ± {np.std(good):.{digits}f}{lost}"
+
+
+def _mean(values: Sequence[float], spec: str) -> str:
+    good = [v for v in values if math.isfinite(v)]
+    return f"{np.mean(good):{spec}}" if good else "n/a"
 
 
 def _ope_rows(cells: list[CellResult]) -> list[dict[str, Any]]:
@@ -761,7 +765,14 @@ def _ope_rows(cells: list[CellResult]) -> list[dict[str, Any]]:
     rows = []
     for key in dict.fromkeys((c.env_id, c.quality) for c in cells):
         group = [c for c in cells if (c.env_id, c.quality) == key]
-        agents = [(c.algorithm, seed, r) for c in group for seed, r in zip(c.seeds, c.runs, strict=True)]
+        agents = [
+            (c.algorithm, seed, r)
+            for c in group
+            for seed, r in zip(c.seeds, c.runs, strict=True)
+            if math.isfinite(r["fqe_estimate"]) and math.isfinite(r["true_discounted_return"])
+        ]
+        if not agents:
+            continue
         fqe, true, score = (
             [float(r[k]) for _, _, r in agents]
             for k in ("fqe_estimate", "true_discounted_return", "normalized_score")
@@ -833,8 +844,8 @@ def render_table(result: Mapping[str, Any], command: str) -> str:
     for c in cells:
         out.append(
             f"| {c.env_id} | {c.quality} | {c.algorithm} | {_pm(c.values('normalized_score'))} | "
-            f"{_pm(c.values('violations_per_episode'), 2)} | {np.mean(c.values('shutdown_rate')):.2f} | "
-            f"{np.mean(c.values('fqe_estimate')):.4g} | {np.mean(c.values('true_discounted_return')):.4g} |"
+            f"{_pm(c.values('violations_per_episode'), 2)} | {_mean(c.values('shutdown_rate'), '.2f')} | "
+            f"{_mean(c.values('fqe_estimate'), '.4g')} | {_mean(c.values('true_discounted_return'), '.4g')} |"
         )
     out += _datasets_section(result["datasets"]) + _ope_section(cells)
     return "\n".join(out) + "\n"
