@@ -13,9 +13,10 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import pytest
+from _drift_data import zero_policy_profile
 
 import neorl_industrial as ni
-from neorl_industrial import ConfigError, datasets
+from neorl_industrial import ConfigError
 from neorl_industrial.metrics import Registry
 from neorl_industrial.serving import PolicyService
 
@@ -258,18 +259,7 @@ def test_faults_active_counts_the_envs_with_the_fault_active() -> None:
 
 # --------------------------------------------------------------------------- drift detection
 def test_a_drift_monitor_finds_an_injected_sensor_bias() -> None:
-    envs = ni.make_vec(REACTOR, num_envs=16, autoreset_mode="same_step", metrics=False)
-    obs, _ = envs.reset(seed=0)
-    rows: dict[str, list[np.ndarray]] = {"observations": [], "actions": [], "rewards": []}
-    zero = np.zeros((16, 1), np.float32)
-    for _ in range(200):
-        rows["observations"].append(obs)
-        rows["actions"].append(zero)
-        obs, reward, *_ = envs.step(zero)
-        rows["rewards"].append(reward)
-    data = {k: np.concatenate(v) for k, v in rows.items()}
-    data["metadata"] = {"env_id": REACTOR, "env_spec": envs.core_spec}
-    reference = datasets.profile(data)
+    reference = zero_policy_profile(REACTOR, steps=200)
     bias = [{"kind": "sensor_bias", "variable": "T", "value": 3.0}]
     with PolicyService(REACTOR, "zero", num_envs=16, seed=1, registry=Registry(), drift_profile=reference,
                        drift_window=50, faults=bias) as s:  # fmt: skip

@@ -16,10 +16,10 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
+from _drift_data import zero_policy_profile
 from _monitoring_stack import (
     ALERTMANAGER,
     APP_JOB,
@@ -38,7 +38,7 @@ from _monitoring_stack import (
 )
 
 import neorl_industrial as ni
-from neorl_industrial import datasets, exporter
+from neorl_industrial import exporter
 from neorl_industrial.metrics import Registry
 from neorl_industrial.policies import make_policy
 from neorl_industrial.serving import PolicyService
@@ -63,22 +63,6 @@ def quiet_safety_logs() -> Iterator[None]:
         logging.disable(logging.NOTSET)
 
 
-def zero_policy_profile() -> dict[str, Any]:
-    """The drift profile of a dataset of the zero policy on the reactor (the served behaviour)."""
-    envs = ni.make_vec(REACTOR, num_envs=16, autoreset_mode="same_step", metrics=False)
-    obs, _ = envs.reset(seed=0)
-    rows: dict[str, list[np.ndarray]] = {"observations": [], "actions": [], "rewards": []}
-    zero = np.zeros((16, 1), np.float32)
-    for _ in range(300):
-        rows["observations"].append(obs)
-        rows["actions"].append(zero)
-        obs, reward, *_ = envs.step(zero)
-        rows["rewards"].append(reward)
-    data: dict[str, Any] = {k: np.concatenate(v) for k, v in rows.items()}
-    data["metadata"] = {"env_id": REACTOR, "env_spec": envs.core_spec}
-    return datasets.profile(data)
-
-
 def test_a_sensor_bias_fault_drifts_its_feature_and_model_drift_names_it(tmp_path: Path) -> None:
     # 50 batch steps a second; a window of two episodes (120 steps, 2.4 s: a shorter one would see
     # only part of an episode and differ from the profile of whole ones); the fault starts at the
@@ -94,7 +78,7 @@ def test_a_sensor_bias_fault_drifts_its_feature_and_model_drift_names_it(tmp_pat
         seed=1,
         registry=registry,
         audit_log=str(tmp_path / "audit.jsonl"),
-        drift_profile=zero_policy_profile(),
+        drift_profile=zero_policy_profile(REACTOR),
         drift_window=window,
         faults=[bias],
     )
