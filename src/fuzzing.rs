@@ -135,6 +135,7 @@ fn http() -> Option<&'static Http> {
                 gate: AuthGate::default(),
                 encoder: Arc::default(),
                 control: Arc::new(Control::new(false)),
+                open_probes: false,
             })
         };
         Some(Http {

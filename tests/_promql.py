@@ -62,7 +62,10 @@ METRICS: dict[str, tuple[str, frozenset[str]]] = {
 }
 
 # Exported and documented, but not part of the monitoring contract (no rule or dashboard uses them).
-EXTRA_EXPORTED: dict[str, tuple[str, frozenset[str]]] = {"process_max_fds": ("gauge", frozenset())}
+EXTRA_EXPORTED: dict[str, tuple[str, frozenset[str]]] = {
+    "process_max_fds": ("gauge", frozenset()),
+    "exporter_insecure_listeners": ("gauge", frozenset()),
+}
 
 # Series Prometheus itself produces for every target.
 SYNTHETIC: dict[str, frozenset[str]] = {"up": frozenset()}

@@ -469,3 +469,39 @@ def test_a_server_whose_handle_is_dropped_keeps_serving_until_stopped(registry: 
     server.stop()
     assert server not in exporter._SERVERS
     assert_refused(f"http://127.0.0.1:{port}/metrics")
+
+
+def test_beyond_loopback_needs_authentication_or_an_explicit_insecure(registry: Registry, tmp_path: Path, caplog) -> None:
+    import logging
+
+    with pytest.raises(ConfigError, match="beyond loopback, without authentication"):
+        start_http_server(0, "0.0.0.0", registry=registry)
+    with caplog.at_level(logging.WARNING, logger="neorl_industrial.exporter"):
+        with start_http_server(0, "0.0.0.0", registry=registry, insecure=True) as s:
+            assert request(f"http://127.0.0.1:{s.port}/metrics").status == 200
+            text = request(f"http://127.0.0.1:{s.port}/metrics").text
+            assert "exporter_insecure_listeners 1" in text
+    assert any("WITHOUT authentication" in r.getMessage() for r in caplog.records)
+    assert "exporter_insecure_listeners 0" in registry.generate_latest().decode()
+    hashed = bcrypt.hashpw(b"pw", bcrypt.gensalt(rounds=4)).decode()
+    cfg = web_config(tmp_path, f"basic_auth_users:\n  prom: '{hashed}'\n")
+    with start_http_server(0, "0.0.0.0", registry=registry, web_config_file=cfg) as s:
+        assert request(f"http://127.0.0.1:{s.port}/metrics", auth=("prom", "pw")).status == 200
+    p = subprocess.run(
+        [sys.executable, "-m", "neorl_industrial.cli", "serve", "--port", "0", "--host", "0.0.0.0", "--duration", "1"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert p.returncode == 2 and "--insecure" in p.stderr, p.stderr
+
+
+def test_open_probes_answer_the_platform_without_credentials(registry: Registry, tmp_path: Path) -> None:
+    hashed = bcrypt.hashpw(b"pw", bcrypt.gensalt(rounds=4)).decode()
+    cfg = web_config(tmp_path, f"basic_auth_users:\n  prom: '{hashed}'\n")
+    with start_http_server(0, registry=registry, web_config_file=cfg, open_probes=True) as s:
+        assert request(s.url + "health/live").status == 200
+        assert request(s.url + "health/ready").status in (200, 503)  # answered, not 401
+        for path in ("health/detailed", "metrics", "safety/metrics", "health"):
+            assert request(s.url + path).status == 401, path
+        assert request(s.url + "metrics", auth=("prom", "pw")).status == 200
+    with start_http_server(0, registry=registry, web_config_file=cfg) as s:
+        assert request(s.url + "health/live").status == 401  # not without open_probes

@@ -64,7 +64,7 @@ RUNBOOK_FILES = [
     "data-quality.md",
 ]
 SERVE_ARGS = ["--env", "ChemicalReactor-v0", "--num-envs", "64", "--policy", "pid",
-              "--host", "0.0.0.0", "--port", "8000", "--safety-port", "8001"]  # fmt: skip
+              "--host", "0.0.0.0", "--port", "8000", "--safety-port", "8001", "--insecure"]  # fmt: skip
 
 
 def tool(name: str) -> str:

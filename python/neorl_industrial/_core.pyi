@@ -312,7 +312,11 @@ class CoreExporter:
         connection_timeout: float = 60.0,
         memory_limit_bytes: int | None = None,
         control: bool = False,
+        insecure: bool = False,
+        open_probes: bool = False,
     ) -> CoreExporter: ...
+    @property
+    def insecure_listeners(self) -> int: ...
     @property
     def port(self) -> int: ...
     @property

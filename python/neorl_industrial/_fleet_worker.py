@@ -43,6 +43,7 @@ class FleetWorker:
         num_threads: int | None,
         serve_metrics: bool,
         metrics_addr: str | None,
+        metrics_insecure: bool = False,
     ) -> None:
         self.worker = worker
         self.node = socket.gethostname()
@@ -72,7 +73,9 @@ class FleetWorker:
         if serve_metrics:
             from .exporter import start_http_server
 
-            self.server = start_http_server(0, addr=metrics_addr or node_ip, registry=self.registry)
+            self.server = start_http_server(
+                0, addr=metrics_addr or node_ip, registry=self.registry, insecure=metrics_insecure
+            )
 
     def info(self) -> dict[str, Any]:
         """Who and where this worker is, and where its exporter listens (``None`` without one)."""

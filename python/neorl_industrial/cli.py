@@ -358,6 +358,8 @@ def _serve_until(args: argparse.Namespace, stopped: Callable[[], str | None], hu
         safety_port=args.safety_port,
         web_config_file=args.web_config,
         control=args.admin,
+        insecure=args.insecure,
+        open_probes=args.open_probes,
     )
     trail = None
     service = None
@@ -574,6 +576,18 @@ def _parser() -> argparse.ArgumentParser:
         help="instead of --drift-profile: the reference is the fleet's first N batch steps",
     )
     _add_fault_arg(v)
+    v.add_argument(
+        "--insecure",
+        action="store_true",
+        help="serve beyond loopback (--host 0.0.0.0) without authentication; otherwise that needs "
+        "basic_auth_users in --web-config",
+    )
+    v.add_argument(
+        "--open-probes",
+        action="store_true",
+        help="with basic auth on, answer /health/live and /health/ready without credentials (for "
+        "platform probes); everything else keeps asking",
+    )
     v.add_argument(
         "--admin",
         action="store_true",

@@ -323,6 +323,8 @@ class FleetPool:
         file_sd_labels: More labels for every target group.
         serve_metrics: Serve exporters without a target file (default: only with ``file_sd``).
         metrics_addr: Address the exporters bind and advertise (default: the Ray node's IP).
+        metrics_insecure: Let the exporters serve beyond loopback without authentication (a
+            node's IP on a cluster is beyond loopback: refused without this).
         pushgateway: Pushgateway URL; each actor pushes its metrics at the end of every run, grouped
             by ``worker`` and ``node``, as job ``push_job``.
         actor_options: Ray actor options (default ``{"num_cpus": 1}``); the Rust batch uses as
@@ -343,6 +345,7 @@ class FleetPool:
         file_sd_labels: Mapping[str, str] | None = None,
         serve_metrics: bool | None = None,
         metrics_addr: str | None = None,
+        metrics_insecure: bool = False,
         pushgateway: str | None = None,
         push_job: str = "neorl-industrial",
         actor_options: Mapping[str, Any] | None = None,
@@ -371,7 +374,10 @@ class FleetPool:
         serve = self.file_sd is not None if serve_metrics is None else bool(serve_metrics)
         threads = env_kwargs.pop("num_threads", _threads(options))
         self.actors = [
-            cls.remote(k, self.env_id, num_envs, k * num_envs, seed, policy, env_kwargs, threads, serve, metrics_addr)
+            cls.remote(
+                k, self.env_id, num_envs, k * num_envs, seed, policy, env_kwargs, threads, serve, metrics_addr,
+                metrics_insecure,
+            )
             for k in range(num_fleets)
         ]
         self.workers: list[dict[str, Any]] = []

@@ -29,6 +29,7 @@ web-config file in the format of Prometheus' exporter-toolkit::
 from __future__ import annotations
 
 import atexit
+import logging
 import os
 import threading
 import time
@@ -49,6 +50,7 @@ __all__ = [
     "unregister_health_check",
 ]
 
+_log = logging.getLogger("neorl_industrial.exporter")
 # Running servers stay referenced until stopped, so `start_http_server(8000)` with its handle
 # ignored keeps serving until exit, as prometheus_client's does.
 _SERVERS: set[MetricsServer] = set()
@@ -152,6 +154,8 @@ def start_http_server(
     connection_timeout: float = 60.0,
     memory_limit_bytes: int | None = None,
     control: bool = False,
+    insecure: bool = False,
+    open_probes: bool = False,
 ) -> MetricsServer:
     """Starts the exporter on its own thread and returns its handle.
 
@@ -174,6 +178,14 @@ def start_http_server(
             the handler given to :meth:`MetricsServer.attach_control`, 503 until then). Beyond
             loopback only with authentication in ``web_config_file`` (basic auth users, or
             required client certificates): otherwise a :class:`ConfigError`.
+        insecure: Serve beyond loopback without authentication. Without it, an ``addr`` beyond
+            loopback needs basic auth users (or required client certificates) in
+            ``web_config_file``, else :class:`ConfigError`. With it, a warning is logged and
+            ``exporter_insecure_listeners`` counts the listeners.
+        open_probes: With basic auth on, answer the liveness and readiness probes
+            (``/health/live``, ``/livez``, ``/health/ready``, ``/readyz``) without credentials, so
+            platform probes need no secret; ``/health/detailed``, ``/metrics`` and the rest keep
+            asking.
 
     Raises:
         ExporterError: the port is taken (``errno.EADDRINUSE``) or cannot be bound.
@@ -194,7 +206,15 @@ def start_http_server(
         float(connection_timeout),
         memory_limit_bytes,
         control,
+        bool(insecure),
+        bool(open_probes),
     )
+    if core.insecure_listeners:
+        _log.warning(
+            "exporter listening on %s beyond loopback WITHOUT authentication (insecure=True): "
+            "anyone who reaches it reads the metrics and health",
+            core.url,
+        )
     return MetricsServer(core)
 
 

@@ -40,12 +40,13 @@ pub struct CoreExporter {
     port: u16,
     safety_port: Option<u16>,
     url: String,
+    insecure_listeners: usize,
 }
 
 #[pymethods]
 impl CoreExporter {
     #[new]
-    #[pyo3(signature = (registry, port=8000, addr="127.0.0.1", safety_port=None, web_config_file=None, max_connections=None, header_timeout=10.0, connection_timeout=60.0, memory_limit_bytes=None, control=false))]
+    #[pyo3(signature = (registry, port=8000, addr="127.0.0.1", safety_port=None, web_config_file=None, max_connections=None, header_timeout=10.0, connection_timeout=60.0, memory_limit_bytes=None, control=false, insecure=false, open_probes=false))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -59,6 +60,8 @@ impl CoreExporter {
         connection_timeout: f64,
         memory_limit_bytes: Option<u64>,
         control: bool,
+        insecure: bool,
+        open_probes: bool,
     ) -> PyResult<Self> {
         let web = match web_config_file {
             Some(p) => webconfig::load(Path::new(p))?,
@@ -76,16 +79,25 @@ impl CoreExporter {
             connection_timeout: seconds("connection_timeout", connection_timeout)?,
             memory_limit_bytes,
             control,
+            insecure,
+            open_probes,
         };
         let reg = registry.inner();
         // Starting logs (and may take the GIL from this thread): release it meanwhile.
         let ex = py.detach(|| Exporter::start(reg, cfg))?;
         Ok(Self {
             port: ex.port(),
+            insecure_listeners: ex.insecure_listeners(),
             safety_port: ex.safety_port(),
             url: ex.url(),
             inner: Mutex::new(Some(ex)),
         })
+    }
+
+    /// Listeners serving beyond loopback without authentication (``insecure=True``).
+    #[getter]
+    fn insecure_listeners(&self) -> usize {
+        self.insecure_listeners
     }
 
     /// Port of the main listener.

@@ -70,6 +70,8 @@ pub struct Builtins {
     pub input_refused: Arc<MetricFamily>,
     /// `errors_total{component,kind}` and the queue gauges.
     pub ops: Ops,
+    /// `exporter_insecure_listeners`.
+    pub insecure_listeners: GaugeF,
     /// Every built-in family, in exposition order.
     pub all: Vec<Arc<MetricFamily>>,
 }
@@ -105,7 +107,7 @@ const fn def(
 use Kind::{Counter, Gauge, Histogram as Hist};
 
 /// The built-in families, in exposition order.
-const FAMILIES: [Def; 26] = [
+const FAMILIES: [Def; 27] = [
     def(
         Gauge,
         "neorl_industrial_build_info",
@@ -308,6 +310,14 @@ const FAMILIES: [Def; 26] = [
     ),
     def(
         Gauge,
+        "exporter_insecure_listeners",
+        "Exporter listeners serving beyond loopback without authentication (allowed only when asked for with insecure=True / --insecure).",
+        &[],
+        &[],
+        false,
+    ),
+    def(
+        Gauge,
         "faults_active",
         "Environments with an injected fault active, by environment and fault name.",
         &["env", "fault"],
@@ -417,6 +427,7 @@ impl Builtins {
                 by_name("queue_capacity")?.as_ref(),
             ),
             faults_active: by_name("faults_active")?,
+            insecure_listeners: gauge(by_name("exporter_insecure_listeners")?.as_ref())?,
             all,
         })
     }

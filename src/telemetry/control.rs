@@ -15,7 +15,7 @@ use hyper::{Method, Request, StatusCode};
 use serde_json::json;
 use tokio::sync::{oneshot, Semaphore};
 
-use super::webconfig::{ClientAuth, WebConfig};
+use super::webconfig::WebConfig;
 use crate::errors::CoreError;
 
 /// Largest request body accepted, bytes.
@@ -124,11 +124,7 @@ pub fn check_exposure(
     addrs: &[std::net::SocketAddr],
     web: &WebConfig,
 ) -> Result<(), CoreError> {
-    let authenticated = !web.users.is_empty()
-        || web
-            .tls
-            .as_ref()
-            .is_some_and(|t| t.client_auth == ClientAuth::RequireAndVerify);
+    let authenticated = web.authenticates();
     match addrs.iter().find(|a| !a.ip().is_loopback()) {
         Some(a) if enabled && !authenticated => Err(CoreError::config(
             "admin",
@@ -211,7 +207,7 @@ pub async fn answer(control: &Control, req: Request<Incoming>) -> (StatusCode, S
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::telemetry::webconfig::{TlsSettings, TlsVersion};
+    use crate::telemetry::webconfig::{ClientAuth, TlsSettings, TlsVersion};
     use std::net::SocketAddr;
 
     fn addrs(list: &[&str]) -> Vec<SocketAddr> {

@@ -35,6 +35,7 @@ use super::ops::Queue;
 use super::registry::Registry;
 use super::routes::{self, AuthGate, Listener, ServerState};
 use super::tls;
+use super::types::GaugeF;
 use super::webconfig::WebConfig;
 use crate::errors::CoreError;
 
@@ -76,6 +77,12 @@ pub struct ExporterConfig {
     pub memory_limit_bytes: Option<u64>,
     /// Serve the control endpoints (`/admin/reload`, `/interventions`; see [`super::control`]).
     pub control: bool,
+    /// Serve beyond loopback without authentication (refused otherwise; counted in
+    /// `exporter_insecure_listeners`).
+    pub insecure: bool,
+    /// Answer the liveness and readiness probes (`/health/live`, `/livez`, `/health/ready`,
+    /// `/readyz`) without credentials when basic auth is on (every other path keeps asking).
+    pub open_probes: bool,
 }
 
 /// Connections served at once by default: 1024, or half the open-files limit if that is lower
@@ -100,6 +107,8 @@ impl Default for ExporterConfig {
             connection_timeout: Duration::from_secs(60),
             memory_limit_bytes: None,
             control: false,
+            insecure: false,
+            open_probes: false,
         }
     }
 }
@@ -112,6 +121,8 @@ pub struct Exporter {
     stop: Option<watch::Sender<bool>>,
     thread: Option<JoinHandle<()>>,
     control: Arc<Control>,
+    /// `exporter_insecure_listeners` and this exporter's share of it (withdrawn on drop).
+    insecure: (GaugeF, f64),
 }
 
 fn io_err(what: String, e: &std::io::Error) -> CoreError {
@@ -199,6 +210,10 @@ impl Exporter {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| io_err("cannot read the bound address".into(), &e))?;
         control::check_exposure(cfg.control, &addrs, &cfg.web)?;
+        let exposed = check_unauthenticated(&addrs, &cfg)?;
+        let insecure = registry.builtins().insecure_listeners.clone();
+        insecure.inc_by(exposed as f64);
+        let insecure = (insecure, exposed as f64);
         let control = Arc::new(Control::new(cfg.control));
         let scheme = if acceptor.is_some() { "https" } else { "http" };
         let names: Vec<String> = addrs.iter().map(|a| format!("{scheme}://{a}")).collect();
@@ -213,6 +228,7 @@ impl Exporter {
             gate: AuthGate::default(),
             encoder: Arc::default(),
             control: control.clone(),
+            open_probes: cfg.open_probes,
         });
         let auth = state.auth.is_some();
         state
@@ -261,7 +277,13 @@ impl Exporter {
             stop: Some(stop_tx),
             thread: Some(thread),
             control,
+            insecure,
         })
+    }
+
+    /// Listeners serving beyond loopback without authentication (allowed by `insecure`).
+    pub fn insecure_listeners(&self) -> usize {
+        self.insecure.1 as usize
     }
 
     /// The control endpoints, to attach a handler to.
@@ -313,6 +335,10 @@ impl Drop for Exporter {
             let _ = tx.send(true);
         }
         self.thread.take();
+        let (gauge, share) = &self.insecure;
+        if *share > 0.0 {
+            gauge.dec_by(*share);
+        }
     }
 }
 
@@ -331,6 +357,26 @@ struct Conn {
     kind: Listener,
     tls: Option<TlsAcceptor>,
     limits: Limits,
+}
+
+/// Refuses to serve beyond loopback without authentication unless `cfg.insecure` says so; returns
+/// how many listeners then serve beyond loopback unauthenticated.
+fn check_unauthenticated(addrs: &[SocketAddr], cfg: &ExporterConfig) -> Result<usize, CoreError> {
+    if cfg.web.authenticates() {
+        return Ok(0);
+    }
+    let exposed: Vec<&SocketAddr> = addrs.iter().filter(|a| !a.ip().is_loopback()).collect();
+    match exposed.first() {
+        Some(a) if !cfg.insecure => Err(CoreError::config(
+            "addr",
+            format!(
+                "the exporter would listen on {a}, beyond loopback, without authentication: set \
+                 basic_auth_users (or required client certificates) in a web config file, or say \
+                 insecure=True (--insecure) to serve it unauthenticated"
+            ),
+        )),
+        _ => Ok(exposed.len()),
+    }
 }
 
 impl Conn {

@@ -52,6 +52,8 @@ pub struct ServerState {
     pub encoder: Arc<Encoder>,
     /// The control endpoints (off unless a serving process enables them).
     pub control: Arc<Control>,
+    /// Liveness and readiness probes answered without credentials.
+    pub open_probes: bool,
 }
 
 /// Most requests waiting for a bcrypt verification; more are answered 429 at once.
@@ -114,6 +116,9 @@ async fn authorized(state: &ServerState, req: &Request<Incoming>) -> Admission {
     let Some(auth) = &state.auth else {
         return Admission::Allowed;
     };
+    if state.open_probes && is_probe(req.uri().path()) {
+        return Admission::Allowed;
+    }
     let header = req
         .headers()
         .get(AUTHORIZATION)
@@ -146,6 +151,15 @@ async fn authorized(state: &ServerState, req: &Request<Incoming>) -> Admission {
     } else {
         Admission::Refused
     }
+}
+
+/// True for the liveness and readiness probes a platform calls without credentials (with
+/// `open_probes`); `/health/detailed` and `/health` are not among them.
+fn is_probe(path: &str) -> bool {
+    matches!(
+        path,
+        "/health/live" | "/livez" | "/health/ready" | "/readyz"
+    )
 }
 
 /// True for the paths of health probes.

@@ -19,6 +19,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use super::*;
 use crate::telemetry::exporter::{serve_http, Exporter, ExporterConfig};
 use crate::telemetry::registry::Format;
+use crate::telemetry::webconfig::WebConfig;
 
 /// Bound on any one exchange or wait: only a hang reaches it.
 const PATIENCE: Duration = Duration::from_secs(30);
@@ -35,6 +36,7 @@ fn state(headers: Vec<(HeaderName, HeaderValue)>) -> ServerState {
         gate: AuthGate::default(),
         encoder: Arc::default(),
         control: Arc::new(Control::new(false)),
+        open_probes: false,
     }
 }
 
@@ -707,4 +709,75 @@ fn a_full_exporter_answers_probes_and_turns_the_rest_away() {
     assert_eq!(r.header("retry-after"), Some("1"));
     let r = triaged(&get("/healthz"));
     assert_eq!((r.status, r.json()), (200, health_body()));
+}
+
+#[test]
+fn open_probes_answer_liveness_and_readiness_without_credentials_and_nothing_else() {
+    let mut s = Arc::into_inner(served(true)).unwrap();
+    s.open_probes = true;
+    let s = Arc::new(s);
+    run(async {
+        for path in ["/health/live", "/livez"] {
+            assert_eq!(ask(&s, get(path)).await.status, 200, "{path}");
+        }
+        for path in ["/health/ready", "/readyz"] {
+            // No batch and no model: not ready, but answered (no 401).
+            assert_eq!(ask(&s, get(path)).await.status, 503, "{path}");
+        }
+        for path in [
+            "/health/detailed",
+            "/health",
+            "/healthz",
+            "/metrics",
+            "/safety/metrics",
+        ] {
+            assert_unauthorized(&ask(&s, get(path)).await);
+        }
+    });
+}
+
+#[test]
+fn beyond_loopback_without_authentication_is_refused_unless_insecure() {
+    let registry = Arc::new(Registry::new(16));
+    let exposed = ExporterConfig {
+        addr: "0.0.0.0".into(),
+        safety_port: Some(0),
+        ..config()
+    };
+    let e = Exporter::start(registry.clone(), exposed.clone()).unwrap_err();
+    let msg = e.to_string();
+    assert!(
+        msg.contains("beyond loopback, without authentication"),
+        "{msg}"
+    );
+    assert!(msg.contains("insecure=True (--insecure)"), "{msg}");
+    let gauge = || registry.builtins().insecure_listeners.get();
+    let ex = Exporter::start(
+        registry.clone(),
+        ExporterConfig {
+            insecure: true,
+            ..exposed.clone()
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        gauge(),
+        2.0,
+        "both listeners serve unauthenticated beyond loopback"
+    );
+    drop(ex);
+    assert_eq!(gauge(), 0.0);
+    // Loopback needs nothing, and authentication lifts the refusal.
+    let ex = Exporter::start(registry.clone(), config()).unwrap();
+    assert_eq!(gauge(), 0.0);
+    drop(ex);
+    let mut users = BTreeMap::new();
+    users.insert("alice".to_string(), bcrypt::hash("pw", 4).unwrap());
+    let web = WebConfig {
+        users,
+        ..WebConfig::default()
+    };
+    let ex = Exporter::start(registry.clone(), ExporterConfig { web, ..exposed }).unwrap();
+    assert_eq!(gauge(), 0.0);
+    drop(ex);
 }

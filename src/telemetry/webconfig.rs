@@ -93,6 +93,18 @@ pub struct WebConfig {
     pub headers: Vec<(String, String)>,
 }
 
+impl WebConfig {
+    /// True if every request must authenticate: basic auth users, or required and verified
+    /// client certificates.
+    pub fn authenticates(&self) -> bool {
+        !self.users.is_empty()
+            || self
+                .tls
+                .as_ref()
+                .is_some_and(|t| t.client_auth == ClientAuth::RequireAndVerify)
+    }
+}
+
 fn err(msg: impl Into<String>) -> CoreError {
     CoreError::config(FIELD, msg)
 }
