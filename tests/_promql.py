@@ -67,8 +67,13 @@ EXTRA_EXPORTED: dict[str, tuple[str, frozenset[str]]] = {
     "exporter_insecure_listeners": ("gauge", frozenset()),
 }
 
-# Series Prometheus itself produces for every target.
-SYNTHETIC: dict[str, frozenset[str]] = {"up": frozenset()}
+# Series the monitoring stack produces itself, not the application: Prometheus's `up` for every
+# target, and the counters of Prometheus and Alertmanager that the meta alerts watch.
+SYNTHETIC: dict[str, frozenset[str]] = {
+    "up": frozenset(),
+    "prometheus_rule_evaluation_failures_total": frozenset({"rule_group"}),
+    "alertmanager_notifications_failed_total": frozenset({"integration"}),
+}
 
 # Labels every scraped series carries (monitoring/prometheus.yml target labels).
 TARGET_LABELS = frozenset({"job", "instance", "service"})
@@ -98,7 +103,7 @@ def series_catalogue(extra: bool = False) -> dict[str, Series]:
         else:
             out[name] = Series(name, kind == "counter", labels)
     for name, labels in SYNTHETIC.items():
-        out[name] = Series(name, False, labels)
+        out[name] = Series(name, name.endswith("_total"), labels)
     return out
 
 
