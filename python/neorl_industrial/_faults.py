@@ -9,12 +9,11 @@ read as numbers, anything else as text.
 
 from __future__ import annotations
 
-import json
 import os
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from ._config_file import read_config_file
 from .exceptions import ConfigError
 
 _SUFFIXES = (".json", ".toml", ".yaml", ".yml")
@@ -27,34 +26,7 @@ def load_faults(source: Any) -> Any:
     if not isinstance(source, (str, os.PathLike)):
         raise ConfigError(f"faults: must be a list of mappings or a file path, got {type(source).__name__}")
     path = Path(source)
-    suffix = path.suffix.lower()
-    if suffix not in _SUFFIXES:
-        raise ConfigError(f"faults: {path} must end in .json, .yaml, .yml or .toml")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise ConfigError(f"faults: cannot read {path}: {e.strerror or e}") from None
-    except (UnicodeDecodeError, ValueError) as e:
-        raise ConfigError(f"faults: cannot read {path}: {e}") from None
-    try:
-        if suffix == ".json":
-            data: Any = json.loads(text)
-        elif suffix == ".toml":
-            import tomllib
-
-            data = tomllib.loads(text)
-        else:
-            try:
-                import yaml
-            except ImportError:
-                raise ConfigError("faults: reading YAML needs PyYAML (pip install pyyaml)") from None
-            data = yaml.safe_load(text)
-    except ConfigError:
-        raise
-    except Exception as e:  # the parsers' own errors name line and column
-        raise ConfigError(f"faults: {path} is not valid {suffix[1:].upper()}: {e}") from None
-    if isinstance(data, Mapping) and set(data) == {"faults"}:
-        data = data["faults"]
+    data = read_config_file(path, "faults", _SUFFIXES)
     if not isinstance(data, list):
         raise ConfigError(f"faults: {path} must hold a list of faults, got {type(data).__name__}")
     return data

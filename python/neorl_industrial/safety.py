@@ -37,6 +37,7 @@ import gymnasium as gym
 import numpy as np
 
 from . import _core
+from ._config_file import read_config_file
 from .exceptions import ConfigError
 from .logging import canonical_fields
 from .metrics import _core_of
@@ -63,34 +64,7 @@ def load_constraints(source: Any) -> Any:
             f"constraints: must be a mapping, a list or a file path, got {type(source).__name__}"
         )
     path = Path(source)
-    suffix = path.suffix.lower()
-    if suffix not in (".toml", ".yaml", ".yml"):
-        raise ConfigError(f"constraints: {path} must end in .yaml, .yml or .toml")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise ConfigError(f"constraints: cannot read {path}: {e.strerror or e}") from None
-    except UnicodeDecodeError as e:
-        raise ConfigError(f"constraints: {path} is not UTF-8 text ({e.reason} at byte {e.start})") from None
-    except ValueError as e:  # e.g. a NUL byte in the path
-        raise ConfigError(f"constraints: cannot read {path!r}: {e}") from None
-    try:
-        if suffix == ".toml":
-            import tomllib
-
-            data: Any = tomllib.loads(text)
-        elif suffix in (".yaml", ".yml"):
-            try:
-                import yaml
-            except ImportError:
-                raise ConfigError("constraints: reading YAML needs PyYAML (pip install pyyaml)") from None
-            data = yaml.safe_load(text)
-    except ConfigError:
-        raise
-    except Exception as e:  # the parsers' own errors name line and column
-        raise ConfigError(f"constraints: {path} is not valid {suffix[1:].upper()}: {e}") from None
-    if isinstance(data, Mapping) and set(data) == {"constraints"}:
-        data = data["constraints"]
+    data = read_config_file(path, "constraints", (".toml", ".yaml", ".yml"))
     if not isinstance(data, (Mapping, list)):
         raise ConfigError(f"constraints: {path} must hold a mapping or a list, got {type(data).__name__}")
     return data
